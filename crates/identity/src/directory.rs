@@ -1,0 +1,686 @@
+//! The directory: the list of a network's members and services, loaded from
+//! one TOML document.
+//!
+//! ```toml
+//! version = 1
+//! trust_domain = "cairn.example"
+//!
+//! [[members]]
+//! id = "uk-aisi"
+//! name = "UK AI Security Institute"
+//! jurisdiction = "GB"
+//! roles = ["submitter", "evaluator", "auditor"]
+//! ca_certificate = """
+//! -----BEGIN CERTIFICATE-----
+//! ...
+//! -----END CERTIFICATE-----
+//! """
+//! sealing_key = { id = "uk-aisi-seal-1", public_key = "<base64 of 32 bytes>" }
+//!
+//! [[members.signing_keys]]
+//! id = "uk-aisi-sign-1"
+//! public_key = "<base64 of 32 bytes>"
+//! valid_from = "2026-01-01T00:00:00Z"
+//! valid_until = "2027-01-01T00:00:00Z"   # optional
+//!
+//! [[services]]
+//! name = "intake"
+//! ca_certificate = "..."
+//! rights = ["append"]
+//! ```
+//!
+//! Unknown keys are refused, and every error names the file and the field
+//! path (`members[1].signing_keys[0].valid_from`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+
+use rustls_pki_types::CertificateDer;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::Error;
+use crate::keys::{SealingPublicKey, VerifyingKey};
+use crate::spiffe::{MemberId, PeerIdentity, is_valid_name, is_valid_trust_domain};
+
+/// The directory format version this code reads.
+pub const DIRECTORY_VERSION: u32 = 1;
+
+/// A member's role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// May submit incidents.
+    Submitter,
+    /// May publish evaluation results.
+    Evaluator,
+    /// Verifies the log.
+    Auditor,
+    /// Cosigns other members' log checkpoints.
+    Witness,
+    /// May publish baselines and order erasures.
+    Governance,
+}
+
+/// A right a service identity can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceRight {
+    /// May append leaves to the audit log.
+    Append,
+}
+
+/// One Ed25519 signing key of a member and when it is valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigningKeyEntry {
+    /// Key id, unique within the member.
+    pub id: String,
+    /// The public key.
+    pub key: VerifyingKey,
+    /// Valid from this instant (inclusive).
+    pub valid_from: OffsetDateTime,
+    /// Valid until this instant (exclusive); open-ended when `None`.
+    pub valid_until: Option<OffsetDateTime>,
+}
+
+impl SigningKeyEntry {
+    /// Whether the key is valid at `at`.
+    pub fn valid_at(&self, at: OffsetDateTime) -> bool {
+        at >= self.valid_from && self.valid_until.is_none_or(|until| at < until)
+    }
+}
+
+/// A member's X25519 sealing key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealingKeyEntry {
+    /// Key id.
+    pub id: String,
+    /// The public key.
+    pub key: SealingPublicKey,
+}
+
+/// A member of the network.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// Member id.
+    pub id: MemberId,
+    /// Display name.
+    pub name: String,
+    /// ISO 3166-1 alpha-2 code or `EU`.
+    pub jurisdiction: String,
+    /// Roles held.
+    pub roles: BTreeSet<Role>,
+    /// The member's own certificate authority (DER).
+    pub ca_certificate: CertificateDer<'static>,
+    /// Signing keys, with validity windows.
+    pub signing_keys: Vec<SigningKeyEntry>,
+    /// The sealing key records are sealed to.
+    pub sealing_key: SealingKeyEntry,
+}
+
+/// Why a signing key could not be used at a given time.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyLookupError {
+    /// The member has no key with that id.
+    #[error("member {member} has no signing key {key_id:?}")]
+    UnknownKey {
+        /// Member id.
+        member: String,
+        /// Key id asked for.
+        key_id: String,
+    },
+    /// The key exists but is not valid at that time.
+    #[error("signing key {key_id:?} of member {member} is not valid at {at}")]
+    NotValidAt {
+        /// Member id.
+        member: String,
+        /// Key id.
+        key_id: String,
+        /// The time asked about (RFC 3339).
+        at: String,
+    },
+}
+
+impl Member {
+    /// Whether the member holds `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// The signing key `key_id`, if it is valid at `at`.
+    pub fn signing_key_at(
+        &self,
+        key_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<&VerifyingKey, KeyLookupError> {
+        let entry = self
+            .signing_keys
+            .iter()
+            .find(|k| k.id == key_id)
+            .ok_or_else(|| KeyLookupError::UnknownKey {
+                member: self.id.to_string(),
+                key_id: key_id.to_owned(),
+            })?;
+        if entry.valid_at(at) {
+            Ok(&entry.key)
+        } else {
+            Err(KeyLookupError::NotValidAt {
+                member: self.id.to_string(),
+                key_id: key_id.to_owned(),
+                at: at.format(&Rfc3339).unwrap_or_default(),
+            })
+        }
+    }
+}
+
+/// One of the network's services.
+#[derive(Clone, Debug)]
+pub struct ServiceEntry {
+    /// `intake`, `evals`, `audit`, …
+    pub name: String,
+    /// The CA that issues this service's certificates (DER).
+    pub ca_certificate: CertificateDer<'static>,
+    /// What the service may do.
+    pub rights: BTreeSet<ServiceRight>,
+}
+
+/// A parsed, validated directory.
+#[derive(Clone, Debug)]
+pub struct Directory {
+    trust_domain: String,
+    members: BTreeMap<MemberId, Member>,
+    services: BTreeMap<String, ServiceEntry>,
+    digest: [u8; 32],
+}
+
+// ---------------------------------------------------------------------------
+// The document form (serde).
+// ---------------------------------------------------------------------------
+
+/// The TOML document, as written to and read from disk.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryDocument {
+    /// Must be 1.
+    pub version: u32,
+    /// The network's trust domain, e.g. `cairn.example`.
+    pub trust_domain: String,
+    /// Members.
+    #[serde(default)]
+    pub members: Vec<MemberDocument>,
+    /// Services.
+    #[serde(default)]
+    pub services: Vec<ServiceDocument>,
+}
+
+/// A member in the document.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberDocument {
+    /// Member id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// ISO 3166-1 alpha-2 or `EU`.
+    pub jurisdiction: String,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// PEM of the member's CA certificate.
+    pub ca_certificate: String,
+    /// The sealing key.
+    pub sealing_key: KeyDocument,
+    /// Signing keys.
+    pub signing_keys: Vec<SigningKeyDocument>,
+}
+
+/// A key id and base64 public key.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyDocument {
+    /// Key id.
+    pub id: String,
+    /// Base64 of the raw 32-byte public key.
+    pub public_key: String,
+}
+
+/// A signing key in the document.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyDocument {
+    /// Key id.
+    pub id: String,
+    /// Base64 of the raw 32-byte Ed25519 public key.
+    pub public_key: String,
+    /// RFC 3339.
+    pub valid_from: String,
+    /// RFC 3339; open-ended when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+}
+
+/// A service in the document.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceDocument {
+    /// Service name.
+    pub name: String,
+    /// PEM of the CA that issues the service's certificates.
+    pub ca_certificate: String,
+    /// Rights.
+    #[serde(default)]
+    pub rights: Vec<ServiceRight>,
+}
+
+impl DirectoryDocument {
+    /// Renders the document as TOML.
+    pub fn to_toml(&self) -> String {
+        // Serializing these plain structs cannot fail.
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+/// ISO 3166-1 alpha-2 codes (officially assigned), plus `EU`.
+const JURISDICTIONS: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW EU";
+
+/// Whether `code` is an ISO 3166-1 alpha-2 code or `EU`.
+pub fn is_valid_jurisdiction(code: &str) -> bool {
+    code.len() == 2 && JURISDICTIONS.split(' ').any(|c| c == code)
+}
+
+fn parse_time(text: &str) -> Result<OffsetDateTime, String> {
+    OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("not an RFC 3339 timestamp ({e})"))
+}
+
+fn parse_ca(pem: &str) -> Result<CertificateDer<'static>, String> {
+    let certs = crate::tls::parse_certificates(pem.as_bytes()).map_err(|e| e.to_string())?;
+    match certs.as_slice() {
+        [one] => {
+            let (_, cert) = x509_parser::parse_x509_certificate(one)
+                .map_err(|e| format!("not a valid X.509 certificate ({e})"))?;
+            if !cert.is_ca() {
+                return Err("certificate is not a CA (basicConstraints cA is false)".into());
+            }
+            Ok(one.clone())
+        }
+        [] => Err("no certificate".into()),
+        _ => Err("more than one certificate; give exactly the CA certificate".into()),
+    }
+}
+
+impl Directory {
+    /// Parses and validates a directory document. `source_name` (usually
+    /// the file name) appears in every error.
+    pub fn parse(bytes: &[u8], source_name: &str) -> Result<Self, Error> {
+        let err = |field: String, detail: String| Error::Directory {
+            source_name: source_name.to_owned(),
+            field,
+            detail,
+        };
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| err("document".into(), format!("not UTF-8 ({e})")))?;
+        let doc: DirectoryDocument = toml::from_str(text)
+            .map_err(|e| err("document".into(), e.to_string().trim().replace('\n', " ")))?;
+        let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+        let mut dir = Self::from_document(doc, source_name)?;
+        dir.digest.copy_from_slice(digest.as_ref());
+        Ok(dir)
+    }
+
+    /// Reads and validates a directory file.
+    pub fn load(path: &Path) -> Result<Self, Error> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&bytes, &path.display().to_string())
+    }
+
+    /// Validates a document.
+    pub fn from_document(doc: DirectoryDocument, source_name: &str) -> Result<Self, Error> {
+        let err = |field: String, detail: String| Error::Directory {
+            source_name: source_name.to_owned(),
+            field,
+            detail,
+        };
+        if doc.version != DIRECTORY_VERSION {
+            return Err(err(
+                "version".into(),
+                format!(
+                    "unsupported version {}, this build reads {DIRECTORY_VERSION}",
+                    doc.version
+                ),
+            ));
+        }
+        if !is_valid_trust_domain(&doc.trust_domain) {
+            return Err(err(
+                "trust_domain".into(),
+                format!("{:?} is not a lowercase DNS name", doc.trust_domain),
+            ));
+        }
+        let mut members = BTreeMap::new();
+        for (i, m) in doc.members.into_iter().enumerate() {
+            let at = |f: &str| format!("members[{i}].{f}");
+            let id =
+                MemberId::parse(&m.id).map_err(|e| err(at("id"), format!("{:?}: {e}", m.id)))?;
+            if m.name.trim().is_empty() {
+                return Err(err(at("name"), "must not be empty".into()));
+            }
+            if !is_valid_jurisdiction(&m.jurisdiction) {
+                return Err(err(
+                    at("jurisdiction"),
+                    format!(
+                        "{:?} is not an ISO 3166-1 alpha-2 code or EU",
+                        m.jurisdiction
+                    ),
+                ));
+            }
+            if m.roles.is_empty() {
+                return Err(err(at("roles"), "a member needs at least one role".into()));
+            }
+            let ca_certificate =
+                parse_ca(&m.ca_certificate).map_err(|d| err(at("ca_certificate"), d))?;
+            let sealing = SealingPublicKey::from_base64(&m.sealing_key.public_key)
+                .map_err(|p| err(at("sealing_key.public_key"), p.to_string()))?;
+            if m.sealing_key.id.is_empty() {
+                return Err(err(at("sealing_key.id"), "must not be empty".into()));
+            }
+            if m.signing_keys.is_empty() {
+                return Err(err(
+                    at("signing_keys"),
+                    "a member needs at least one signing key".into(),
+                ));
+            }
+            let mut signing_keys: Vec<SigningKeyEntry> = Vec::with_capacity(m.signing_keys.len());
+            for (j, k) in m.signing_keys.into_iter().enumerate() {
+                let at = |f: &str| format!("members[{i}].signing_keys[{j}].{f}");
+                if k.id.is_empty() {
+                    return Err(err(at("id"), "must not be empty".into()));
+                }
+                if signing_keys.iter().any(|e| e.id == k.id) {
+                    return Err(err(at("id"), format!("duplicate key id {:?}", k.id)));
+                }
+                let key = VerifyingKey::from_base64(&k.public_key)
+                    .map_err(|p| err(at("public_key"), p.to_string()))?;
+                let valid_from = parse_time(&k.valid_from).map_err(|d| err(at("valid_from"), d))?;
+                let valid_until = k
+                    .valid_until
+                    .as_deref()
+                    .map(parse_time)
+                    .transpose()
+                    .map_err(|d| err(at("valid_until"), d))?;
+                if valid_until.is_some_and(|u| u <= valid_from) {
+                    return Err(err(at("valid_until"), "must be after valid_from".into()));
+                }
+                signing_keys.push(SigningKeyEntry {
+                    id: k.id,
+                    key,
+                    valid_from,
+                    valid_until,
+                });
+            }
+            let member = Member {
+                id: id.clone(),
+                name: m.name,
+                jurisdiction: m.jurisdiction,
+                roles: m.roles.into_iter().collect(),
+                ca_certificate,
+                signing_keys,
+                sealing_key: SealingKeyEntry {
+                    id: m.sealing_key.id,
+                    key: sealing,
+                },
+            };
+            if members.insert(id.clone(), member).is_some() {
+                return Err(err(at("id"), format!("duplicate member id {id}")));
+            }
+        }
+        let mut services = BTreeMap::new();
+        for (i, s) in doc.services.into_iter().enumerate() {
+            let at = |f: &str| format!("services[{i}].{f}");
+            if !is_valid_name(&s.name) {
+                return Err(err(
+                    at("name"),
+                    format!("{:?} is not a valid service name", s.name),
+                ));
+            }
+            let ca_certificate =
+                parse_ca(&s.ca_certificate).map_err(|d| err(at("ca_certificate"), d))?;
+            let entry = ServiceEntry {
+                name: s.name.clone(),
+                ca_certificate,
+                rights: s.rights.into_iter().collect(),
+            };
+            if services.insert(s.name.clone(), entry).is_some() {
+                return Err(err(at("name"), format!("duplicate service {:?}", s.name)));
+            }
+        }
+        Ok(Self {
+            trust_domain: doc.trust_domain,
+            members,
+            services,
+            digest: [0; 32],
+        })
+    }
+
+    /// The network's trust domain.
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// SHA-256 of the document bytes this directory was parsed from (zero
+    /// when built from a document in memory).
+    pub fn digest(&self) -> &[u8; 32] {
+        &self.digest
+    }
+
+    /// A member by id.
+    pub fn member(&self, id: &str) -> Option<&Member> {
+        MemberId::parse(id)
+            .ok()
+            .and_then(|id| self.members.get(&id))
+    }
+
+    /// All members, ordered by id.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.members.values()
+    }
+
+    /// A service by name.
+    pub fn service(&self, name: &str) -> Option<&ServiceEntry> {
+        self.services.get(name)
+    }
+
+    /// All services, ordered by name.
+    pub fn services(&self) -> impl Iterator<Item = &ServiceEntry> {
+        self.services.values()
+    }
+
+    /// The CA that must have issued a certificate claiming `identity`, or
+    /// `None` when the directory does not know the identity.
+    pub fn ca_for(&self, identity: &PeerIdentity) -> Option<&CertificateDer<'static>> {
+        match identity {
+            PeerIdentity::Member { id, .. } => self.members.get(id).map(|m| &m.ca_certificate),
+            PeerIdentity::Service { name } => self.services.get(name).map(|s| &s.ca_certificate),
+        }
+    }
+}
+
+/// A directory that can be replaced while services run (reload), shared by
+/// the TLS verifiers and the handlers.
+#[derive(Clone, Debug)]
+pub struct DirectoryHandle {
+    inner: Arc<RwLock<Arc<Directory>>>,
+}
+
+impl DirectoryHandle {
+    /// Wraps `directory`.
+    pub fn new(directory: Directory) -> Self {
+        Self {
+            inner: Arc::new(RwLock::new(Arc::new(directory))),
+        }
+    }
+
+    /// The directory in force now.
+    pub fn current(&self) -> Arc<Directory> {
+        match self.inner.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the directory; new connections and requests see the new one.
+    /// The trust domain cannot change.
+    pub fn replace(&self, directory: Directory) -> Result<(), Error> {
+        let current = self.current();
+        if current.trust_domain() != directory.trust_domain() {
+            return Err(Error::Directory {
+                source_name: "reload".into(),
+                field: "trust_domain".into(),
+                detail: format!(
+                    "cannot change from {:?} to {:?} while running",
+                    current.trust_domain(),
+                    directory.trust_domain()
+                ),
+            });
+        }
+        let mut guard = match self.inner.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(directory);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devpki::{DevPki, DevPkiSpec};
+
+    fn example() -> (DevPki, String) {
+        let pki = DevPki::generate(&DevPkiSpec::example()).unwrap();
+        let text = pki.directory.to_toml();
+        (pki, text)
+    }
+
+    fn parse_err(text: &str) -> String {
+        Directory::parse(text.as_bytes(), "net.toml")
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let (_, text) = example();
+        let dir = Directory::parse(text.as_bytes(), "net.toml").unwrap();
+        assert_eq!(dir.trust_domain(), "cairn.example");
+        assert_eq!(dir.member("eu-aio").unwrap().jurisdiction, "EU");
+        assert_eq!(
+            dir.digest(),
+            ring::digest::digest(&ring::digest::SHA256, text.as_bytes()).as_ref()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_file_and_field() {
+        let (pki, text) = example();
+        let jp = "jurisdiction = \"JP\"";
+        assert!(text.contains(jp));
+        let e = parse_err(&text.replacen(jp, "jurisdiction = \"XX\"", 1));
+        assert!(e.starts_with("net.toml: members[1].jurisdiction:"), "{e}");
+
+        let mut doc = pki.directory.clone();
+        doc.members[2].signing_keys[0].public_key = "AAAA".into();
+        let e = parse_err(&doc.to_toml());
+        assert!(
+            e.contains("members[2].signing_keys[0].public_key: key is 3 bytes, expected 32"),
+            "{e}"
+        );
+
+        let mut doc = pki.directory.clone();
+        doc.members[0].signing_keys[0].valid_from = "yesterday".into();
+        assert!(
+            parse_err(&doc.to_toml())
+                .contains("members[0].signing_keys[0].valid_from: not an RFC 3339")
+        );
+
+        let mut doc = pki.directory.clone();
+        doc.members[0].ca_certificate =
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into();
+        assert!(parse_err(&doc.to_toml()).contains("members[0].ca_certificate: not a valid X.509"));
+
+        let mut doc = pki.directory.clone();
+        doc.members[1].id = doc.members[0].id.clone();
+        assert!(parse_err(&doc.to_toml()).contains("duplicate member id"));
+
+        let mut doc = pki.directory.clone();
+        doc.members[0].roles.clear();
+        assert!(
+            parse_err(&doc.to_toml())
+                .contains("members[0].roles: a member needs at least one role")
+        );
+
+        // A leaf certificate is not a CA.
+        let mut doc = pki.directory.clone();
+        doc.members[0].ca_certificate = pki.members[0].tls.cert_pem.clone();
+        assert!(parse_err(&doc.to_toml()).contains("is not a CA"));
+
+        assert!(
+            parse_err("version = 2\ntrust_domain = \"x.example\"")
+                .contains("version: unsupported version 2")
+        );
+        let e = parse_err("version = 1\ntrust_domain = \"x.example\"\nsurprise = 1");
+        assert!(
+            e.contains("document:") && e.contains("unknown field `surprise`"),
+            "{e}"
+        );
+        assert!(parse_err("version = 1\ntrust_domain = \"Bad Domain\"").contains("trust_domain:"));
+        let e = Directory::parse(&[0xff, 0xfe], "bin.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("bin.toml: document: not UTF-8"), "{e}");
+    }
+
+    #[test]
+    fn signing_keys_respect_their_validity_window() {
+        let (pki, _) = example();
+        let mut doc = pki.directory.clone();
+        doc.members[0].signing_keys[0].valid_from = "2026-01-01T00:00:00Z".into();
+        doc.members[0].signing_keys[0].valid_until = Some("2026-06-01T00:00:00Z".into());
+        let id = doc.members[0].id.clone();
+        let dir = Directory::from_document(doc, "t").unwrap();
+        let m = dir.member(&id).unwrap();
+        let key_id = m.signing_keys[0].id.clone();
+        let t = |s: &str| OffsetDateTime::parse(s, &Rfc3339).unwrap();
+        assert!(m.signing_key_at(&key_id, t("2026-03-01T00:00:00Z")).is_ok());
+        assert!(matches!(
+            m.signing_key_at(&key_id, t("2025-12-31T23:59:59Z")),
+            Err(KeyLookupError::NotValidAt { .. })
+        ));
+        assert!(matches!(
+            m.signing_key_at(&key_id, t("2026-06-01T00:00:00Z")),
+            Err(KeyLookupError::NotValidAt { .. })
+        ));
+        assert!(matches!(
+            m.signing_key_at("nope", t("2026-03-01T00:00:00Z")),
+            Err(KeyLookupError::UnknownKey { .. })
+        ));
+    }
+
+    #[test]
+    fn reload_cannot_change_the_trust_domain() {
+        let (pki, _) = example();
+        let handle = DirectoryHandle::new(pki.directory().unwrap());
+        let mut doc = pki.directory.clone();
+        doc.trust_domain = "other.example".into();
+        let other = Directory::from_document(doc, "t").unwrap();
+        assert!(handle.replace(other).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = Directory::parse(&bytes, "fuzz");
+        }
+    }
+}
