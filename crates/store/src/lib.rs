@@ -1,0 +1,209 @@
+//! Storage for cairn: one small interface ([`Store`]), the embedded default
+//! backend ([`SledStore`]) and a conformance suite ([`conformance`]) that
+//! every backend must pass.
+//!
+//! The interface is a set of named keyspaces ("namespaces") of byte keys and
+//! byte values, ordered by key, with atomic conditional batches: a
+//! [`WriteBatch`] either applies entirely or — when one of its preconditions
+//! does not hold — not at all. That is all the record services and the
+//! audit log need (idempotency by insert-if-absent, sequence counters by
+//! compare-and-swap, cursors by ordered scans), and it maps directly onto
+//! SQL transactions, so a PostgreSQL-wire backend (PostgreSQL, CockroachDB,
+//! YugabyteDB) can be added without touching the services.
+//!
+//! **Durability contract:** when [`Store::commit`] returns `Ok`, the batch
+//! survives the process being killed and, for backends that say so (sled
+//! here: see [`SledStore`]), the machine losing power.
+//!
+//! This crate must not know what records, leaves or receipts mean: it
+//! stores bytes.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod conformance;
+mod sled_store;
+
+use async_trait::async_trait;
+
+pub use sled_store::{SledStore, SledStoreConfig};
+
+/// Everything a store can refuse or fail at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A precondition of a batch did not hold; nothing was written.
+    #[error("conflict on {namespace}/{key}: the stored value is not the expected one")]
+    Conflict {
+        /// Namespace of the failed precondition.
+        namespace: String,
+        /// Key (lossy UTF-8, for people).
+        key: String,
+    },
+    /// A namespace name is not `[a-z][a-z0-9_]{0,31}`.
+    #[error("invalid namespace {0:?}")]
+    InvalidNamespace(String),
+    /// A value is larger than the backend accepts.
+    #[error("value of {len} bytes exceeds the limit of {limit}")]
+    ValueTooLarge {
+        /// Its length.
+        len: usize,
+        /// The backend's limit.
+        limit: usize,
+    },
+    /// The backend failed (I/O, corruption, connection).
+    #[error("storage backend: {0}")]
+    Backend(String),
+    /// A file operation failed.
+    #[error("storage {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// One entry of a scan.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// An operation in a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Set `key` to `value`.
+    Put {
+        /// Namespace.
+        namespace: &'static str,
+        /// Key.
+        key: Vec<u8>,
+        /// Value.
+        value: Vec<u8>,
+    },
+    /// Remove `key` (absent is fine).
+    Delete {
+        /// Namespace.
+        namespace: &'static str,
+        /// Key.
+        key: Vec<u8>,
+    },
+    /// Precondition: `key` currently holds `value` (`None`: is absent).
+    Expect {
+        /// Namespace.
+        namespace: &'static str,
+        /// Key.
+        key: Vec<u8>,
+        /// The expected value.
+        value: Option<Vec<u8>>,
+    },
+}
+
+/// An atomic, conditional group of writes. Preconditions are checked
+/// against the state before the batch; if all hold, every write applies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteBatch {
+    ops: Vec<Op>,
+}
+
+impl WriteBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(
+        &mut self,
+        namespace: &'static str,
+        key: impl Into<Vec<u8>>,
+        value: impl Into<Vec<u8>>,
+    ) -> &mut Self {
+        self.ops.push(Op::Put {
+            namespace,
+            key: key.into(),
+            value: value.into(),
+        });
+        self
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, namespace: &'static str, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::Delete {
+            namespace,
+            key: key.into(),
+        });
+        self
+    }
+
+    /// Requires `key` to be absent.
+    pub fn expect_absent(&mut self, namespace: &'static str, key: impl Into<Vec<u8>>) -> &mut Self {
+        self.ops.push(Op::Expect {
+            namespace,
+            key: key.into(),
+            value: None,
+        });
+        self
+    }
+
+    /// Requires `key` to hold `value` (`None`: absent).
+    pub fn expect(
+        &mut self,
+        namespace: &'static str,
+        key: impl Into<Vec<u8>>,
+        value: Option<Vec<u8>>,
+    ) -> &mut Self {
+        self.ops.push(Op::Expect {
+            namespace,
+            key: key.into(),
+            value,
+        });
+        self
+    }
+
+    /// The operations, in order.
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    /// Whether the batch has no operations.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Checks a namespace name: `[a-z][a-z0-9_]{0,31}`.
+pub fn check_namespace(namespace: &str) -> Result<(), StoreError> {
+    let b = namespace.as_bytes();
+    let ok = (1..=32).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidNamespace(namespace.to_owned()))
+    }
+}
+
+/// The storage interface of cairn services.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The value of `key`, if any.
+    async fn get(&self, namespace: &'static str, key: &[u8])
+    -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` entries with `start <= key < end` (`end` `None`: to the
+    /// end of the namespace), in ascending key order.
+    async fn scan(
+        &self,
+        namespace: &'static str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError>;
+
+    /// Applies `batch` atomically and durably, or returns
+    /// [`StoreError::Conflict`] and writes nothing.
+    async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError>;
+
+    /// The largest value this backend stores.
+    fn max_value_len(&self) -> usize;
+}
