@@ -1,0 +1,81 @@
+//! `cairn`: what a member of a cairn network does by hand.
+//!
+//! This binary parses arguments, calls the libraries and prints results; it
+//! must not hold logic that belongs in a library crate. Commands available
+//! now: `cairn dev pki` (create or reuse a development PKI and prove that it
+//! works end to end) and `cairn keys generate`.
+
+mod dev;
+mod keys;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// cairn: share AI-risk information as signed, encrypted records.
+#[derive(Parser, Debug)]
+#[command(name = "cairn", version, about)]
+struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log filter (e.g. `info`, `cairn=debug`); also RUST_LOG.
+    #[arg(long, global = true, env = "CAIRN_LOG", default_value = "warn")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Development tools: a local PKI for trying cairn.
+    #[command(subcommand)]
+    Dev(dev::DevCommand),
+    /// Member keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+}
+
+/// Exit codes scripts can rely on.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A check failed (the command ran, the answer is "no").
+    pub const CHECK_FAILED: u8 = 1;
+    /// Bad usage or input (files, arguments).
+    pub const USAGE: u8 = 2;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::USAGE);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Dev(cmd) => dev::run(cmd, cli.json).await,
+            Command::Keys(cmd) => keys::run(cmd, cli.json),
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
