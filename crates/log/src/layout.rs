@@ -1,0 +1,94 @@
+//! How the log is laid out in the store.
+//!
+//! | namespace | key | value |
+//! |---|---|---|
+//! | `log_state` | `state` | tree size (u64 BE), root (32), checkpoint note |
+//! | `log_tiles` | tile level (u8), tile index (u64 BE), first offset (u16 BE) | hashes from that offset |
+//! | `log_entries` | bundle index (u64 BE), first offset (u16 BE) | C2SP bundle of entries from that offset |
+//! | `log_leaf_index` | leaf hash (32) | leaf index (u64 BE) |
+//! | `log_cosigned` | `latest` | the latest checkpoint note with witness cosignatures |
+//!
+//! A tile (or bundle) that fills up is rewritten as one value at offset 0
+//! and its other segments are deleted, in the same batch.
+
+use cairn_tlog::Hash;
+
+use crate::error::LogError;
+
+pub const NS_STATE: &str = "log_state";
+pub const NS_TILES: &str = "log_tiles";
+pub const NS_ENTRIES: &str = "log_entries";
+pub const NS_LEAF_INDEX: &str = "log_leaf_index";
+pub const NS_COSIGNED: &str = "log_cosigned";
+pub const STATE_KEY: &[u8] = b"state";
+pub const COSIGNED_KEY: &[u8] = b"latest";
+
+pub fn tile_prefix(level: u8, index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(11);
+    k.push(level);
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+pub fn tile_key(level: u8, index: u64, offset: u16) -> Vec<u8> {
+    let mut k = tile_prefix(level, index);
+    k.extend_from_slice(&offset.to_be_bytes());
+    k
+}
+
+pub fn bundle_prefix(index: u64) -> Vec<u8> {
+    index.to_be_bytes().to_vec()
+}
+
+pub fn bundle_key(index: u64, offset: u16) -> Vec<u8> {
+    let mut k = bundle_prefix(index);
+    k.extend_from_slice(&offset.to_be_bytes());
+    k
+}
+
+/// The persisted head of the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredState {
+    pub size: u64,
+    pub root: Hash,
+    pub checkpoint: String,
+}
+
+impl StoredState {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(40 + self.checkpoint.len());
+        out.extend_from_slice(&self.size.to_be_bytes());
+        out.extend_from_slice(&self.root);
+        out.extend_from_slice(self.checkpoint.as_bytes());
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, LogError> {
+        if bytes.len() < 40 {
+            return Err(LogError::Corrupt("state record too short".into()));
+        }
+        let mut size = [0u8; 8];
+        size.copy_from_slice(&bytes[..8]);
+        let mut root = [0u8; 32];
+        root.copy_from_slice(&bytes[8..40]);
+        let checkpoint = String::from_utf8(bytes[40..].to_vec())
+            .map_err(|_| LogError::Corrupt("checkpoint is not UTF-8".into()))?;
+        Ok(Self {
+            size: u64::from_be_bytes(size),
+            root,
+            checkpoint,
+        })
+    }
+}
+
+/// Prefix successor, for scanning one tile's or bundle's segments.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0xff; prefix.len() + 1]
+}

@@ -1,0 +1,26 @@
+//! The audit log engine: an RFC 9162 Merkle log kept as C2SP tiles in a
+//! [`cairn_store::Store`], grown by a pipeline with named stages, and the
+//! witness that cosigns other logs.
+//!
+//! - [`Log`]: appends go through **sequence** (assign indexes to a batch),
+//!   **integrate** (extend the tree's right edge, complete tiles, compute the
+//!   root) and **publish** (sign a C2SP checkpoint), then one atomic,
+//!   durable store commit for the whole batch — appends arriving together
+//!   share one fsync and one log signature — and every leaf gets its receipt
+//!   (checkpoint plus inclusion proof) at once. Proofs read O(log n) tiles.
+//! - [`witness::Witness`]: per-origin state of the last cosigned checkpoint,
+//!   advanced only with a valid consistency proof, atomically.
+//!
+//! This crate must not know gRPC, TLS or what a leaf means: leaves are
+//! bytes.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod engine;
+mod error;
+mod layout;
+mod nodes;
+pub mod witness;
+
+pub use engine::{Log, LogConfig, Receipt, Snapshot};
+pub use error::LogError;
