@@ -285,6 +285,9 @@ pub struct DevMember {
     pub sealing_key: SealingKey,
     /// Its PKCS#8 PEM.
     pub sealing_key_pem: Zeroizing<String>,
+    /// For members with the witness role: the Ed25519 cosigning key
+    /// (PKCS#8 PEM) of their witness.
+    pub witness_key_pem: Option<Zeroizing<String>>,
 }
 
 /// Everything made for one service.
@@ -293,6 +296,16 @@ pub struct DevService {
     pub name: String,
     /// Its TLS certificate (server and client).
     pub tls: IssuedCert,
+}
+
+/// The origin (and key name) of the dev network's audit log.
+pub fn log_origin(trust_domain: &str) -> String {
+    format!("{trust_domain}/audit")
+}
+
+/// The cosigner name of member `id`'s witness.
+pub fn witness_name(trust_domain: &str, id: &str) -> String {
+    format!("{trust_domain}/witness/{id}")
 }
 
 /// A generated development PKI.
@@ -305,6 +318,8 @@ pub struct DevPki {
     pub service_ca: DevCa,
     /// Services.
     pub services: Vec<DevService>,
+    /// The audit log's Ed25519 checkpoint-signing key (PKCS#8 PEM).
+    pub log_key_pem: Zeroizing<String>,
     /// The directory listing all of it.
     pub directory: DirectoryDocument,
 }
@@ -331,6 +346,10 @@ pub mod layout {
     pub const SEALING_KEY: &str = "sealing.key.pem";
     /// The key ids of a member's keys, one per line: signing, sealing.
     pub const KEY_IDS: &str = "key-ids.txt";
+    /// A witness's Ed25519 cosigning key (PKCS#8), in `members/<id>/`.
+    pub const WITNESS_KEY: &str = "witness.key.pem";
+    /// The audit log's Ed25519 checkpoint key (PKCS#8), in `services/audit/`.
+    pub const LOG_KEY: &str = "log.key.pem";
 }
 
 impl DevPki {
@@ -355,6 +374,11 @@ impl DevPki {
             let tls = ca.issue(&LeafSpec::member(td, &m.id))?;
             let (signing_key, signing_key_pem) = SigningKey::generate(format!("{}-sign-1", m.id))?;
             let (sealing_key, sealing_key_pem) = SealingKey::generate(format!("{}-seal-1", m.id))?;
+            let witness_key_pem = if m.roles.contains(&Role::Witness) {
+                Some(SigningKey::generate("witness")?.1)
+            } else {
+                None
+            };
             member_docs.push(MemberDocument {
                 id: m.id.clone(),
                 name: m.name.clone(),
@@ -380,6 +404,7 @@ impl DevPki {
                 signing_key_pem,
                 sealing_key,
                 sealing_key_pem,
+                witness_key_pem,
             });
         }
         let service_ca = DevCa::new("cairn services CA")?;
@@ -403,11 +428,13 @@ impl DevPki {
             members: member_docs,
             services: service_docs,
         };
+        let log_key_pem = SigningKey::generate("log")?.1;
         Ok(Self {
             trust_domain: td.to_owned(),
             members,
             service_ca,
             services,
+            log_key_pem,
             directory,
         })
     }
@@ -446,6 +473,9 @@ impl DevPki {
             write_file(&d.join(SEALING_KEY), m.sealing_key_pem.as_bytes(), true)?;
             let ids = format!("{}\n{}\n", m.signing_key.key_id(), m.sealing_key.key_id());
             write_file(&d.join(KEY_IDS), ids.as_bytes(), false)?;
+            if let Some(pem) = &m.witness_key_pem {
+                write_file(&d.join(WITNESS_KEY), pem.as_bytes(), true)?;
+            }
         }
         let s = dir.join(SERVICES);
         write_file(
@@ -459,6 +489,11 @@ impl DevPki {
             write_file(&d.join(TLS_CERT), svc.tls.cert_pem.as_bytes(), false)?;
             write_file(&d.join(TLS_KEY), svc.tls.key_pem.as_bytes(), true)?;
         }
+        write_file(
+            &s.join("audit").join(LOG_KEY),
+            self.log_key_pem.as_bytes(),
+            true,
+        )?;
         Ok(())
     }
 }

@@ -54,6 +54,14 @@ pub enum Error {
     /// rustls refused a configuration.
     #[error("tls configuration: {0}")]
     Tls(#[from] rustls::Error),
+    /// Connecting to a service failed.
+    #[error("connecting to {addr}: {detail}")]
+    Connect {
+        /// The address.
+        addr: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// Certificate generation failed.
     #[error("certificate generation: {0}")]
     CertificateGeneration(#[from] rcgen::Error),

@@ -30,6 +30,14 @@ fn pkcs8_from_pem(what: &str, pem: &[u8]) -> Result<PrivatePkcs8KeyDer<'static>,
         .map_err(|_| Error::key(what, KeyProblem::NoPemBlock("PRIVATE KEY")))
 }
 
+/// Reads the PKCS#8 DER of a `PRIVATE KEY` PEM file (any algorithm), for
+/// keys other crates parse themselves (e.g. a log's note-signing key).
+pub fn load_pkcs8_der(path: &std::path::Path) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| Error::io(path, e))?);
+    let der = pkcs8_from_pem(&path.display().to_string(), &bytes)?;
+    Ok(Zeroizing::new(der.secret_pkcs8_der().to_vec()))
+}
+
 fn random_bytes<const N: usize>() -> Zeroizing<[u8; N]> {
     let mut out = Zeroizing::new([0u8; N]);
     // The system RNG failing is an unrecoverable environment fault, not

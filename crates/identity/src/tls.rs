@@ -333,7 +333,8 @@ impl ServerCertVerifier for ServiceServerVerifier {
 }
 
 /// A TLS 1.3 server configuration that requires client certificates checked
-/// against `directory`, and speaks HTTP/2 (gRPC).
+/// against `directory`, and speaks HTTP/2 (gRPC) or HTTP/1.1 (plain HTTPS
+/// readers such as tile clients).
 pub fn server_config(
     identity: &TlsIdentity,
     directory: DirectoryHandle,
@@ -342,7 +343,7 @@ pub fn server_config(
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(Arc::new(DirectoryClientVerifier::new(directory)))
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
@@ -539,4 +540,33 @@ impl tokio_stream::Stream for TlsIncoming {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.rx.poll_recv(cx)
     }
+}
+
+/// A gRPC channel to the cairn service at `addr` over mutual TLS with
+/// `config` (see [`client_config`]); connects lazily and reconnects as
+/// needed.
+pub fn channel(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+) -> Result<tonic::transport::Channel, Error> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| Error::Connect {
+            addr: addr.to_string(),
+            detail: e.to_string(),
+        })?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true);
+    let connector = tokio_rustls::TlsConnector::from(config);
+    Ok(endpoint.connect_with_connector_lazy(tower::service_fn(
+        move |_uri: tonic::transport::Uri| {
+            let connector = connector.clone();
+            async move {
+                let tcp = TcpStream::connect(addr).await?;
+                tcp.set_nodelay(true)?;
+                let name = ServerName::IpAddress(addr.ip().into());
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(tls))
+            }
+        },
+    )))
 }

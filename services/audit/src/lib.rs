@@ -1,0 +1,167 @@
+//! `cairn-audit`: the gRPC face of the audit log ([`cairn_log`]) and of the
+//! witness, plus the log's C2SP tiles over HTTPS on the same port.
+//!
+//! This crate wires libraries together: mTLS from `cairn-identity`, the
+//! pipeline and witness from `cairn-log`, storage from `cairn-store`. It
+//! must not hold log logic of its own. Appends are allowed only to service
+//! identities that the directory grants the `append` right; every other
+//! call is open to any authenticated member or service.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod grpc;
+pub mod status;
+mod tiles_http;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use cairn_identity::tls::{self, TlsIdentity, TlsIncoming};
+use cairn_identity::{Directory, DirectoryHandle};
+use cairn_log::witness::Witness;
+use cairn_log::{Log, LogConfig};
+use cairn_proto::audit::v1::audit_log_server::AuditLogServer;
+use cairn_proto::audit::v1::witness_server::WitnessServer;
+use cairn_store::{SledStore, SledStoreConfig, Store};
+use cairn_tlog::note::{ALG_COSIGNATURE_V1, ALG_ED25519, NoteSigner, VerifierKey};
+use tokio::net::TcpListener;
+
+pub use grpc::{AuditService, WitnessService};
+
+/// Everything `cairn-audit` needs to run.
+#[derive(Clone, Debug)]
+pub struct AuditConfig {
+    /// Address to listen on (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Where the sled store lives.
+    pub data_dir: PathBuf,
+    /// The network directory file.
+    pub directory: PathBuf,
+    /// This service's TLS certificate chain (PEM).
+    pub tls_cert: PathBuf,
+    /// Its private key (PEM).
+    pub tls_key: PathBuf,
+    /// The log's Ed25519 signing key (PKCS#8 PEM).
+    pub log_key: PathBuf,
+    /// The log's origin (checkpoint origin line and key name).
+    pub origin: String,
+    /// Witness mode: the cosigner's Ed25519 key (PKCS#8 PEM) and name.
+    pub witness: Option<WitnessConfig>,
+}
+
+/// Witness mode settings.
+#[derive(Clone, Debug)]
+pub struct WitnessConfig {
+    /// The cosigning key file.
+    pub key: PathBuf,
+    /// The cosigner name.
+    pub name: String,
+    /// Verifier keys of the logs this witness follows.
+    pub logs: Vec<String>,
+}
+
+/// A running audit service.
+pub struct RunningAudit {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The log.
+    pub log: Log,
+    /// The log's verifier key.
+    pub log_verifier: VerifierKey,
+    /// The witness's verifier key, in witness mode.
+    pub witness_verifier: Option<VerifierKey>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningAudit {
+    /// Stops serving and waits for the server and the sequencer.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(());
+        self.server
+            .await
+            .context("server task")?
+            .context("server")?;
+        self.log.close().await;
+        Ok(())
+    }
+}
+
+/// Opens the store and the log and starts serving.
+pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
+    let directory = Directory::load(&config.directory)?;
+    let directory = DirectoryHandle::new(directory);
+    let identity = TlsIdentity::load(&config.tls_cert, &config.tls_key)?;
+    let log_der = cairn_identity::keys::load_pkcs8_der(&config.log_key)?;
+    let signer = Arc::new(
+        NoteSigner::from_pkcs8(&config.origin, ALG_ED25519, &log_der)
+            .with_context(|| format!("log key {}", config.log_key.display()))?,
+    );
+    let log_verifier = signer.verifier().clone();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(SledStoreConfig::new(&config.data_dir))?);
+    let log = Log::open(store.clone(), LogConfig::new(signer)).await?;
+
+    let witness = match &config.witness {
+        Some(w) => {
+            let der = cairn_identity::keys::load_pkcs8_der(&w.key)?;
+            let cosigner = Arc::new(
+                NoteSigner::from_pkcs8(&w.name, ALG_COSIGNATURE_V1, &der)
+                    .with_context(|| format!("witness key {}", w.key.display()))?,
+            );
+            let logs = w
+                .logs
+                .iter()
+                .map(|k| VerifierKey::parse(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(Arc::new(Witness::new(store.clone(), cosigner, logs)))
+        }
+        None => None,
+    };
+    let witness_verifier = witness.as_ref().map(|w| w.verifier().clone());
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let server_config = tls::server_config(&identity, directory.clone())?;
+    let incoming = TlsIncoming::new(listener, server_config, directory.clone());
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AuditLogServer<AuditService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cairn_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let mut routes = tonic::service::Routes::new(health_service)
+        .add_service(reflection)
+        .add_service(AuditLogServer::new(AuditService::new(
+            log.clone(),
+            directory.clone(),
+        )));
+    if let Some(w) = witness {
+        health.set_serving::<WitnessServer<WitnessService>>().await;
+        routes = routes.add_service(WitnessServer::new(WitnessService::new(w)));
+    }
+    let router = tiles_http::add_routes(routes.into_axum_router(), log.clone());
+
+    let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .accept_http1(true)
+            .add_routes(tonic::service::Routes::from(router))
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = shutdown_rx.await;
+            }),
+    );
+    tracing::info!(%addr, origin = %config.origin, "audit service listening");
+    Ok(RunningAudit {
+        addr,
+        log,
+        log_verifier,
+        witness_verifier,
+        shutdown,
+        server,
+    })
+}

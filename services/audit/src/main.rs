@@ -1,0 +1,91 @@
+//! `cairn-audit`: run the audit log (and optionally a witness).
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use cairn_audit::{AuditConfig, WitnessConfig, start};
+use clap::Parser;
+
+/// The cairn audit service: the verifiable append-only log, C2SP tiles, and
+/// witness mode.
+#[derive(Parser, Debug)]
+#[command(name = "cairn-audit", version, about)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port (printed on stdout).
+    #[arg(long, env = "CAIRN_AUDIT_LISTEN", default_value = "127.0.0.1:7443")]
+    listen: SocketAddr,
+    /// Data directory (sled store).
+    #[arg(long, env = "CAIRN_AUDIT_DATA")]
+    data_dir: PathBuf,
+    /// The network directory file.
+    #[arg(long, env = "CAIRN_DIRECTORY")]
+    directory: PathBuf,
+    /// TLS certificate chain (PEM).
+    #[arg(long)]
+    tls_cert: PathBuf,
+    /// TLS private key (PEM).
+    #[arg(long)]
+    tls_key: PathBuf,
+    /// The log's Ed25519 key (PKCS#8 PEM).
+    #[arg(long)]
+    log_key: PathBuf,
+    /// The log's origin, e.g. `cairn.example/audit`.
+    #[arg(long)]
+    origin: String,
+    /// Witness mode: the cosigner's Ed25519 key (PKCS#8 PEM).
+    #[arg(long, requires = "witness_name")]
+    witness_key: Option<PathBuf>,
+    /// Witness mode: the cosigner name.
+    #[arg(long)]
+    witness_name: Option<String>,
+    /// Witness mode: the verifier key of a log to witness (repeatable).
+    #[arg(long = "witness-log")]
+    witness_logs: Vec<String>,
+    /// Log filter.
+    #[arg(long, env = "CAIRN_LOG", default_value = "info")]
+    log: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let witness = match (args.witness_key, args.witness_name) {
+        (Some(key), Some(name)) => Some(WitnessConfig {
+            key,
+            name,
+            logs: args.witness_logs,
+        }),
+        _ => None,
+    };
+    let running = start(AuditConfig {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        directory: args.directory,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        log_key: args.log_key,
+        origin: args.origin,
+        witness,
+    })
+    .await?;
+    // The first stdout line tells supervisors and tests where we listen.
+    println!("cairn-audit listening on {}", running.addr);
+    println!("log verifier key {}", running.log_verifier);
+    if let Some(w) = &running.witness_verifier {
+        println!("witness verifier key {w}");
+    }
+    std::io::stdout().flush().context("stdout")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for ctrl-c")?;
+    running.stop().await
+}
