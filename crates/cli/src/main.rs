@@ -3,8 +3,11 @@
 //! This binary parses arguments, calls the libraries and prints results; it
 //! must not hold logic that belongs in a library crate. Commands available
 //! now: `cairn dev pki` (create or reuse a development PKI and prove that it
-//! works end to end) and `cairn keys generate`.
+//! works end to end), `cairn keys generate` and `cairn audit
+//! checkpoint|prove|verify`.
 
+mod audit;
+mod connect;
 mod dev;
 mod keys;
 
@@ -34,6 +37,9 @@ enum Command {
     /// Member keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Read and verify the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Exit codes scripts can rely on.
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Dev(cmd) => dev::run(cmd, cli.json).await,
             Command::Keys(cmd) => keys::run(cmd, cli.json),
+            Command::Audit(cmd) => audit::run(cmd, cli.json).await,
         }
     });
     match result {

@@ -110,6 +110,51 @@ pub fn open(note_text: &str, log_key: &VerifierKey) -> Result<SignedCheckpoint, 
     Ok(SignedCheckpoint { checkpoint, note })
 }
 
+/// A checkpoint verified against the log key and a witness quorum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Witnessed {
+    /// The checkpoint.
+    pub checkpoint: Checkpoint,
+    /// The witnesses whose cosignatures verified, with their timestamps.
+    pub cosigned_by: Vec<(String, u64)>,
+}
+
+/// Verifies the log's signature and at least `quorum` valid cosignatures
+/// among `witnesses` (type 0x04 keys). A witness listed but absent or
+/// invalid does not count; an invalid cosignature line is reported only if
+/// the quorum then fails.
+pub fn verify_witnessed(
+    note_text: &str,
+    log_key: &VerifierKey,
+    witnesses: &[VerifierKey],
+    quorum: usize,
+) -> Result<Witnessed, TlogError> {
+    let signed = open(note_text, log_key)?;
+    let mut cosigned_by = Vec::new();
+    let mut problems = Vec::new();
+    for w in witnesses {
+        match crate::cosignature::verify(&signed.note, w) {
+            Ok(ts) => cosigned_by.push((w.name().to_owned(), ts)),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if cosigned_by.len() < quorum {
+        return Err(cp_err(format!(
+            "{} of the required {quorum} witness cosignatures verify ({})",
+            cosigned_by.len(),
+            if problems.is_empty() {
+                "none missing".to_owned()
+            } else {
+                problems.join("; ")
+            }
+        )));
+    }
+    Ok(Witnessed {
+        checkpoint: signed.checkpoint,
+        cosigned_by,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

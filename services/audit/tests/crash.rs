@@ -50,8 +50,16 @@ async fn spawn(net: &Net) -> (Child, SocketAddr, VerifierKey) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.expect("service did not start").unwrap().unwrap();
-    let addr: SocketAddr = first.strip_prefix("cairn-audit listening on ").unwrap().parse().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("service did not start")
+        .unwrap()
+        .unwrap();
+    let addr: SocketAddr = first
+        .strip_prefix("cairn-audit listening on ")
+        .unwrap()
+        .parse()
+        .unwrap();
     let second = lines.next_line().await.unwrap().unwrap();
     let key = VerifierKey::parse(second.strip_prefix("log verifier key ").unwrap()).unwrap();
     (child, addr, key)
@@ -62,42 +70,107 @@ fn open(text: &str, key: &VerifierKey) -> Checkpoint {
 }
 
 /// Checks every receipt and every earlier checkpoint against the log now.
-async fn check_everything(net: &Net, addr: SocketAddr, key: &VerifierKey, receipts: &[Receipt], checkpoints: &[Checkpoint]) -> Checkpoint {
+async fn check_everything(
+    net: &Net,
+    addr: SocketAddr,
+    key: &VerifierKey,
+    receipts: &[Receipt],
+    checkpoints: &[Checkpoint],
+) -> Checkpoint {
     let mut client = net.audit_client(&net.member_identity("eu-aio"), addr);
-    let head = open(&client.get_checkpoint(pb::GetCheckpointRequest {}).await.unwrap().into_inner().checkpoint, key);
+    let head = open(
+        &client
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .checkpoint,
+        key,
+    );
     for old in checkpoints {
-        assert!(old.size <= head.size, "the tree rewound from {} to {}", old.size, head.size);
+        assert!(
+            old.size <= head.size,
+            "the tree rewound from {} to {}",
+            old.size,
+            head.size
+        );
         if old.size == 0 {
             continue;
         }
-        let p = client.get_consistency_proof(pb::GetConsistencyProofRequest { from_size: old.size, to_size: head.size }).await.unwrap().into_inner();
-        proof::verify_consistency(old.size, head.size, &p.proof, &old.root, &head.root)
-            .unwrap_or_else(|e| panic!("checkpoint {} is not consistent with the head {}: {e}", old.size, head.size));
-    }
-    for r in receipts {
-        let cp = open(&r.checkpoint, key);
-        proof::verify_inclusion(r.leaf_index, cp.size, &leaf_hash(&r.leaf), &r.inclusion_proof, &cp.root).unwrap();
-        assert!(checkpoints.contains(&cp));
         let p = client
-            .get_inclusion_proof(pb::GetInclusionProofRequest { leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(r.leaf_index)), tree_size: head.size })
+            .get_consistency_proof(pb::GetConsistencyProofRequest {
+                from_size: old.size,
+                to_size: head.size,
+            })
             .await
             .unwrap()
             .into_inner();
-        proof::verify_inclusion(r.leaf_index, head.size, &leaf_hash(&r.leaf), &p.proof, &head.root)
-            .unwrap_or_else(|e| panic!("acknowledged leaf {} is not in the log after restart: {e}", r.leaf_index));
+        proof::verify_consistency(old.size, head.size, &p.proof, &old.root, &head.root)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "checkpoint {} is not consistent with the head {}: {e}",
+                    old.size, head.size
+                )
+            });
+    }
+    for r in receipts {
+        let cp = open(&r.checkpoint, key);
+        proof::verify_inclusion(
+            r.leaf_index,
+            cp.size,
+            &leaf_hash(&r.leaf),
+            &r.inclusion_proof,
+            &cp.root,
+        )
+        .unwrap();
+        assert!(checkpoints.contains(&cp));
+        let p = client
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(
+                    r.leaf_index,
+                )),
+                tree_size: head.size,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        proof::verify_inclusion(
+            r.leaf_index,
+            head.size,
+            &leaf_hash(&r.leaf),
+            &p.proof,
+            &head.root,
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "acknowledged leaf {} is not in the log after restart: {e}",
+                r.leaf_index
+            )
+        });
     }
     head
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn receipts_survive_sigkill_and_the_tree_never_rewinds() {
-    let cycles = if std::env::var_os("CAIRN_LONG_TESTS").is_some() { 20 } else { 5 };
+    let cycles = if std::env::var_os("CAIRN_LONG_TESTS").is_some() {
+        20
+    } else {
+        5
+    };
     let net = Net::new();
     let receipts: Arc<Mutex<Vec<Receipt>>> = Arc::default();
     let mut checkpoints: Vec<Checkpoint> = Vec::new();
     for cycle in 0..cycles {
         let (mut child, addr, key) = spawn(&net).await;
-        let head = check_everything(&net, addr, &key, &receipts.lock().unwrap().clone(), &checkpoints).await;
+        let head = check_everything(
+            &net,
+            addr,
+            &key,
+            &receipts.lock().unwrap().clone(),
+            &checkpoints,
+        )
+        .await;
         checkpoints.push(head);
 
         // Kill after a number of acknowledged appends that varies per cycle.
@@ -105,7 +178,10 @@ async fn receipts_survive_sigkill_and_the_tree_never_rewinds() {
         let acked = Arc::new(tokio::sync::Semaphore::new(0));
         let mut tasks = Vec::new();
         for t in 0..4u64 {
-            let client = net.audit_client(&net.service_identity(if t % 2 == 0 { "intake" } else { "evals" }), addr);
+            let client = net.audit_client(
+                &net.service_identity(if t % 2 == 0 { "intake" } else { "evals" }),
+                addr,
+            );
             let receipts = receipts.clone();
             let acked = acked.clone();
             tasks.push(tokio::spawn(async move {
@@ -115,9 +191,15 @@ async fn receipts_survive_sigkill_and_the_tree_never_rewinds() {
                     let leaf = format!("cycle {cycle} task {t} leaf {n}").into_bytes();
                     let result = if n % 3 == 0 {
                         let leaves = vec![leaf.clone(), [leaf.as_slice(), b" bis"].concat()];
-                        client.append_batch(pb::AppendBatchRequest { leaves }).await.map(|r| r.into_inner().receipts)
+                        client
+                            .append_batch(pb::AppendBatchRequest { leaves })
+                            .await
+                            .map(|r| r.into_inner().receipts)
                     } else {
-                        client.append(pb::AppendRequest { leaf }).await.map(|r| vec![r.into_inner().receipt.unwrap()])
+                        client
+                            .append(pb::AppendRequest { leaf })
+                            .await
+                            .map(|r| vec![r.into_inner().receipt.unwrap()])
                     };
                     match result {
                         Ok(rs) => {
@@ -130,7 +212,9 @@ async fn receipts_survive_sigkill_and_the_tree_never_rewinds() {
                 }
             }));
         }
-        let _ = tokio::time::timeout(Duration::from_secs(120), acked.acquire_many(target as u32)).await.expect("appends stalled");
+        let _ = tokio::time::timeout(Duration::from_secs(120), acked.acquire_many(target as u32))
+            .await
+            .expect("appends stalled");
         child.start_kill().unwrap(); // SIGKILL, mid-stream
         child.wait().await.unwrap();
         for t in tasks {
