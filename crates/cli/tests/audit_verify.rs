@@ -26,6 +26,7 @@ fn config(pki: &Path, data: &Path) -> AuditConfig {
         log_key: svc.join(layout::LOG_KEY),
         origin: devpki::log_origin("cairn.example"),
         witness: None,
+        cosigners: vec![],
     }
 }
 

@@ -12,6 +12,7 @@
 mod grpc;
 pub mod status;
 mod tiles_http;
+pub mod witnessing;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub struct AuditConfig {
     pub origin: String,
     /// Witness mode: the cosigner's Ed25519 key (PKCS#8 PEM) and name.
     pub witness: Option<WitnessConfig>,
+    /// Witnesses to ask for cosignatures of this log's checkpoints.
+    pub cosigners: Vec<witnessing::WitnessPeer>,
 }
 
 /// Witness mode settings.
@@ -72,6 +75,8 @@ pub struct RunningAudit {
     pub log_verifier: VerifierKey,
     /// The witness's verifier key, in witness mode.
     pub witness_verifier: Option<VerifierKey>,
+    /// The latest checkpoint cosigned by this log's witnesses.
+    pub cosigned: tokio::sync::watch::Receiver<Option<String>>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -120,6 +125,16 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
         None => None,
     };
     let witness_verifier = witness.as_ref().map(|w| w.verifier().clone());
+    let (published, cosigned) = tokio::sync::watch::channel(None);
+    if !config.cosigners.is_empty() {
+        tokio::spawn(witnessing::run(
+            log.clone(),
+            config.cosigners.clone(),
+            identity.clone(),
+            directory.clone(),
+            published,
+        ));
+    }
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -161,6 +176,7 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
         log,
         log_verifier,
         witness_verifier,
+        cosigned,
         shutdown,
         server,
     })

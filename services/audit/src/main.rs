@@ -43,6 +43,10 @@ struct Args {
     /// Witness mode: the verifier key of a log to witness (repeatable).
     #[arg(long = "witness-log")]
     witness_logs: Vec<String>,
+    /// A witness to ask for cosignatures: `<addr>,<verifier key>[,<tls
+    /// service name>]` (repeatable).
+    #[arg(long = "cosigner")]
+    cosigners: Vec<String>,
     /// Log filter.
     #[arg(long, env = "CAIRN_LOG", default_value = "info")]
     log: String,
@@ -75,6 +79,11 @@ async fn main() -> anyhow::Result<()> {
         log_key: args.log_key,
         origin: args.origin,
         witness,
+        cosigners: args
+            .cosigners
+            .iter()
+            .map(|c| cairn_audit::witnessing::WitnessPeer::parse(c))
+            .collect::<anyhow::Result<_>>()?,
     })
     .await?;
     // The first stdout line tells supervisors and tests where we listen.

@@ -523,3 +523,58 @@ async fn a_witness_cosigns_consistent_checkpoints_and_refuses_forks() {
         r.stop().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_gathers_cosignatures_for_its_checkpoints() {
+    let net = Net::new();
+    // The log's key is fixed by the PKI; start the witness first.
+    let probe = cairn_audit::start(net.config("probe")).await.unwrap();
+    let log_vkey = probe.log_verifier.to_string();
+    probe.stop().await.unwrap();
+    let witness = cairn_audit::start(net.witness_config("witness", "jp-aisi", vec![log_vkey]))
+        .await
+        .unwrap();
+    let wkey = witness.witness_verifier.clone().unwrap();
+    let mut config = net.config("audit");
+    config.cosigners = vec![cairn_audit::witnessing::WitnessPeer {
+        addr: witness.addr,
+        service: "audit".into(),
+        key: wkey.clone(),
+    }];
+    let log = cairn_audit::start(config).await.unwrap();
+    let mut cosigned = log.cosigned.clone();
+    let mut intake = net.audit_client(&net.service_identity("intake"), log.addr);
+    for round in 0..3u32 {
+        let r = intake
+            .append(pb::AppendRequest {
+                leaf: format!("round {round}").into_bytes(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .receipt
+            .unwrap();
+        // Wait (bounded) until the witness has cosigned this checkpoint.
+        let note = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            cosigned.wait_for(|c| c.as_deref().is_some_and(|c| c.starts_with(&r.checkpoint))),
+        )
+        .await
+        .expect("no cosignature within 30 s")
+        .unwrap()
+        .clone()
+        .unwrap();
+        let served = intake
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .checkpoint;
+        assert_eq!(served, note);
+        let w =
+            checkpoint::verify_witnessed(&served, &log.log_verifier, &[wkey.clone()], 1).unwrap();
+        assert_eq!(w.checkpoint.size, u64::from(round) + 1);
+    }
+    log.stop().await.unwrap();
+    witness.stop().await.unwrap();
+}

@@ -51,6 +51,7 @@ impl Net {
             log_key: svc.join(layout::LOG_KEY),
             origin: self.origin(),
             witness: None,
+            cosigners: vec![],
         }
     }
 
