@@ -697,6 +697,135 @@ async fn sequencer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Request>) {
     }
 }
 
+/// Stage 1, sequence: the batch takes the next indexes.
+fn sequence(snap: &Snapshot, count: usize) -> std::ops::Range<u64> {
+    snap.size..snap.size + count as u64
+}
+
+/// What integrating a batch produced.
+struct Integrated {
+    /// The new head, without its checkpoint yet.
+    next: Snapshot,
+    /// Tiles completed by this batch.
+    fresh: HashMap<(u8, u64), TileHashes>,
+}
+
+/// Stage 2, integrate: extend the right edge of the tree with the batch's
+/// leaf hashes level by level, complete tiles and entry bundles, compute the
+/// new root, and add every write to `batch`.
+fn integrate(
+    snap: &Snapshot,
+    indexes: std::ops::Range<u64>,
+    leaves: &[&[u8]],
+    batch: &mut WriteBatch,
+) -> Result<Integrated, LogError> {
+    let first_index = indexes.start;
+    let new_size = indexes.end;
+    let mut edge: Vec<EdgeTile> = (*snap.edge).clone();
+    let mut fresh: HashMap<(u8, u64), TileHashes> = HashMap::new();
+    let mut incoming: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
+    let mut level: u8 = 0;
+    while !incoming.is_empty() {
+        if edge.len() <= usize::from(level) {
+            edge.push(EdgeTile {
+                index: 0,
+                hashes: Arc::new(Vec::new()),
+                segments: Vec::new(),
+            });
+        }
+        let tile = &mut edge[usize::from(level)];
+        let (growth, next) = grow(tile.index, &tile.hashes, &tile.segments, incoming);
+        for (index, hashes) in growth.completed {
+            batch.put(NS_TILES, tile_key(level, index, 0), hashes_bytes(&hashes));
+            if index == tile.index {
+                for seg in tile.segments.iter().filter(|s| **s != 0) {
+                    batch.delete(NS_TILES, tile_key(level, index, *seg));
+                }
+            }
+            fresh.insert((level, index), Arc::new(hashes));
+        }
+        let (new_index, new_hashes, new_segments, write) = next;
+        if let Some((offset, part)) = write {
+            batch.put(
+                NS_TILES,
+                tile_key(level, new_index, offset),
+                hashes_bytes(&part),
+            );
+        }
+        // Roots of the tiles completed at this level feed the next level.
+        incoming = fresh
+            .iter()
+            .filter(|((l, _), _)| *l == level)
+            .map(|((_, i), h)| (*i, perfect_root(h)))
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_values()
+            .collect();
+        *tile = EdgeTile {
+            index: new_index,
+            hashes: Arc::new(new_hashes),
+            segments: new_segments,
+        };
+        level += 1;
+    }
+
+    // Entry bundles grow the same way.
+    let bundle = &snap.bundle;
+    let entries: Vec<Arc<[u8]>> = leaves.iter().map(|l| Arc::<[u8]>::from(*l)).collect();
+    let (growth, (bundle_index, bundle_entries, bundle_segments, write)) =
+        grow(bundle.index, &bundle.entries, &bundle.segments, entries);
+    for (index, content) in growth.completed {
+        batch.put(
+            NS_ENTRIES,
+            bundle_key(index, 0),
+            tiles::encode_bundle(content.iter().map(|e| &e[..]))?,
+        );
+        if index == bundle.index {
+            for seg in bundle.segments.iter().filter(|s| **s != 0) {
+                batch.delete(NS_ENTRIES, bundle_key(index, *seg));
+            }
+        }
+    }
+    if let Some((offset, part)) = write {
+        batch.put(
+            NS_ENTRIES,
+            bundle_key(bundle_index, offset),
+            tiles::encode_bundle(part.iter().map(|e| &e[..]))?,
+        );
+    }
+    for (i, l) in leaves.iter().enumerate() {
+        batch.put(
+            NS_LEAF_INDEX,
+            leaf_hash(l).to_vec(),
+            (first_index + i as u64).to_be_bytes().to_vec(),
+        );
+    }
+    let mut next = Snapshot {
+        size: new_size,
+        root: [0; 32],
+        checkpoint: snap.checkpoint.clone(),
+        edge: Arc::new(edge),
+        bundle: Arc::new(EdgeBundle {
+            index: bundle_index,
+            entries: bundle_entries,
+            segments: bundle_segments,
+        }),
+    };
+    next.root = root_from_edge(&next)?;
+    Ok(Integrated { next, fresh })
+}
+
+/// Stage 3, publish: sign the checkpoint of the new head (one signature per
+/// batch).
+fn publish(signer: &NoteSigner, origin: &str, next: &Snapshot) -> Result<String, LogError> {
+    Ok(Checkpoint {
+        origin: origin.to_owned(),
+        size: next.size,
+        root: next.root,
+        extensions: vec![],
+    }
+    .sign(signer)?)
+}
+
 /// The writes that extend a run of tiles (or bundles) by one batch.
 struct Growth<T> {
     /// Completed (now full) units: index → content.
@@ -704,117 +833,16 @@ struct Growth<T> {
 }
 
 impl Log {
-    /// The pipeline for one batch.
+    /// The pipeline for one batch: sequence, integrate, publish, then one
+    /// durable commit, then receipts.
     async fn integrate_batch(&self, leaves: &[&[u8]]) -> Result<Vec<Receipt>, LogError> {
         let inner = &self.inner;
         let snap = self.snapshot();
-
-        // Sequence: the batch takes the next indexes.
-        let first_index = snap.size;
-        let new_size = first_index + leaves.len() as u64;
-
-        // Integrate: grow the right edge level by level.
+        let indexes = sequence(&snap, leaves.len());
+        let (first_index, new_size) = (indexes.start, indexes.end);
         let mut batch = WriteBatch::new();
-        let mut edge: Vec<EdgeTile> = (*snap.edge).clone();
-        let mut fresh: HashMap<(u8, u64), TileHashes> = HashMap::new();
-        let mut incoming: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
-        let mut level: u8 = 0;
-        while !incoming.is_empty() {
-            if edge.len() <= usize::from(level) {
-                edge.push(EdgeTile {
-                    index: 0,
-                    hashes: Arc::new(Vec::new()),
-                    segments: Vec::new(),
-                });
-            }
-            let tile = &mut edge[usize::from(level)];
-            let (growth, next) = grow(tile.index, &tile.hashes, &tile.segments, incoming);
-            for (index, hashes) in growth.completed {
-                batch.put(NS_TILES, tile_key(level, index, 0), hashes_bytes(&hashes));
-                if index == tile.index {
-                    for seg in tile.segments.iter().filter(|s| **s != 0) {
-                        batch.delete(NS_TILES, tile_key(level, index, *seg));
-                    }
-                }
-                fresh.insert((level, index), Arc::new(hashes));
-            }
-            let (new_index, new_hashes, new_segments, write) = next;
-            if let Some((offset, part)) = write {
-                batch.put(
-                    NS_TILES,
-                    tile_key(level, new_index, offset),
-                    hashes_bytes(&part),
-                );
-            }
-            // Roots of the tiles completed at this level feed the next level.
-            incoming = fresh
-                .iter()
-                .filter(|((l, _), _)| *l == level)
-                .map(|((_, i), h)| (*i, perfect_root(h)))
-                .collect::<std::collections::BTreeMap<_, _>>()
-                .into_values()
-                .collect();
-            *tile = EdgeTile {
-                index: new_index,
-                hashes: Arc::new(new_hashes),
-                segments: new_segments,
-            };
-            level += 1;
-        }
-
-        // Entry bundles grow the same way.
-        let bundle = &snap.bundle;
-        let entries: Vec<Arc<[u8]>> = leaves.iter().map(|l| Arc::<[u8]>::from(*l)).collect();
-        let (growth, (bundle_index, bundle_entries, bundle_segments, write)) =
-            grow(bundle.index, &bundle.entries, &bundle.segments, entries);
-        for (index, content) in growth.completed {
-            batch.put(
-                NS_ENTRIES,
-                bundle_key(index, 0),
-                tiles::encode_bundle(content.iter().map(|e| &e[..]))?,
-            );
-            if index == bundle.index {
-                for seg in bundle.segments.iter().filter(|s| **s != 0) {
-                    batch.delete(NS_ENTRIES, bundle_key(index, *seg));
-                }
-            }
-        }
-        if let Some((offset, part)) = write {
-            batch.put(
-                NS_ENTRIES,
-                bundle_key(bundle_index, offset),
-                tiles::encode_bundle(part.iter().map(|e| &e[..]))?,
-            );
-        }
-        for (i, l) in leaves.iter().enumerate() {
-            batch.put(
-                NS_LEAF_INDEX,
-                leaf_hash(l).to_vec(),
-                (first_index + i as u64).to_be_bytes().to_vec(),
-            );
-        }
-
-        let mut next = Snapshot {
-            size: new_size,
-            root: [0; 32],
-            checkpoint: snap.checkpoint.clone(),
-            edge: Arc::new(edge),
-            bundle: Arc::new(EdgeBundle {
-                index: bundle_index,
-                entries: bundle_entries,
-                segments: bundle_segments,
-            }),
-        };
-        next.root = root_from_edge(&next)?;
-
-        // Publish: one log signature for the batch.
-        let checkpoint = Checkpoint {
-            origin: self.origin().to_owned(),
-            size: new_size,
-            root: next.root,
-            extensions: vec![],
-        }
-        .sign(&inner.config.signer)?;
+        let Integrated { mut next, fresh } = integrate(&snap, indexes, leaves, &mut batch)?;
+        let checkpoint = publish(&inner.config.signer, self.origin(), &next)?;
         next.checkpoint = Arc::from(checkpoint.as_str());
         let state = StoredState {
             size: new_size,
@@ -1032,6 +1060,49 @@ mod tests {
             log.append(vec![0; 5000]).await,
             Err(LogError::InvalidArgument(_))
         ));
+    }
+
+    #[test]
+    fn integrate_alone_extends_the_edge_and_lists_its_writes() {
+        let empty = Snapshot {
+            size: 0,
+            root: empty_root(),
+            checkpoint: Arc::from(""),
+            edge: Arc::new(Vec::new()),
+            bundle: Arc::new(EdgeBundle {
+                index: 0,
+                entries: Vec::new(),
+                segments: Vec::new(),
+            }),
+        };
+        let leaves: Vec<Vec<u8>> = (0..300).map(leaf).collect();
+        let refs: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
+        let mut batch = WriteBatch::new();
+        let indexes = sequence(&empty, refs.len());
+        assert_eq!(indexes, 0..300);
+        let out = integrate(&empty, indexes, &refs, &mut batch).unwrap();
+        let hashes: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
+        assert_eq!(out.next.root, naive_root(&hashes));
+        assert_eq!(out.next.size, 300);
+        // Tile 0/0 complete (one write), tile 0/1 partial (44), tile 1/0 (1
+        // hash), bundles 0 and 1, 300 index entries.
+        assert!(out.fresh.contains_key(&(0, 0)));
+        let puts = |ns: &str| {
+            batch
+                .ops()
+                .iter()
+                .filter(|o| matches!(o, cairn_store::Op::Put { namespace, .. } if *namespace == ns))
+                .count()
+        };
+        assert_eq!(puts(NS_TILES), 3);
+        assert_eq!(puts(NS_ENTRIES), 2);
+        assert_eq!(puts(NS_LEAF_INDEX), 300);
+        // The checkpoint of the result is signed over exactly that head.
+        let text = publish(&signer(), "test.example/log", &out.next).unwrap();
+        let cp = cairn_tlog::checkpoint::open(&text, signer().verifier())
+            .unwrap()
+            .checkpoint;
+        assert_eq!((cp.size, cp.root), (300, out.next.root));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
