@@ -30,6 +30,7 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 enum Command {
     /// Development tools: a local PKI for trying cairn.
     #[command(subcommand)]

@@ -163,14 +163,8 @@ async fn receipts_survive_sigkill_and_the_tree_never_rewinds() {
     let mut checkpoints: Vec<Checkpoint> = Vec::new();
     for cycle in 0..cycles {
         let (mut child, addr, key) = spawn(&net).await;
-        let head = check_everything(
-            &net,
-            addr,
-            &key,
-            &receipts.lock().unwrap().clone(),
-            &checkpoints,
-        )
-        .await;
+        let so_far = receipts.lock().unwrap().clone();
+        let head = check_everything(&net, addr, &key, &so_far, &checkpoints).await;
         checkpoints.push(head);
 
         // Kill after a number of acknowledged appends that varies per cycle.

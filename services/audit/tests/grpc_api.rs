@@ -571,8 +571,13 @@ async fn the_log_gathers_cosignatures_for_its_checkpoints() {
             .into_inner()
             .checkpoint;
         assert_eq!(served, note);
-        let w =
-            checkpoint::verify_witnessed(&served, &log.log_verifier, &[wkey.clone()], 1).unwrap();
+        let w = checkpoint::verify_witnessed(
+            &served,
+            &log.log_verifier,
+            std::slice::from_ref(&wkey),
+            1,
+        )
+        .unwrap();
         assert_eq!(w.checkpoint.size, u64::from(round) + 1);
     }
     log.stop().await.unwrap();
