@@ -191,6 +191,26 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
             ),
         ));
     }
+    if let Some(index) = &h.index {
+        let fits = match (&index.fields, kind) {
+            (None, _) => true,
+            (Some(pb::index_fields::Fields::Incident(_)), RecordKind::Incident) => true,
+            (
+                Some(pb::index_fields::Fields::Evaluation(_)),
+                RecordKind::EvaluationResult | RecordKind::Baseline | RecordKind::Assessment,
+            ) => true,
+            _ => false,
+        };
+        if !fits {
+            return Err(bad(
+                "index",
+                format!(
+                    "these index fields do not describe a {} record",
+                    kind.as_str_name()
+                ),
+            ));
+        }
+    }
     if h.body_digest.len() != 32 {
         return Err(bad(
             "body_digest",

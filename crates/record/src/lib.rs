@@ -24,6 +24,7 @@
 #![warn(missing_docs)]
 
 pub mod commitment;
+pub mod content;
 pub mod dsse;
 mod error;
 pub mod header;

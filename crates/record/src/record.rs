@@ -34,6 +34,8 @@ pub struct RecordDraft {
     pub retracts: Option<Uuid>,
     /// The encoded content message.
     pub content: Vec<u8>,
+    /// Cleartext index fields to disclose (see `content::incident_index`).
+    pub index: Option<pb::IndexFields>,
 }
 
 impl RecordDraft {
@@ -48,6 +50,7 @@ impl RecordDraft {
             supersedes: None,
             retracts: None,
             content,
+            index: None,
         }
     }
 }
@@ -103,6 +106,7 @@ pub fn build(
         body_commitment: commitment::commit(&salt, &draft.content).to_vec(),
         body_digest: sha256(&body_bytes).to_vec(),
         body_size: body_bytes.len() as u64,
+        index: draft.index.clone(),
     };
     header::check(&header)?;
     let envelope = dsse::sign(dsse::RECORD_HEADER_TYPE, header.encode_to_vec(), key);
@@ -318,6 +322,26 @@ impl VerifiedRecord {
     /// The record id as canonical text.
     pub fn record_id_text(&self) -> String {
         self.header.record_id.hyphenated().to_string()
+    }
+
+    /// Checks that the header's disclosed index fields are what `content`
+    /// implies (catches an author whose cleartext index misdescribes the
+    /// sealed content); also validates the content.
+    pub fn check_content(&self, content: &[u8], now: OffsetDateTime) -> Result<(), RecordError> {
+        let implied = crate::content::validate_content(
+            self.header.kind,
+            self.header.retracts.is_some(),
+            self.header.author.as_str(),
+            content,
+            now,
+        )?;
+        if !crate::content::index_matches(self.raw_header.index.as_ref(), implied.as_ref()) {
+            return Err(RecordError::field(
+                "header.index",
+                "does not match the content",
+            ));
+        }
+        Ok(())
     }
 
     /// Opens the body as `member` with its sealing key (not needed for
