@@ -192,15 +192,18 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
         ));
     }
     if let Some(index) = &h.index {
-        let fits = match (&index.fields, kind) {
-            (None, _) => true,
-            (Some(pb::index_fields::Fields::Incident(_)), RecordKind::Incident) => true,
-            (
-                Some(pb::index_fields::Fields::Evaluation(_)),
-                RecordKind::EvaluationResult | RecordKind::Baseline | RecordKind::Assessment,
-            ) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (&index.fields, kind),
+            (None, _)
+                | (
+                    Some(pb::index_fields::Fields::Incident(_)),
+                    RecordKind::Incident
+                )
+                | (
+                    Some(pb::index_fields::Fields::Evaluation(_)),
+                    RecordKind::EvaluationResult | RecordKind::Baseline | RecordKind::Assessment
+                )
+        );
         if !fits {
             return Err(bad(
                 "index",
