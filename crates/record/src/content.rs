@@ -549,7 +549,8 @@ mod tests {
     #[test]
     fn bad_incidents_name_the_field() {
         let now = OffsetDateTime::now_utc();
-        let cases: Vec<(&str, Box<dyn Fn(&mut intake::Incident)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut intake::Incident)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("content.title: is required", Box::new(|i| i.title.clear())),
             (
                 "content.detected_at: is before occurred_at",
