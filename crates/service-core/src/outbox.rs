@@ -1,0 +1,164 @@
+//! The audit outbox: leaves of accepted records wait here, durably, until
+//! the audit log has integrated them; then their receipts are stored with
+//! the records. Surviving restarts and audit outages is the point: a record
+//! is acknowledged once it and its outbox item are committed, and the
+//! worker keeps appending until the log has it.
+//!
+//! Delivery is at least once: if the process dies after the log accepted a
+//! batch but before the receipts were stored, the leaves are appended
+//! again on restart and the records keep the receipts of the second
+//! append. Both log entries prove the same record.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_proto::audit::v1 as audit;
+use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
+use cairn_record::pb;
+use cairn_store::{Store, StoreError, WriteBatch};
+use prost::Message as _;
+use tokio::sync::{Notify, oneshot};
+use tonic::transport::Channel;
+
+use crate::stored::{Entry, NS_OUTBOX, NS_RECORDS, OutboxItem};
+
+/// Most leaves per AppendBatch.
+const MAX_BATCH: usize = 1000;
+
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    audit: AuditLogClient<Channel>,
+    wake: Notify,
+    waiters: Mutex<HashMap<u64, Vec<oneshot::Sender<pb::Receipt>>>>,
+}
+
+impl Outbox {
+    pub fn new(store: Arc<dyn Store>, audit: AuditLogClient<Channel>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            audit,
+            wake: Notify::new(),
+            waiters: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// New items were committed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Resolves with the receipt of outbox item `n` once it is stored.
+    pub fn wait(&self, n: u64) -> oneshot::Receiver<pb::Receipt> {
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut w) = self.waiters.lock() {
+            w.entry(n).or_default().push(tx);
+        }
+        rx
+    }
+
+    /// Runs until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let items = match self.store.scan(NS_OUTBOX, &[], None, MAX_BATCH).await {
+                Ok(items) => items,
+                Err(e) => {
+                    tracing::warn!(error = %e, "outbox scan failed");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            };
+            if items.is_empty() {
+                woken.await;
+                continue;
+            }
+            match self.deliver(items).await {
+                Ok(()) => backoff = Duration::from_millis(50),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "audit append failed; records stay in the outbox");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = &mut woken => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+        let decoded: Vec<(Vec<u8>, OutboxItem)> = items
+            .into_iter()
+            .filter_map(|(k, v)| OutboxItem::decode(v.as_slice()).ok().map(|i| (k, i)))
+            .collect();
+        let leaves: Vec<Vec<u8>> = decoded.iter().map(|(_, i)| i.leaf.clone()).collect();
+        let mut audit = self.audit.clone();
+        let receipts = audit
+            .append_batch(audit::AppendBatchRequest { leaves })
+            .await
+            .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+            .into_inner()
+            .receipts;
+        if receipts.len() != decoded.len() {
+            return Err(format!(
+                "audit returned {} receipts for {} leaves",
+                receipts.len(),
+                decoded.len()
+            ));
+        }
+        // Store all receipts and clear the items in one commit; retry if a
+        // record changed meanwhile (e.g. it was superseded).
+        for _ in 0..16 {
+            let mut batch = WriteBatch::new();
+            for ((key, item), receipt) in decoded.iter().zip(&receipts) {
+                let old = self
+                    .store
+                    .get(NS_RECORDS, item.record_id.as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Some(old) = old {
+                    let mut entry = Entry::decode(old.as_slice()).map_err(|e| e.to_string())?;
+                    if item.erasure {
+                        entry.erasure_receipt = Some(receipt.clone());
+                    } else {
+                        entry.receipt = Some(receipt.clone());
+                    }
+                    batch
+                        .expect(NS_RECORDS, item.record_id.as_bytes().to_vec(), Some(old))
+                        .put(
+                            NS_RECORDS,
+                            item.record_id.as_bytes().to_vec(),
+                            entry.encode_to_vec(),
+                        );
+                }
+                batch.delete(NS_OUTBOX, key.clone());
+            }
+            match self.store.commit(batch).await {
+                Ok(()) => {
+                    let mut waiters = self
+                        .waiters
+                        .lock()
+                        .map_err(|_| "waiters poisoned".to_owned())?;
+                    for ((key, _), receipt) in decoded.iter().zip(&receipts) {
+                        let n = key
+                            .as_slice()
+                            .try_into()
+                            .map(u64::from_be_bytes)
+                            .unwrap_or(u64::MAX);
+                        for tx in waiters.remove(&n).unwrap_or_default() {
+                            let _ = tx.send(receipt.clone());
+                        }
+                    }
+                    return Ok(());
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Err("records kept changing while storing receipts".into())
+    }
+}

@@ -1,0 +1,133 @@
+//! Running a record service: the store, the audit client, mTLS, standard
+//! health and reflection, and a graceful stop. The service supplies its
+//! gRPC routes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use cairn_identity::tls::{self, TlsIdentity, TlsIncoming};
+use cairn_identity::{Directory, DirectoryHandle};
+use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
+use cairn_store::{SledStore, SledStoreConfig, Store};
+use tokio::net::TcpListener;
+
+use crate::core::{RecordCore, RecordCoreConfig, ServicePolicy};
+
+/// Where a record service runs and what it talks to.
+#[derive(Clone, Debug)]
+pub struct ServeConfig {
+    /// Listen address (port 0: any free port).
+    pub listen: SocketAddr,
+    /// Sled data directory.
+    pub data_dir: PathBuf,
+    /// Directory file.
+    pub directory: PathBuf,
+    /// TLS certificate chain.
+    pub tls_cert: PathBuf,
+    /// TLS key.
+    pub tls_key: PathBuf,
+    /// The audit service.
+    pub audit: SocketAddr,
+    /// Limits and timings.
+    pub core: RecordCoreConfig,
+}
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// Identity, keys or directory.
+    #[error(transparent)]
+    Identity(#[from] cairn_identity::Error),
+    /// The store.
+    #[error(transparent)]
+    Store(#[from] cairn_store::StoreError),
+    /// The core.
+    #[error(transparent)]
+    Core(#[from] crate::ServiceError),
+    /// Binding or serving.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A running record service.
+pub struct Running {
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// The core (for tests and embedding).
+    pub core: Arc<RecordCore>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Running {
+    /// Stops accepting connections, finishes in-flight requests, returns.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        let _ = self.shutdown.send(());
+        self.server
+            .await
+            .map_err(|e| ServeError::Io(e.to_string()))?
+            .map_err(|e| ServeError::Io(e.to_string()))
+    }
+}
+
+/// Opens the store and core, and serves `routes(core)` plus health and
+/// reflection over mutual TLS. `health_name` is the gRPC service name
+/// reported as serving.
+pub async fn start(
+    config: ServeConfig,
+    policy: ServicePolicy,
+    health_name: &'static str,
+    routes: impl FnOnce(Arc<RecordCore>) -> tonic::service::Routes,
+) -> Result<Running, ServeError> {
+    let directory = DirectoryHandle::new(Directory::load(&config.directory)?);
+    let identity = TlsIdentity::load(&config.tls_cert, &config.tls_key)?;
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(SledStoreConfig::new(&config.data_dir))?);
+    let audit_tls = tls::client_config(&identity, directory.clone(), "audit")?;
+    let audit = AuditLogClient::new(tls::channel(config.audit, audit_tls)?);
+    let core =
+        RecordCore::open(store, directory.clone(), policy, config.core.clone(), audit).await?;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| ServeError::Io(format!("binding {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServeError::Io(e.to_string()))?;
+    let incoming = TlsIncoming::new(
+        listener,
+        tls::server_config(&identity, directory.clone())?,
+        directory,
+    );
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(health_name, tonic_health::ServingStatus::Serving)
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(cairn_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Io(e.to_string()))?;
+    let all = routes(core.clone())
+        .add_service(health_service)
+        .add_service(reflection);
+    let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(all)
+            .serve_with_incoming_shutdown(incoming, async {
+                let _ = shutdown_rx.await;
+            }),
+    );
+    tracing::info!(%addr, service = health_name, "record service listening");
+    Ok(Running {
+        addr,
+        core,
+        shutdown,
+        server,
+    })
+}

@@ -1,0 +1,74 @@
+//! How a record service lays out its store.
+//!
+//! | namespace | key | value |
+//! |---|---|---|
+//! | `records` | record id (text) | [`Entry`] |
+//! | `record_seq` | sequence number (u64 BE) | record id |
+//! | `record_meta` | `token_key` | the page-token key |
+//! | `outbox` | outbox number (u64 BE) | [`OutboxItem`] |
+//!
+//! A record, its sequence entry, the sequence counter and its outbox item
+//! are written in one atomic batch, so a record is either wholly accepted
+//! (and will be logged) or not stored at all.
+
+use cairn_record::pb;
+
+pub const NS_RECORDS: &str = "records";
+pub const NS_SEQ: &str = "record_seq";
+pub const NS_META: &str = "record_meta";
+pub const NS_OUTBOX: &str = "outbox";
+pub const META_TOKEN_KEY: &[u8] = b"token_key";
+
+/// A stored record with everything the service knows about it.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Entry {
+    /// The envelope bytes as submitted.
+    #[prost(bytes = "vec", tag = "1")]
+    pub envelope: Vec<u8>,
+    /// The body bytes as submitted; empty once erased.
+    #[prost(bytes = "vec", tag = "2")]
+    pub body: Vec<u8>,
+    /// Position in the service's sequence.
+    #[prost(uint64, tag = "3")]
+    pub seq: u64,
+    /// The audit receipt, once the outbox has appended the leaf.
+    #[prost(message, optional, tag = "4")]
+    pub receipt: Option<pb::Receipt>,
+    /// The encoded LogLeaf.
+    #[prost(bytes = "vec", tag = "5")]
+    pub leaf: Vec<u8>,
+    /// `RecordState`.
+    #[prost(int32, tag = "6")]
+    pub state: i32,
+    /// The record that superseded or retracted this one.
+    #[prost(string, tag = "7")]
+    pub superseded_by: String,
+    /// TLP:RED: the salt of the leaf's salted subject.
+    #[prost(bytes = "vec", tag = "8")]
+    pub leaf_salt: Vec<u8>,
+    /// When the service accepted it.
+    #[prost(message, optional, tag = "9")]
+    pub received_at: Option<prost_types::Timestamp>,
+    /// Erasure order envelope, once erased.
+    #[prost(bytes = "vec", tag = "10")]
+    pub erasure_order: Vec<u8>,
+    /// The erasure order's leaf and receipt.
+    #[prost(bytes = "vec", tag = "11")]
+    pub erasure_leaf: Vec<u8>,
+    #[prost(message, optional, tag = "12")]
+    pub erasure_receipt: Option<pb::Receipt>,
+}
+
+/// A leaf waiting to be appended to the audit log.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct OutboxItem {
+    /// The record it belongs to.
+    #[prost(string, tag = "1")]
+    pub record_id: String,
+    /// The encoded LogLeaf.
+    #[prost(bytes = "vec", tag = "2")]
+    pub leaf: Vec<u8>,
+    /// True for an erasure order's leaf.
+    #[prost(bool, tag = "3")]
+    pub erasure: bool,
+}

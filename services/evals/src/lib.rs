@@ -1,0 +1,182 @@
+//! `cairn-evals`: evaluation results, baselines and assessments. Thin wiring
+//! of the record-service core behind `cairn.evals.v1.EvaluationResults`:
+//! evaluators publish results, governance members publish baselines,
+//! either publishes assessments; authors supersede and retract their own
+//! records; authors or governance members erase.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use cairn_identity::Role;
+use cairn_identity::tls::peer_info;
+use cairn_proto::common::v1 as common;
+use cairn_proto::evals::v1 as pb;
+use cairn_proto::evals::v1::evaluation_results_server::{
+    EvaluationResults, EvaluationResultsServer,
+};
+use cairn_service_core::serve::{self, Running, ServeConfig, ServeError};
+use cairn_service_core::{RecordCore, ServicePolicy, SubmitKind, SubmitOutcome};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// What cairn-evals accepts.
+pub fn policy() -> ServicePolicy {
+    ServicePolicy {
+        service: "evals",
+        kinds: vec![
+            (common::RecordKind::EvaluationResult, vec![Role::Evaluator]),
+            (common::RecordKind::Baseline, vec![Role::Governance]),
+            (
+                common::RecordKind::Assessment,
+                vec![Role::Evaluator, Role::Governance, Role::Auditor],
+            ),
+        ],
+    }
+}
+
+/// The gRPC service.
+pub struct EvalsService {
+    core: Arc<RecordCore>,
+}
+
+fn peer<T>(r: &Request<T>) -> Result<cairn_identity::PeerIdentity, Status> {
+    peer_info(r)
+        .map(|p| p.identity.clone())
+        .ok_or_else(|| Status::unauthenticated("no authenticated peer on this connection"))
+}
+
+fn published(out: SubmitOutcome) -> Response<pb::PublishResultResponse> {
+    Response::new(pb::PublishResultResponse {
+        record_id: Some(common::RecordId {
+            uuid: out.record_id,
+        }),
+        receipt: out.receipt,
+        duplicate: out.duplicate,
+        receipt_pending: out.receipt_pending,
+    })
+}
+
+impl EvalsService {
+    async fn submit(
+        &self,
+        peer: &cairn_identity::PeerIdentity,
+        record: Option<common::SignedRecord>,
+        kind: SubmitKind,
+    ) -> Result<Response<pb::PublishResultResponse>, Status> {
+        let record = record.ok_or_else(|| Status::invalid_argument("record: is required"))?;
+        Ok(published(self.core.submit(peer, record, kind).await?))
+    }
+}
+
+#[tonic::async_trait]
+impl EvaluationResults for EvalsService {
+    async fn publish_result(
+        &self,
+        request: Request<pb::PublishResultRequest>,
+    ) -> Result<Response<pb::PublishResultResponse>, Status> {
+        let peer = peer(&request)?;
+        self.submit(&peer, request.into_inner().record, SubmitKind::Publish)
+            .await
+    }
+
+    async fn supersede_result(
+        &self,
+        request: Request<pb::SupersedeResultRequest>,
+    ) -> Result<Response<pb::PublishResultResponse>, Status> {
+        let peer = peer(&request)?;
+        self.submit(&peer, request.into_inner().record, SubmitKind::Supersede)
+            .await
+    }
+
+    async fn retract_result(
+        &self,
+        request: Request<pb::RetractResultRequest>,
+    ) -> Result<Response<pb::PublishResultResponse>, Status> {
+        let peer = peer(&request)?;
+        self.submit(&peer, request.into_inner().record, SubmitKind::Retract)
+            .await
+    }
+
+    async fn erase_result(
+        &self,
+        request: Request<pb::EraseResultRequest>,
+    ) -> Result<Response<pb::EraseResultResponse>, Status> {
+        let peer = peer(&request)?;
+        let (receipt, receipt_pending) =
+            self.core.erase(&peer, &request.into_inner().order).await?;
+        Ok(Response::new(pb::EraseResultResponse {
+            receipt,
+            receipt_pending,
+        }))
+    }
+
+    async fn get_result(
+        &self,
+        request: Request<pb::GetResultRequest>,
+    ) -> Result<Response<pb::GetResultResponse>, Status> {
+        let peer = peer(&request)?;
+        let req = request.into_inner();
+        let span = tracing::info_span!("get", member = %peer, record_id = ?req.record_id.as_ref().map(|r| r.uuid.clone()));
+        let _e = span.enter();
+        let record = self
+            .core
+            .get(&peer, req.record_id.as_ref(), req.include_latest_proof)
+            .await?;
+        Ok(Response::new(pb::GetResultResponse {
+            record: Some(record),
+        }))
+    }
+
+    async fn list_results(
+        &self,
+        request: Request<pb::ListResultsRequest>,
+    ) -> Result<Response<pb::ListResultsResponse>, Status> {
+        let peer = peer(&request)?;
+        let req = request.into_inner();
+        let (records, next_page_token) = self
+            .core
+            .list(
+                &peer,
+                &req.filter.unwrap_or_default(),
+                req.page_size,
+                &req.page_token,
+            )
+            .await?;
+        Ok(Response::new(pb::ListResultsResponse {
+            records,
+            next_page_token,
+        }))
+    }
+
+    type WatchResultsStream =
+        Pin<Box<dyn Stream<Item = Result<common::WatchEvent, Status>> + Send>>;
+
+    async fn watch_results(
+        &self,
+        request: Request<pb::WatchResultsRequest>,
+    ) -> Result<Response<Self::WatchResultsStream>, Status> {
+        let peer = peer(&request)?;
+        let req = request.into_inner();
+        let rx = self
+            .core
+            .watch(&peer, req.filter.unwrap_or_default(), &req.cursor)?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
+            stream,
+            |r| r.map_err(Status::from),
+        ))))
+    }
+}
+
+/// Starts cairn-evals.
+pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
+    serve::start(
+        config,
+        policy(),
+        "cairn.evals.v1.EvaluationResults",
+        |core| tonic::service::Routes::new(EvaluationResultsServer::new(EvalsService { core })),
+    )
+    .await
+}

@@ -1,0 +1,133 @@
+//! `cairn-intake`: incident records. Thin wiring of the record-service core
+//! (`cairn-service-core`) behind `cairn.intake.v1.IncidentIntake`: members
+//! with the `submitter` role submit incidents (and corrections that
+//! supersede them); every member reads what its labels allow.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use cairn_identity::Role;
+use cairn_identity::tls::peer_info;
+use cairn_proto::common::v1 as common;
+use cairn_proto::intake::v1 as pb;
+use cairn_proto::intake::v1::incident_intake_server::{IncidentIntake, IncidentIntakeServer};
+use cairn_service_core::serve::{self, Running, ServeConfig, ServeError};
+use cairn_service_core::{RecordCore, ServicePolicy, SubmitKind};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+/// What cairn-intake accepts.
+pub fn policy() -> ServicePolicy {
+    ServicePolicy {
+        service: "intake",
+        kinds: vec![(common::RecordKind::Incident, vec![Role::Submitter])],
+    }
+}
+
+/// The gRPC service.
+pub struct IntakeService {
+    core: Arc<RecordCore>,
+}
+
+fn peer<T>(r: &Request<T>) -> Result<cairn_identity::PeerIdentity, Status> {
+    peer_info(r)
+        .map(|p| p.identity.clone())
+        .ok_or_else(|| Status::unauthenticated("no authenticated peer on this connection"))
+}
+
+#[tonic::async_trait]
+impl IncidentIntake for IntakeService {
+    async fn submit_incident(
+        &self,
+        request: Request<pb::SubmitIncidentRequest>,
+    ) -> Result<Response<pb::SubmitIncidentResponse>, Status> {
+        let peer = peer(&request)?;
+        let record = request
+            .into_inner()
+            .record
+            .ok_or_else(|| Status::invalid_argument("record: is required"))?;
+        let out = self
+            .core
+            .submit(&peer, record, SubmitKind::SubmitOrCorrect)
+            .await?;
+        Ok(Response::new(pb::SubmitIncidentResponse {
+            record_id: Some(common::RecordId {
+                uuid: out.record_id,
+            }),
+            receipt: out.receipt,
+            duplicate: out.duplicate,
+            receipt_pending: out.receipt_pending,
+            reporting_deadline: out.reporting_deadline.map(|t| prost_types::Timestamp {
+                seconds: t.unix_timestamp(),
+                nanos: t.nanosecond() as i32,
+            }),
+        }))
+    }
+
+    async fn get_incident(
+        &self,
+        request: Request<pb::GetIncidentRequest>,
+    ) -> Result<Response<pb::GetIncidentResponse>, Status> {
+        let peer = peer(&request)?;
+        let req = request.into_inner();
+        let span = tracing::info_span!("get", member = %peer, record_id = ?req.record_id.as_ref().map(|r| r.uuid.clone()));
+        let _e = span.enter();
+        let record = self
+            .core
+            .get(&peer, req.record_id.as_ref(), req.include_latest_proof)
+            .await?;
+        Ok(Response::new(pb::GetIncidentResponse {
+            record: Some(record),
+        }))
+    }
+
+    async fn list_incidents(
+        &self,
+        request: Request<pb::ListIncidentsRequest>,
+    ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
+        let peer = peer(&request)?;
+        let req = request.into_inner();
+        let (records, next_page_token) = self
+            .core
+            .list(
+                &peer,
+                &req.filter.unwrap_or_default(),
+                req.page_size,
+                &req.page_token,
+            )
+            .await?;
+        Ok(Response::new(pb::ListIncidentsResponse {
+            records,
+            next_page_token,
+        }))
+    }
+
+    type WatchIncidentsStream =
+        Pin<Box<dyn Stream<Item = Result<common::WatchEvent, Status>> + Send>>;
+
+    async fn watch_incidents(
+        &self,
+        request: Request<pb::WatchIncidentsRequest>,
+    ) -> Result<Response<Self::WatchIncidentsStream>, Status> {
+        let peer = peer(&request)?;
+        let req = request.into_inner();
+        let rx = self
+            .core
+            .watch(&peer, req.filter.unwrap_or_default(), &req.cursor)?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+        Ok(Response::new(Box::pin(tokio_stream::StreamExt::map(
+            stream,
+            |r| r.map_err(Status::from),
+        ))))
+    }
+}
+
+/// Starts cairn-intake.
+pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
+    serve::start(config, policy(), "cairn.intake.v1.IncidentIntake", |core| {
+        tonic::service::Routes::new(IncidentIntakeServer::new(IntakeService { core }))
+    })
+    .await
+}
