@@ -1,4 +1,240 @@
-//! Tests that cross cairn's crates (and, as the services land, its
-//! services): each test in `tests/` starts what it needs on loopback ports
-//! with a generated development PKI. This library holds no code.
+//! The harness for tests that cross cairn's services: a dev PKI on disk and
+//! the audit, intake and evals services running in-process on loopback
+//! ports chosen by the OS, with helpers to build and sign records as the
+//! dev network's members. Tests live in `tests/`.
 #![forbid(unsafe_code)]
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cairn_audit::{AuditConfig, RunningAudit};
+use cairn_identity::devpki::{self, DevPki, DevPkiSpec, MemberFiles, layout};
+use cairn_identity::tls;
+use cairn_identity::{Directory, DirectoryHandle, SealingKey, SigningKey};
+use cairn_proto::evals::v1::evaluation_results_client::EvaluationResultsClient;
+use cairn_proto::intake::v1 as intake;
+use cairn_proto::intake::v1::incident_intake_client::IncidentIntakeClient;
+use cairn_record::pb::{self, RecordKind, SharingLabel};
+use cairn_record::{Recipient, RecordDraft};
+use cairn_service_core::RecordCoreConfig;
+use cairn_service_core::serve::{Running, ServeConfig};
+use cairn_tlog::note::VerifierKey;
+use time::OffsetDateTime;
+use tonic::transport::Channel;
+
+pub struct Net {
+    pub tmp: tempfile::TempDir,
+    pub pki: PathBuf,
+    pub directory: Directory,
+    pub handle: DirectoryHandle,
+    pub audit: Option<RunningAudit>,
+    pub audit_addr: SocketAddr,
+    pub log_key: VerifierKey,
+    pub intake: Running,
+    pub evals: Running,
+}
+
+pub const MEMBERS: [&str; 3] = ["eu-aio", "jp-aisi", "uk-aisi"];
+
+impl Net {
+    /// Starts audit, intake and evals; submissions wait at most
+    /// `receipt_wait` for their receipts.
+    pub async fn start(receipt_wait: Duration) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = tmp.path().join("pki");
+        DevPki::generate(&DevPkiSpec::example())
+            .unwrap()
+            .write_to(&pki)
+            .unwrap();
+        let directory = Directory::load(&pki.join(layout::DIRECTORY)).unwrap();
+        let handle = DirectoryHandle::new(directory.clone());
+        let audit = cairn_audit::start(Self::audit_config(
+            &pki,
+            tmp.path(),
+            "127.0.0.1:0".parse().unwrap(),
+        ))
+        .await
+        .unwrap();
+        let audit_addr = audit.addr;
+        let log_key = audit.log_verifier.clone();
+        let service = |name: &str| {
+            let d = pki.join(layout::SERVICES).join(name);
+            ServeConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                data_dir: tmp.path().join(format!("{name}-data")),
+                directory: pki.join(layout::DIRECTORY),
+                tls_cert: d.join(layout::TLS_CERT),
+                tls_key: d.join(layout::TLS_KEY),
+                audit: audit_addr,
+                core: RecordCoreConfig {
+                    receipt_wait,
+                    ..RecordCoreConfig::default()
+                },
+            }
+        };
+        let intake = cairn_intake::start(service("intake")).await.unwrap();
+        let evals = cairn_evals::start(service("evals")).await.unwrap();
+        Self {
+            tmp,
+            pki,
+            directory,
+            handle,
+            audit: Some(audit),
+            audit_addr,
+            log_key,
+            intake,
+            evals,
+        }
+    }
+
+    fn audit_config(
+        pki: &std::path::Path,
+        data: &std::path::Path,
+        listen: SocketAddr,
+    ) -> AuditConfig {
+        let d = pki.join(layout::SERVICES).join("audit");
+        AuditConfig {
+            listen,
+            data_dir: data.join("audit-data"),
+            directory: pki.join(layout::DIRECTORY),
+            tls_cert: d.join(layout::TLS_CERT),
+            tls_key: d.join(layout::TLS_KEY),
+            log_key: d.join(layout::LOG_KEY),
+            origin: devpki::log_origin("cairn.example"),
+            witness: None,
+            cosigners: vec![],
+        }
+    }
+
+    /// Stops the audit service (the record services keep running).
+    pub async fn stop_audit(&mut self) {
+        if let Some(a) = self.audit.take() {
+            a.stop().await.unwrap();
+        }
+    }
+
+    /// Starts the audit service again on the same address and data.
+    pub async fn restart_audit(&mut self) {
+        let a = cairn_audit::start(Self::audit_config(
+            &self.pki,
+            self.tmp.path(),
+            self.audit_addr,
+        ))
+        .await
+        .unwrap();
+        self.audit = Some(a);
+    }
+
+    pub fn files(&self, member: &str) -> MemberFiles {
+        MemberFiles::new(&self.pki, member)
+    }
+
+    pub fn signing_key(&self, member: &str) -> SigningKey {
+        self.files(member).signing_key().unwrap()
+    }
+
+    pub fn sealing_key(&self, member: &str) -> SealingKey {
+        self.files(member).sealing_key().unwrap()
+    }
+
+    pub fn channel(&self, identity_of: &str, addr: SocketAddr, service: &str) -> Channel {
+        let identity = if MEMBERS.contains(&identity_of) {
+            self.files(identity_of).tls_identity().unwrap()
+        } else {
+            devpki::service_tls_identity(&self.pki, identity_of).unwrap()
+        };
+        tls::channel(
+            addr,
+            tls::client_config(&identity, self.handle.clone(), service).unwrap(),
+        )
+        .unwrap()
+    }
+
+    pub fn intake(&self, member: &str) -> IncidentIntakeClient<Channel> {
+        IncidentIntakeClient::new(self.channel(member, self.intake.addr, "intake"))
+    }
+
+    pub fn evals(&self, member: &str) -> EvaluationResultsClient<Channel> {
+        EvaluationResultsClient::new(self.channel(member, self.evals.addr, "evals"))
+    }
+
+    /// A draft of `kind` with `label` to `recipients` holding `content`.
+    pub fn draft(
+        &self,
+        kind: RecordKind,
+        label: SharingLabel,
+        recipients: &[&str],
+        content: Vec<u8>,
+        index: Option<pb::IndexFields>,
+    ) -> RecordDraft {
+        let mut d = RecordDraft::new(kind, label, content);
+        d.recipients = recipients
+            .iter()
+            .map(|m| Recipient::from_directory(&self.directory, m).unwrap())
+            .collect();
+        d.index = index;
+        d
+    }
+
+    /// Signs a draft as `author`.
+    pub fn sign(&self, author: &str, draft: &RecordDraft) -> pb::SignedRecord {
+        cairn_record::build(draft, author, &self.signing_key(author)).unwrap()
+    }
+
+    /// An incident record by `author`.
+    pub fn incident(
+        &self,
+        author: &str,
+        label: SharingLabel,
+        recipients: &[&str],
+        title: &str,
+    ) -> (RecordDraft, pb::SignedRecord) {
+        let inc = incident(title);
+        let index = cairn_record::content::incident_index(&inc);
+        let d = self.draft(
+            RecordKind::Incident,
+            label,
+            recipients,
+            prost::Message::encode_to_vec(&inc),
+            Some(index),
+        );
+        let s = self.sign(author, &d);
+        (d, s)
+    }
+}
+
+/// A valid incident.
+pub fn incident(title: &str) -> intake::Incident {
+    let now = OffsetDateTime::now_utc();
+    let ts = |days: i64| {
+        Some(cairn_record::header::time_to_timestamp(
+            now - time::Duration::days(days),
+        ))
+    };
+    intake::Incident {
+        title: title.into(),
+        summary: "An evaluation-aware model sandbagged a safety test.".into(),
+        occurred_at: ts(3),
+        detected_at: ts(2),
+        reported_at: ts(0),
+        status: pb::IncidentStatus::Initial as i32,
+        ai_system: Some(intake::AiSystem {
+            name: "Frontier-1".into(),
+            provider: "Example Labs".into(),
+            ..Default::default()
+        }),
+        sectors: vec!["research".into()],
+        jurisdictions: vec!["GB".into()],
+        harm_types: vec![intake::HarmType::SecurityMisuse as i32],
+        severity: pb::Severity::Moderate as i32,
+        serious_incident: Some(intake::SeriousIncident {
+            is_serious: true,
+            category: intake::Art73Category::General as i32,
+            aware_at: ts(2),
+            reporting_deadline: None,
+        }),
+        ..Default::default()
+    }
+}
