@@ -1,0 +1,212 @@
+//! Building records: validate the content, disclose its index fields, seal
+//! it to the recipients its label implies, sign it.
+
+use cairn_identity::{Directory, SigningKey};
+use cairn_proto::evals::v1 as evals;
+use cairn_proto::intake::v1 as intake;
+use cairn_record::header::time_to_timestamp;
+use cairn_record::pb::{self, RecordKind, SharingLabel};
+use cairn_record::{Recipient, RecordDraft, content};
+use prost::Message as _;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::ClientError;
+
+/// With whom a record is shared (FIRST TLP 2.0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Share {
+    /// TLP:CLEAR: not sealed.
+    Clear,
+    /// TLP:GREEN: sealed to every member of the directory.
+    Green,
+    /// TLP:AMBER to these members (the author is added).
+    Amber(Vec<String>),
+    /// TLP:AMBER+STRICT to these members (the author is added).
+    AmberStrict(Vec<String>),
+    /// TLP:RED to these members (the author is added).
+    Red(Vec<String>),
+}
+
+impl Share {
+    /// The label.
+    pub fn label(&self) -> SharingLabel {
+        match self {
+            Share::Clear => SharingLabel::TlpClear,
+            Share::Green => SharingLabel::TlpGreen,
+            Share::Amber(_) => SharingLabel::TlpAmber,
+            Share::AmberStrict(_) => SharingLabel::TlpAmberStrict,
+            Share::Red(_) => SharingLabel::TlpRed,
+        }
+    }
+
+    /// Parses `clear`, `green`, `amber`, `amber+strict` or `red` with the
+    /// listed recipients.
+    pub fn parse(label: &str, recipients: Vec<String>) -> Result<Self, ClientError> {
+        let l = label.to_ascii_lowercase();
+        let l = l.strip_prefix("tlp:").unwrap_or(&l);
+        let share = match l {
+            "clear" | "white" => Share::Clear,
+            "green" => Share::Green,
+            "amber" => Share::Amber(recipients.clone()),
+            "amber+strict" | "amber-strict" | "amber_strict" => {
+                Share::AmberStrict(recipients.clone())
+            }
+            "red" => Share::Red(recipients.clone()),
+            other => {
+                return Err(ClientError::Usage(format!(
+                    "label {other:?}: use clear, green, amber, amber+strict or red"
+                )));
+            }
+        };
+        if matches!(share, Share::Clear | Share::Green) && !recipients.is_empty() {
+            return Err(ClientError::Usage(format!(
+                "a {label} record has no recipient list"
+            )));
+        }
+        if matches!(
+            share,
+            Share::Amber(_) | Share::AmberStrict(_) | Share::Red(_)
+        ) && recipients.is_empty()
+        {
+            return Err(ClientError::Usage(format!(
+                "a {label} record needs --to <member>..."
+            )));
+        }
+        Ok(share)
+    }
+
+    fn recipients(
+        &self,
+        directory: &Directory,
+        author: &str,
+    ) -> Result<Vec<Recipient>, ClientError> {
+        let ids: Vec<String> = match self {
+            Share::Clear => return Ok(Vec::new()),
+            Share::Green => directory.members().map(|m| m.id.to_string()).collect(),
+            Share::Amber(r) | Share::AmberStrict(r) | Share::Red(r) => {
+                let mut ids = r.clone();
+                ids.push(author.to_owned());
+                ids.sort();
+                ids.dedup();
+                ids
+            }
+        };
+        ids.iter()
+            .map(|m| {
+                Recipient::from_directory(directory, m).map_err(|_| {
+                    ClientError::Usage(format!("recipient {m:?} is not a member of the directory"))
+                })
+            })
+            .collect()
+    }
+}
+
+/// A record ready to submit.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    /// The signed record.
+    pub record: pb::SignedRecord,
+    /// Its id.
+    pub record_id: String,
+    /// For a serious incident: the EU AI Act Art. 73 reporting deadline.
+    pub reporting_deadline: Option<OffsetDateTime>,
+}
+
+/// Seals and signs content of `kind`.
+#[allow(clippy::too_many_arguments)]
+pub fn record(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    kind: RecordKind,
+    content: Vec<u8>,
+    index: Option<pb::IndexFields>,
+    share: &Share,
+    supersedes: Option<&str>,
+    retracts: Option<&str>,
+) -> Result<Prepared, ClientError> {
+    let parse_id = |what: &str, id: &str| -> Result<Uuid, ClientError> {
+        cairn_record::header::parse_record_id(id)
+            .map_err(|d| ClientError::Usage(format!("{what} {id:?}: {d}")))
+    };
+    let mut draft = RecordDraft::new(kind, share.label(), content);
+    draft.recipients = share.recipients(directory, author)?;
+    draft.index = index;
+    draft.supersedes = supersedes.map(|s| parse_id("supersedes", s)).transpose()?;
+    draft.retracts = retracts.map(|s| parse_id("retracts", s)).transpose()?;
+    let record = cairn_record::build(&draft, author, key)?;
+    Ok(Prepared {
+        record,
+        record_id: draft.record_id.hyphenated().to_string(),
+        reporting_deadline: None,
+    })
+}
+
+/// Validates an incident (filling in its Art. 73 deadline), then seals and
+/// signs it.
+pub fn incident(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    incident: &intake::Incident,
+    share: &Share,
+) -> Result<Prepared, ClientError> {
+    incident_with(directory, author, key, incident, share, None)
+}
+
+/// [`incident`], as a correction superseding `supersedes`.
+pub fn incident_with(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    incident: &intake::Incident,
+    share: &Share,
+    supersedes: Option<&str>,
+) -> Result<Prepared, ClientError> {
+    let mut inc = incident.clone();
+    let deadline = content::art73_deadline(&inc);
+    if let (Some(d), Some(s)) = (deadline, inc.serious_incident.as_mut())
+        && s.reporting_deadline.is_none()
+    {
+        s.reporting_deadline = Some(time_to_timestamp(d));
+    }
+    content::validate_incident(&inc, OffsetDateTime::now_utc())?;
+    let index = content::incident_index(&inc);
+    let mut p = record(
+        directory,
+        author,
+        key,
+        RecordKind::Incident,
+        inc.encode_to_vec(),
+        Some(index),
+        share,
+        supersedes,
+        None,
+    )?;
+    p.reporting_deadline = deadline;
+    Ok(p)
+}
+
+/// Validates an evaluation result, then seals and signs it.
+pub fn result(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    result: &evals::EvaluationResult,
+    share: &Share,
+) -> Result<Prepared, ClientError> {
+    content::validate_evaluation(result, author, OffsetDateTime::now_utc())?;
+    let index = content::evaluation_index(result);
+    record(
+        directory,
+        author,
+        key,
+        RecordKind::EvaluationResult,
+        result.encode_to_vec(),
+        Some(index),
+        share,
+        None,
+        None,
+    )
+}

@@ -1,0 +1,161 @@
+//! Verifying and opening what the services return.
+
+use cairn_identity::{Directory, SealingKey};
+use cairn_proto::evals::v1 as evals;
+use cairn_proto::intake::v1 as intake;
+use cairn_record::header::CheckedHeader;
+use cairn_record::pb::{self, RecordKind};
+use cairn_tlog::checkpoint::{self, Checkpoint};
+use cairn_tlog::note::VerifierKey;
+use prost::Message as _;
+use time::OffsetDateTime;
+
+use crate::error::ClientError;
+
+/// Opened content, decoded by kind.
+#[derive(Clone, Debug)]
+pub enum Content {
+    /// An incident.
+    Incident(intake::Incident),
+    /// An evaluation result.
+    Result(evals::EvaluationResult),
+    /// A baseline.
+    Baseline(evals::Baseline),
+    /// An assessment.
+    Assessment(evals::Assessment),
+    /// A retraction.
+    Retraction(pb::Retraction),
+    /// Anything else, as bytes.
+    Other(Vec<u8>),
+}
+
+/// A verified, opened record.
+#[derive(Clone, Debug)]
+pub struct Opened {
+    /// The checked header.
+    pub header: CheckedHeader,
+    /// The content.
+    pub content: Content,
+}
+
+impl Opened {
+    /// The incident, if it is one.
+    pub fn incident(&self) -> Option<&intake::Incident> {
+        match &self.content {
+            Content::Incident(i) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// The evaluation result, if it is one.
+    pub fn result(&self) -> Option<&evals::EvaluationResult> {
+        match &self.content {
+            Content::Result(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+/// Verifies a record against the directory (signature by its author with a
+/// key valid at created-at, header, body digest and form), opens it as
+/// `member` (no key needed for TLP:CLEAR), checks the commitment, validates
+/// the content and checks the disclosed index fields against it.
+pub fn open_record(
+    directory: &Directory,
+    signed: &pb::SignedRecord,
+    member: &str,
+    key: Option<&SealingKey>,
+) -> Result<Opened, ClientError> {
+    let verified = cairn_record::verify(signed, directory)?;
+    let opened = verified.open(member, key)?;
+    verified.check_content(
+        &opened.content,
+        OffsetDateTime::now_utc() + time::Duration::days(1),
+    )?;
+    let bytes = opened.content.as_slice();
+    let decode = |e: prost::DecodeError| ClientError::Usage(format!("content: {e}"));
+    let content = if verified.header.retracts.is_some() {
+        Content::Retraction(pb::Retraction::decode(bytes).map_err(decode)?)
+    } else {
+        match verified.header.kind {
+            RecordKind::Incident => {
+                Content::Incident(intake::Incident::decode(bytes).map_err(decode)?)
+            }
+            RecordKind::EvaluationResult => {
+                Content::Result(evals::EvaluationResult::decode(bytes).map_err(decode)?)
+            }
+            RecordKind::Baseline => {
+                Content::Baseline(evals::Baseline::decode(bytes).map_err(decode)?)
+            }
+            RecordKind::Assessment => {
+                Content::Assessment(evals::Assessment::decode(bytes).map_err(decode)?)
+            }
+            _ => Content::Other(bytes.to_vec()),
+        }
+    };
+    Ok(Opened {
+        header: verified.header,
+        content,
+    })
+}
+
+fn salted(salt: &[u8], text: &str) -> Vec<u8> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(salt);
+    ctx.update(text.as_bytes());
+    ctx.finish().as_ref().to_vec()
+}
+
+/// Verifies a receipt offline: the checkpoint's log signature, the leaf's
+/// inclusion proof in it, and that the leaf names this exact envelope (and,
+/// for TLP:RED, with `leaf_salt`, this record id and author).
+pub fn verify_receipt(
+    receipt: &pb::Receipt,
+    envelope: &[u8],
+    log_key: &VerifierKey,
+    leaf_salt: Option<&[u8]>,
+) -> Result<Checkpoint, ClientError> {
+    let cp = checkpoint::open(&receipt.checkpoint, log_key)
+        .map_err(|e| ClientError::Receipt(format!("checkpoint: {e}")))?
+        .checkpoint;
+    cairn_tlog::proof::verify_inclusion(
+        receipt.leaf_index,
+        cp.size,
+        &cairn_tlog::hash::leaf_hash(&receipt.leaf),
+        &receipt.inclusion_proof,
+        &cp.root,
+    )
+    .map_err(|e| ClientError::Receipt(format!("inclusion: {e}")))?;
+    let leaf = pb::LogLeaf::decode(receipt.leaf.as_slice())
+        .map_err(|e| ClientError::Receipt(format!("leaf: {e}")))?;
+    if leaf.envelope_digest != cairn_record::record::sha256(envelope).to_vec() {
+        return Err(ClientError::Receipt(
+            "the leaf names another envelope".into(),
+        ));
+    }
+    let env = cairn_record::record::decode_envelope(envelope)?;
+    let header = cairn_record::record::decode_header(&env.payload)?;
+    let id = header.record_id.map(|r| r.uuid).unwrap_or_default();
+    let author = header.author.map(|a| a.id).unwrap_or_default();
+    match leaf.subject {
+        Some(pb::log_leaf::Subject::Clear(s)) => {
+            if s.record_id.map(|r| r.uuid) != Some(id) || s.author.map(|a| a.id) != Some(author) {
+                return Err(ClientError::Receipt(
+                    "the leaf names another record or author".into(),
+                ));
+            }
+        }
+        Some(pb::log_leaf::Subject::Salted(s)) => {
+            if let Some(salt) = leaf_salt
+                && (s.record_id_digest != salted(salt, &id)
+                    || s.author_digest != salted(salt, &author))
+            {
+                return Err(ClientError::Receipt(
+                    "the salted leaf does not name this record".into(),
+                ));
+            }
+        }
+        None => return Err(ClientError::Receipt("the leaf names no record".into())),
+    }
+    Ok(cp)
+}
