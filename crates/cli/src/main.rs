@@ -9,7 +9,9 @@
 mod audit;
 mod connect;
 mod dev;
+mod devnet;
 mod keys;
+mod records;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,19 @@ enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Incidents: submit, get, list, watch.
+    #[command(subcommand)]
+    Incident(records::IncidentCommand),
+    /// Evaluation results: publish, get, list.
+    #[command(subcommand)]
+    Eval(records::EvalCommand),
+    /// Any record: open (fetch, verify, decrypt).
+    #[command(subcommand)]
+    Record(records::RecordCommand),
+    /// Run a whole local network (the main command); --demo runs a scenario.
+    Devnet(devnet::DevnetArgs),
+    /// Same as `cairn devnet --demo`.
+    Demo(devnet::DevnetArgs),
 }
 
 /// Exit codes scripts can rely on.
@@ -77,6 +92,14 @@ fn main() -> ExitCode {
             Command::Dev(cmd) => dev::run(cmd, cli.json).await,
             Command::Keys(cmd) => keys::run(cmd, cli.json),
             Command::Audit(cmd) => audit::run(cmd, cli.json).await,
+            Command::Incident(cmd) => records::incident(cmd, cli.json).await,
+            Command::Eval(cmd) => records::eval(cmd, cli.json).await,
+            Command::Record(cmd) => records::record(cmd, cli.json).await,
+            Command::Devnet(args) => devnet::run(args, cli.json).await,
+            Command::Demo(mut args) => {
+                args.demo = true;
+                devnet::run(args, cli.json).await
+            }
         }
     });
     match result {

@@ -151,6 +151,23 @@ impl Client {
         )
     }
 
+    /// Validates, seals and signs a correction superseding `supersedes`.
+    pub fn prepare_incident_correction(
+        &self,
+        incident: &intake::Incident,
+        share: &Share,
+        supersedes: &str,
+    ) -> Result<Prepared, ClientError> {
+        prepare::incident_with(
+            &self.directory,
+            &self.creds.member,
+            &self.creds.signing,
+            incident,
+            share,
+            Some(supersedes),
+        )
+    }
+
     /// Validates, seals and signs an evaluation result.
     pub fn prepare_result(
         &self,

@@ -1,0 +1,367 @@
+//! `cairn devnet`: a whole local network — a dev PKI, audit, intake and
+//! evals on loopback with mTLS and sled stores under one data directory —
+//! and `--demo`, a scripted scenario end to end.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+use cairn_audit::{AuditConfig, RunningAudit};
+use cairn_client::{Client, Credentials, Endpoints, Share, json};
+use cairn_identity::Directory;
+use cairn_identity::devpki::{self, DevPki, DevPkiSpec, layout};
+use cairn_proto::audit::v1 as audit_pb;
+use cairn_service_core::RecordCoreConfig;
+use cairn_service_core::serve::{Running, ServeConfig};
+use cairn_tlog::checkpoint;
+use cairn_tlog::note::VerifierKey;
+use clap::Args;
+
+use crate::connect::DevnetInfo;
+use crate::exit;
+
+#[derive(Args, Debug)]
+pub struct DevnetArgs {
+    /// Where the network keeps its PKI and data (reused when it exists).
+    #[arg(long, default_value = ".cairn/devnet")]
+    pub dir: PathBuf,
+    /// First of three consecutive ports (audit, intake, evals); 0 picks free ports.
+    #[arg(long, default_value_t = 7401)]
+    pub base_port: u16,
+    /// Run the scripted scenario, then stop.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+struct Network {
+    audit: RunningAudit,
+    intake: Running,
+    evals: Running,
+    info: DevnetInfo,
+}
+
+fn addr(base: u16, offset: u16) -> SocketAddr {
+    let port = if base == 0 { 0 } else { base + offset };
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn check_port(a: SocketAddr) -> anyhow::Result<()> {
+    if a.port() == 0 {
+        return Ok(());
+    }
+    std::net::TcpListener::bind(a).map(drop).map_err(|e| anyhow!("port {} on 127.0.0.1 is not available ({e}); stop what uses it or pass --base-port <port> (0 picks free ports)", a.port()))
+}
+
+async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data directory {}", dir.display()))?;
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("the data directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    let pki = dir.join("pki");
+    if !pki.join(layout::DIRECTORY).exists() {
+        DevPki::generate(&DevPkiSpec::example())?.write_to(&pki)?;
+    }
+    for i in 0..3 {
+        check_port(addr(base, i))?;
+    }
+    let svc = |name: &str| pki.join(layout::SERVICES).join(name);
+    let audit = cairn_audit::start(AuditConfig {
+        listen: addr(base, 0),
+        data_dir: dir.join("audit"),
+        directory: pki.join(layout::DIRECTORY),
+        tls_cert: svc("audit").join(layout::TLS_CERT),
+        tls_key: svc("audit").join(layout::TLS_KEY),
+        log_key: svc("audit").join(layout::LOG_KEY),
+        origin: devpki::log_origin("cairn.example"),
+        witness: None,
+        cosigners: vec![],
+    })
+    .await
+    .context("starting cairn-audit")?;
+    let record = |name: &str, offset: u16| ServeConfig {
+        listen: addr(base, offset),
+        data_dir: dir.join(name),
+        directory: pki.join(layout::DIRECTORY),
+        tls_cert: svc(name).join(layout::TLS_CERT),
+        tls_key: svc(name).join(layout::TLS_KEY),
+        audit: audit.addr,
+        core: RecordCoreConfig::default(),
+    };
+    let intake = cairn_intake::start(record("intake", 1))
+        .await
+        .context("starting cairn-intake")?;
+    let evals = cairn_evals::start(record("evals", 2))
+        .await
+        .context("starting cairn-evals")?;
+    let info = DevnetInfo {
+        pki: pki.clone(),
+        audit: audit.addr,
+        intake: intake.addr,
+        evals: evals.addr,
+        log_key: audit.log_verifier.to_string(),
+    };
+    std::fs::write(dir.join("devnet.json"), serde_json::to_vec_pretty(&info)?)
+        .with_context(|| format!("writing {}", dir.join("devnet.json").display()))?;
+    Ok(Network {
+        audit,
+        intake,
+        evals,
+        info,
+    })
+}
+
+impl Network {
+    async fn stop(self) -> anyhow::Result<()> {
+        self.intake.stop().await?;
+        self.evals.stop().await?;
+        self.audit.stop().await?;
+        Ok(())
+    }
+
+    fn client(&self, member: &str) -> anyhow::Result<Client> {
+        let creds = Credentials::from_dev_pki(&self.info.pki, member)?;
+        let directory = Directory::load(&self.info.pki.join(layout::DIRECTORY))?;
+        let endpoints = Endpoints {
+            intake: self.info.intake,
+            evals: self.info.evals,
+            audit: self.info.audit,
+        };
+        Ok(Client::connect(
+            creds,
+            directory,
+            endpoints,
+            Some(VerifierKey::parse(&self.info.log_key)?),
+        )?)
+    }
+}
+
+pub async fn run(args: DevnetArgs, json: bool) -> anyhow::Result<u8> {
+    let net = start(&args.dir, args.base_port).await?;
+    if args.demo {
+        let result = demo(&net, json).await;
+        net.stop().await?;
+        return match result {
+            Ok(()) => Ok(exit::OK),
+            Err(e) => {
+                eprintln!("demo FAILED: {e:#}");
+                Ok(exit::CHECK_FAILED)
+            }
+        };
+    }
+    let d = args.dir.display();
+    if json {
+        println!("{}", serde_json::to_string(&net.info)?);
+    } else {
+        println!("cairn devnet is running (data in {d}); Ctrl-C stops it.\n");
+        println!(
+            "  audit   {}   log key {}",
+            net.info.audit, net.info.log_key
+        );
+        println!("  intake  {}", net.info.intake);
+        println!("  evals   {}\n", net.info.evals);
+        println!(
+            "members (keys in {d}/pki/members/<id>/): uk-aisi (GB: submitter, evaluator, auditor, witness), jp-aisi (JP: submitter, evaluator, witness), eu-aio (EU: submitter, auditor, governance)\n"
+        );
+        println!("try, in another terminal:");
+        println!(
+            "  cairn incident submit examples/incident.json --label amber --to jp-aisi --member uk-aisi"
+        );
+        println!("  cairn incident list --member jp-aisi");
+        println!("  cairn eval publish examples/result.json --member jp-aisi");
+        println!(
+            "  cairn audit verify --server {} --log-key '{}' --full --member eu-aio",
+            net.info.audit, net.info.log_key
+        );
+    }
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    if !json {
+        println!("\nstopping…");
+    }
+    net.stop().await?;
+    Ok(exit::OK)
+}
+
+/// A numbered, printed step.
+struct Steps {
+    n: usize,
+    json: bool,
+}
+
+impl Steps {
+    fn ok(&mut self, text: String) {
+        self.n += 1;
+        if self.json {
+            println!(
+                "{}",
+                serde_json::json!({"step": self.n, "ok": true, "what": text})
+            );
+        } else {
+            println!("{:>2}. ok  {text}", self.n);
+        }
+    }
+}
+
+async fn demo(net: &Network, json_out: bool) -> anyhow::Result<()> {
+    let mut steps = Steps {
+        n: 0,
+        json: json_out,
+    };
+    let uk = net.client("uk-aisi")?;
+    let jp = net.client("jp-aisi")?;
+    let eu = net.client("eu-aio")?;
+
+    let incident = json::incident_from_json(include_str!("../../../examples/incident.json"))?;
+    let prepared = uk.prepare_incident(&incident, &Share::Amber(vec!["jp-aisi".into()]))?;
+    let submitted = uk.submit_incident(&prepared).await?;
+    let size = submitted
+        .verified_in_tree_of
+        .ok_or_else(|| anyhow!("no verified receipt for the incident"))?;
+    steps.ok(format!("uk-aisi submitted a TLP:AMBER incident to jp-aisi (and itself): record {}, receipt verified in a tree of {size}", submitted.record_id));
+    if let Some(d) = submitted.reporting_deadline {
+        steps.ok(format!(
+            "its EU AI Act Art. 73 deadline: {}",
+            d.format(&time::format_description::well_known::Rfc3339)?
+        ));
+    }
+
+    let result = json::result_from_json(include_str!("../../../examples/result.json"))?;
+    let published = jp
+        .publish_result(&jp.prepare_result(&result, &Share::Green)?)
+        .await?;
+    ensure!(
+        published.verified_in_tree_of.is_some(),
+        "no verified receipt for the result"
+    );
+    steps.ok(format!(
+        "jp-aisi published a TLP:GREEN evaluation result: record {}",
+        published.record_id
+    ));
+
+    let inc = jp.open(&jp.get_incident(&submitted.record_id, true).await?)?;
+    ensure!(
+        inc.incident().map(|i| i.title.as_str()) == Some(incident.title.as_str()),
+        "jp-aisi opened different content"
+    );
+    let res = jp.open(&jp.get_result(&published.record_id, false).await?)?;
+    ensure!(
+        res.result().is_some(),
+        "the result did not open as a result"
+    );
+    steps.ok("jp-aisi fetched both records and verified signatures, receipts, inclusion and commitments, and decrypted them".into());
+
+    match eu.get_incident(&submitted.record_id, false).await {
+        Err(cairn_client::ClientError::Status(s)) if s.code() == tonic::Code::PermissionDenied => {
+            steps.ok(format!(
+                "eu-aio, not a recipient, cannot fetch the incident: {}",
+                s.message()
+            ))
+        }
+        other => bail!("eu-aio should be refused the AMBER incident, got {other:?}"),
+    }
+    let (listed, _) = eu
+        .list_incidents(Default::default(), 50, String::new())
+        .await?;
+    let mine = listed
+        .iter()
+        .find(|r| {
+            r.record
+                .as_ref()
+                .is_some_and(|rec| rec.envelope == prepared.record.envelope)
+        })
+        .ok_or_else(|| anyhow!("eu-aio does not see the AMBER header"))?;
+    ensure!(
+        mine.record.as_ref().is_some_and(|r| r.body.is_empty()),
+        "eu-aio received the sealed body"
+    );
+    ensure!(eu.open(mine).is_err(), "eu-aio could open the record");
+    steps.ok("eu-aio sees the header in lists but gets no body and cannot open it".into());
+
+    // The auditor: checkpoint signature, consistency from the first receipt,
+    // inclusion of both receipts, full recomputation of the root.
+    let key = VerifierKey::parse(&net.info.log_key)?;
+    let mut audit = eu.audit();
+    let head_text = audit
+        .get_checkpoint(audit_pb::GetCheckpointRequest {})
+        .await?
+        .into_inner()
+        .checkpoint;
+    let head = checkpoint::open(&head_text, &key)?.checkpoint;
+    let first = checkpoint::open(
+        &submitted
+            .receipt
+            .as_ref()
+            .ok_or_else(|| anyhow!("no receipt"))?
+            .checkpoint,
+        &key,
+    )?
+    .checkpoint;
+    if first.size < head.size {
+        let p = audit
+            .get_consistency_proof(audit_pb::GetConsistencyProofRequest {
+                from_size: first.size,
+                to_size: head.size,
+            })
+            .await?
+            .into_inner();
+        cairn_tlog::proof::verify_consistency(
+            first.size,
+            head.size,
+            &p.proof,
+            &first.root,
+            &head.root,
+        )?;
+    }
+    let mut hashes = Vec::new();
+    while (hashes.len() as u64) < head.size {
+        let page = audit
+            .get_entries(audit_pb::GetEntriesRequest {
+                start: hashes.len() as u64,
+                end: head.size,
+                page_size: 1000,
+            })
+            .await?
+            .into_inner();
+        ensure!(!page.entries.is_empty(), "the log returned no entries");
+        hashes.extend(
+            page.entries
+                .iter()
+                .map(|e| cairn_tlog::hash::leaf_hash(&e.leaf)),
+        );
+    }
+    ensure!(
+        cairn_tlog::hash::naive_root(&hashes) == head.root,
+        "the entries do not hash to the checkpoint"
+    );
+    for r in [&submitted.receipt, &published.receipt]
+        .into_iter()
+        .flatten()
+    {
+        let p = audit
+            .get_inclusion_proof(audit_pb::GetInclusionProofRequest {
+                leaf: Some(audit_pb::get_inclusion_proof_request::Leaf::LeafIndex(
+                    r.leaf_index,
+                )),
+                tree_size: head.size,
+            })
+            .await?
+            .into_inner();
+        cairn_tlog::proof::verify_inclusion(
+            r.leaf_index,
+            head.size,
+            &cairn_tlog::hash::leaf_hash(&r.leaf),
+            &p.proof,
+            &head.root,
+        )?;
+    }
+    steps.ok(format!("eu-aio, as auditor, verified the log: checkpoint signature, consistency since size {}, both records included, all {} entries recomputed to the root", first.size, head.size));
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    if !json_out {
+        println!("\nthe demo passed.");
+    }
+    Ok(())
+}

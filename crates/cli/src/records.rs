@@ -1,0 +1,523 @@
+//! `cairn incident`, `cairn eval`, `cairn record`: submit, fetch, list,
+//! watch, open.
+
+use std::io::Read as _;
+
+use anyhow::{Context as _, anyhow};
+use cairn_client::verify::Content;
+use cairn_client::{Client, Prepared, Share, json};
+use cairn_record::pb;
+use clap::{Args, Subcommand};
+use tokio_stream::StreamExt as _;
+
+use crate::connect::ConnectArgs;
+use crate::exit;
+
+#[derive(Args, Debug, Clone)]
+pub struct ShareArgs {
+    /// Sharing label: clear, green, amber, amber+strict or red.
+    #[arg(long, default_value = "green")]
+    label: String,
+    /// A recipient member (amber, amber+strict, red); repeatable.
+    #[arg(long = "to")]
+    to: Vec<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IncidentCommand {
+    /// Validate, seal, sign and submit an incident from a JSON file (the
+    /// protobuf JSON mapping of cairn.intake.v1.Incident; `-` for stdin).
+    /// The file is validated before any network call.
+    Submit {
+        file: String,
+        #[command(flatten)]
+        share: ShareArgs,
+        /// Correct an earlier incident of yours.
+        #[arg(long)]
+        supersedes: Option<String>,
+        /// Validate, seal and sign only; print, do not submit.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Fetch an incident; --open verifies and decrypts it.
+    Get {
+        record_id: String,
+        #[arg(long)]
+        open: bool,
+        /// Also prove inclusion in the latest checkpoint.
+        #[arg(long)]
+        proof: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// List incidents you may see.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Stream incidents as they arrive (from --cursor, or the beginning).
+    Watch {
+        #[arg(long, default_value = "")]
+        cursor: String,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<usize>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// Validate, seal, sign and publish an evaluation result from JSON
+    /// (cairn.evals.v1.EvaluationResult; `-` for stdin).
+    Publish {
+        file: String,
+        #[command(flatten)]
+        share: ShareArgs,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Fetch a result; --open verifies and decrypts it.
+    Get {
+        record_id: String,
+        #[arg(long)]
+        open: bool,
+        #[arg(long)]
+        proof: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// List results you may see.
+    List {
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RecordCommand {
+    /// Fetch a record, verify its signature, receipt and commitment, and
+    /// print its decrypted content.
+    Open {
+        record_id: String,
+        /// Which service holds it.
+        #[arg(long, default_value = "intake")]
+        service: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Only this author.
+    #[arg(long)]
+    author: Option<String>,
+    /// Incidents: at least this severity (negligible, low, moderate, high, critical).
+    #[arg(long)]
+    min_severity: Option<String>,
+    /// Incidents: this sector.
+    #[arg(long)]
+    sector: Option<String>,
+    /// Incidents: this jurisdiction.
+    #[arg(long)]
+    jurisdiction: Option<String>,
+    /// Results: this model name.
+    #[arg(long)]
+    model: Option<String>,
+    /// Results: this task id.
+    #[arg(long)]
+    task: Option<String>,
+    /// Include superseded, retracted and erased records.
+    #[arg(long)]
+    all: bool,
+    /// Stop after this many records.
+    #[arg(long, default_value_t = 200)]
+    limit: usize,
+}
+
+fn read_input(file: &str) -> anyhow::Result<String> {
+    if file == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading stdin")?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {file}"))
+    }
+}
+
+fn filter_of(f: &FilterArgs, incidents: bool) -> anyhow::Result<pb::RecordFilter> {
+    let mut filter = pb::RecordFilter {
+        author: f.author.clone().map(|id| pb::MemberId { id }),
+        include_inactive: f.all,
+        ..Default::default()
+    };
+    if incidents && (f.min_severity.is_some() || f.sector.is_some() || f.jurisdiction.is_some()) {
+        let min = match f.min_severity.as_deref() {
+            None => 0,
+            Some(s) => pb::Severity::from_str_name(&format!("SEVERITY_{}", s.to_ascii_uppercase()))
+                .ok_or_else(|| {
+                    anyhow!("--min-severity {s:?}: use negligible, low, moderate, high or critical")
+                })? as i32,
+        };
+        filter.incident = Some(pb::IncidentFilter {
+            min_severity: min,
+            sector: f.sector.clone().unwrap_or_default(),
+            jurisdiction: f.jurisdiction.clone().unwrap_or_default(),
+            ..Default::default()
+        });
+    }
+    if !incidents && (f.model.is_some() || f.task.is_some()) {
+        filter.evaluation = Some(pb::EvaluationFilter {
+            model_name: f.model.clone().unwrap_or_default(),
+            task_id: f.task.clone().unwrap_or_default(),
+            ..Default::default()
+        });
+    }
+    Ok(filter)
+}
+
+fn describe(r: &pb::StoredRecord) -> String {
+    let Some(rec) = &r.record else {
+        return "(empty)".into();
+    };
+    let header = cairn_record::record::decode_envelope(&rec.envelope)
+        .ok()
+        .and_then(|e| cairn_record::record::decode_header(&e.payload).ok());
+    match header {
+        Some(h) => format!(
+            "{}  {:<16} {:<10} {:<30} {}{}",
+            h.record_id.map(|r| r.uuid).unwrap_or_default(),
+            pb::SharingLabel::try_from(h.label)
+                .map(|l| l
+                    .as_str_name()
+                    .trim_start_matches("SHARING_LABEL_")
+                    .to_owned())
+                .unwrap_or_default(),
+            h.author.map(|a| a.id).unwrap_or_default(),
+            pb::RecordState::try_from(r.state)
+                .map(|s| s
+                    .as_str_name()
+                    .trim_start_matches("RECORD_STATE_")
+                    .to_lowercase())
+                .unwrap_or_default(),
+            if r.receipt_pending {
+                "receipt pending"
+            } else {
+                ""
+            },
+            if rec.body.is_empty() {
+                " (no body for you)"
+            } else {
+                ""
+            },
+        ),
+        None => "(unreadable header)".into(),
+    }
+}
+
+fn print_submitted(s: &cairn_client::Submitted, json_out: bool) {
+    if json_out {
+        println!(
+            "{}",
+            serde_json::json!({
+                "record_id": s.record_id,
+                "duplicate": s.duplicate,
+                "receipt_pending": s.receipt_pending,
+                "leaf_index": s.receipt.as_ref().map(|r| r.leaf_index),
+                "receipt_verified_in_tree_of": s.verified_in_tree_of,
+                "reporting_deadline": s.reporting_deadline.and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok()),
+            })
+        );
+    } else {
+        println!(
+            "record {} {}",
+            s.record_id,
+            if s.duplicate {
+                "(already accepted: same receipt)"
+            } else {
+                "accepted"
+            }
+        );
+        match (&s.receipt, s.verified_in_tree_of) {
+            (Some(r), Some(size)) => println!(
+                "receipt: leaf {} in a tree of {size}, checkpoint signature and inclusion proof verified",
+                r.leaf_index
+            ),
+            (Some(r), None) => println!(
+                "receipt: leaf {} (not verified: no log key known)",
+                r.leaf_index
+            ),
+            (None, _) => println!(
+                "receipt pending: the audit log has not integrated it yet; submit the same file again later"
+            ),
+        }
+        if let Some(d) = s.reporting_deadline {
+            println!(
+                "EU AI Act Art. 73 reporting deadline: {}",
+                d.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn print_dry(p: &Prepared, json_out: bool) -> anyhow::Result<()> {
+    if json_out {
+        println!(
+            "{}",
+            serde_json::json!({"record_id": p.record_id, "record": json::to_json("cairn.common.v1.SignedRecord", &p.record)?})
+        );
+    } else {
+        println!(
+            "record {} is valid, sealed and signed ({} bytes); not submitted (--dry-run)",
+            p.record_id,
+            p.record.envelope.len() + p.record.body.len()
+        );
+    }
+    Ok(())
+}
+
+fn print_opened(client: &Client, stored: &pb::StoredRecord, json_out: bool) -> anyhow::Result<()> {
+    let opened = client.open(stored)?;
+    let content = match &opened.content {
+        Content::Incident(i) => json::to_json("cairn.intake.v1.Incident", i)?,
+        Content::Result(r) => json::to_json("cairn.evals.v1.EvaluationResult", r)?,
+        Content::Baseline(b) => json::to_json("cairn.evals.v1.Baseline", b)?,
+        Content::Assessment(a) => json::to_json("cairn.evals.v1.Assessment", a)?,
+        Content::Retraction(r) => json::to_json("cairn.common.v1.Retraction", r)?,
+        Content::Other(b) => serde_json::json!({"bytes": b.len()}),
+    };
+    if json_out {
+        println!(
+            "{}",
+            serde_json::json!({"record_id": opened.header.record_id.to_string(), "author": opened.header.author.to_string(), "verified": true, "content": content})
+        );
+    } else {
+        println!(
+            "record {} by {}: signature, commitment{} verified",
+            opened.header.record_id,
+            opened.header.author,
+            if stored.receipt.is_some() {
+                " and receipt"
+            } else {
+                ""
+            }
+        );
+        println!("{}", serde_json::to_string_pretty(&content)?);
+    }
+    Ok(())
+}
+
+fn print_stored(r: &pb::StoredRecord, json_out: bool) -> anyhow::Result<()> {
+    if json_out {
+        println!("{}", json::to_json("cairn.common.v1.StoredRecord", r)?);
+    } else {
+        println!("{}", describe(r));
+        if let Some(p) = &r.latest_proof {
+            println!("in the latest checkpoint at leaf {}", p.leaf_index);
+        }
+    }
+    Ok(())
+}
+
+async fn list_all(
+    client: &Client,
+    filter: pb::RecordFilter,
+    limit: usize,
+    incidents: bool,
+    json_out: bool,
+) -> anyhow::Result<()> {
+    let mut token = String::new();
+    let mut n = 0;
+    loop {
+        let (records, next) = if incidents {
+            client.list_incidents(filter.clone(), 100, token).await?
+        } else {
+            client.list_results(filter.clone(), 100, token).await?
+        };
+        for r in records {
+            if n >= limit {
+                return Ok(());
+            }
+            n += 1;
+            print_stored(&r, json_out)?;
+        }
+        if next.is_empty() {
+            break;
+        }
+        token = next;
+    }
+    if !json_out && n == 0 {
+        println!("no records");
+    }
+    Ok(())
+}
+
+pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8> {
+    match cmd {
+        IncidentCommand::Submit {
+            file,
+            share,
+            supersedes,
+            dry_run,
+            connect,
+        } => {
+            let text = read_input(&file)?;
+            let incident = json::incident_from_json(&text)
+                .with_context(|| format!("{file} is not a valid incident"))?;
+            let share = Share::parse(&share.label, share.to)?;
+            let client = connect.client()?;
+            let prepared = match &supersedes {
+                Some(old) => client.prepare_incident_correction(&incident, &share, old),
+                None => client.prepare_incident(&incident, &share),
+            }
+            .with_context(|| format!("{file} is not a valid incident"))?;
+            if dry_run {
+                print_dry(&prepared, json_out)?;
+                return Ok(exit::OK);
+            }
+            print_submitted(&client.submit_incident(&prepared).await?, json_out);
+            Ok(exit::OK)
+        }
+        IncidentCommand::Get {
+            record_id,
+            open,
+            proof,
+            connect,
+        } => {
+            let client = connect.client()?;
+            let stored = client.get_incident(&record_id, proof).await?;
+            if open {
+                print_opened(&client, &stored, json_out)?
+            } else {
+                print_stored(&stored, json_out)?
+            }
+            Ok(exit::OK)
+        }
+        IncidentCommand::List { filter, connect } => {
+            let client = connect.client()?;
+            list_all(
+                &client,
+                filter_of(&filter, true)?,
+                filter.limit,
+                true,
+                json_out,
+            )
+            .await?;
+            Ok(exit::OK)
+        }
+        IncidentCommand::Watch {
+            cursor,
+            count,
+            connect,
+        } => {
+            let client = connect.client()?;
+            let mut stream = client
+                .watch_incidents(pb::RecordFilter::default(), cursor)
+                .await?;
+            let mut n = 0;
+            while let Some(ev) = stream.next().await {
+                let ev = ev?;
+                if let Some(r) = &ev.record {
+                    if json_out {
+                        println!(
+                            "{}",
+                            serde_json::json!({"cursor": ev.cursor, "record": json::to_json("cairn.common.v1.StoredRecord", r)?})
+                        );
+                    } else {
+                        println!("{}  cursor={}", describe(r), ev.cursor);
+                    }
+                }
+                n += 1;
+                if count.is_some_and(|c| n >= c) {
+                    break;
+                }
+            }
+            Ok(exit::OK)
+        }
+    }
+}
+
+pub async fn eval(cmd: EvalCommand, json_out: bool) -> anyhow::Result<u8> {
+    match cmd {
+        EvalCommand::Publish {
+            file,
+            share,
+            dry_run,
+            connect,
+        } => {
+            let text = read_input(&file)?;
+            let result = json::result_from_json(&text)
+                .with_context(|| format!("{file} is not a valid evaluation result"))?;
+            let share = Share::parse(&share.label, share.to)?;
+            let client = connect.client()?;
+            let prepared = client
+                .prepare_result(&result, &share)
+                .with_context(|| format!("{file} is not a valid evaluation result"))?;
+            if dry_run {
+                print_dry(&prepared, json_out)?;
+                return Ok(exit::OK);
+            }
+            print_submitted(&client.publish_result(&prepared).await?, json_out);
+            Ok(exit::OK)
+        }
+        EvalCommand::Get {
+            record_id,
+            open,
+            proof,
+            connect,
+        } => {
+            let client = connect.client()?;
+            let stored = client.get_result(&record_id, proof).await?;
+            if open {
+                print_opened(&client, &stored, json_out)?
+            } else {
+                print_stored(&stored, json_out)?
+            }
+            Ok(exit::OK)
+        }
+        EvalCommand::List { filter, connect } => {
+            let client = connect.client()?;
+            list_all(
+                &client,
+                filter_of(&filter, false)?,
+                filter.limit,
+                false,
+                json_out,
+            )
+            .await?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+pub async fn record(cmd: RecordCommand, json_out: bool) -> anyhow::Result<u8> {
+    match cmd {
+        RecordCommand::Open {
+            record_id,
+            service,
+            connect,
+        } => {
+            let client = connect.client()?;
+            let stored = match service.as_str() {
+                "intake" => client.get_incident(&record_id, false).await?,
+                "evals" => client.get_result(&record_id, false).await?,
+                other => anyhow::bail!("--service {other:?}: use intake or evals"),
+            };
+            print_opened(&client, &stored, json_out)?;
+            Ok(exit::OK)
+        }
+    }
+}
