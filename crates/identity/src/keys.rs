@@ -21,6 +21,8 @@ use crate::error::{Error, KeyProblem};
 
 /// OID of X25519 keys (RFC 8410).
 const ID_X25519: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.3.101.110");
+/// OID of Ed25519 keys (RFC 8410).
+const ID_ED25519: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::new_unwrap("1.3.101.112");
 
 /// Length of an Ed25519 signature.
 pub const SIGNATURE_LEN: usize = 64;
@@ -66,13 +68,17 @@ impl fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Generates a new key; returns it and its PKCS#8 PEM encoding.
+    /// Generates a new key; returns it and its PKCS#8 PEM encoding — the
+    /// RFC 8410 v1 form `openssl genpkey -algorithm ed25519` writes, which
+    /// every PKCS#8 reader accepts (ring's own v2 form is not).
     pub fn generate(key_id: impl Into<String>) -> Result<(Self, Zeroizing<String>), Error> {
         let key_id = key_id.into();
-        let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())
-            .map_err(|e| Error::key(&key_id, KeyProblem::Rejected(e.to_string())))?;
-        let pem = Zeroizing::new(crate::pem::encode("PRIVATE KEY", doc.as_ref()));
-        let key = Self::from_pkcs8_der(key_id, doc.as_ref())?;
+        let seed = random_bytes::<32>();
+        let der = Zeroizing::new(
+            rfc8410_pkcs8_der(ID_ED25519, &seed).map_err(|p| Error::key(&key_id, p))?,
+        );
+        let pem = Zeroizing::new(crate::pem::encode("PRIVATE KEY", &der));
+        let key = Self::from_pkcs8_der(key_id, &der)?;
         Ok((key, pem))
     }
 
@@ -198,7 +204,8 @@ impl SealingKey {
         let mut secret = Zeroizing::new([0u8; 32]);
         secret.copy_from_slice(&sk.to_bytes());
         let key_id = key_id.into();
-        let der = x25519_pkcs8_der(&secret).map_err(|problem| Error::key(&key_id, problem))?;
+        let der = rfc8410_pkcs8_der(ID_X25519, &secret)
+            .map_err(|problem| Error::key(&key_id, problem))?;
         let pem = Zeroizing::new(crate::pem::encode("PRIVATE KEY", &der));
         let key =
             Self::from_secret(key_id, secret.as_ref()).map_err(|p| Error::key("generated", p))?;
@@ -287,13 +294,18 @@ impl SealingKey {
     }
 }
 
-fn x25519_pkcs8_der(secret: &[u8; 32]) -> Result<Vec<u8>, KeyProblem> {
+/// PKCS#8 v1 of an RFC 8410 key (`CurvePrivateKey` in the privateKey
+/// OCTET STRING).
+fn rfc8410_pkcs8_der(
+    oid: pkcs8::ObjectIdentifier,
+    secret: &[u8; 32],
+) -> Result<Vec<u8>, KeyProblem> {
     let mut inner = Zeroizing::new(Vec::with_capacity(34));
     inner.extend_from_slice(&[0x04, 0x20]);
     inner.extend_from_slice(secret);
     let info = pkcs8::PrivateKeyInfo::new(
         pkcs8::AlgorithmIdentifierRef {
-            oid: ID_X25519,
+            oid,
             parameters: None,
         },
         &inner,
@@ -351,6 +363,28 @@ impl SealingPublicKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// RFC 8410 section 10.3: the Ed25519 private key example, and its
+    /// public key from the same section; our generated files have this
+    /// exact v1 shape.
+    #[test]
+    fn signing_keys_are_rfc8410_v1() {
+        let pem = b"-----BEGIN PRIVATE KEY-----\n\
+MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n\
+-----END PRIVATE KEY-----\n";
+        let key = SigningKey::from_pem("k", pem).unwrap();
+        assert_eq!(
+            key.verifying_key().to_base64(),
+            "Gb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE="
+        );
+        let (_, generated) = SigningKey::generate("k").unwrap();
+        let der = pkcs8_from_pem("k", generated.as_bytes()).unwrap();
+        assert_eq!(
+            der.secret_pkcs8_der().len(),
+            48,
+            "PKCS#8 v1 without the public key"
+        );
+    }
 
     #[test]
     fn signing_key_round_trips_through_pem() {

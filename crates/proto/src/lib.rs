@@ -1,7 +1,8 @@
 //! Generated protobuf messages and gRPC stubs of the cairn v1 API.
 //!
 //! This crate owns the Rust form of `proto/` and nothing else: it must not
-//! contain logic. The `.proto` files are the API's source of truth and its
+//! contain logic (beyond registering its descriptors for server
+//! reflection). The `.proto` files are the API's source of truth and its
 //! documentation; read them there.
 //!
 //! Packages map to modules: `cairn.common.v1` is [`common::v1`] and so on.
@@ -14,6 +15,22 @@
 /// for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/cairn_descriptor.bin"));
+
+/// Adds standard gRPC server reflection (both `grpc.reflection.v1` and
+/// `v1alpha`, so that stock clients of either generation work) for every
+/// cairn service and for `grpc.health.v1` to `routes`.
+pub fn with_reflection(
+    routes: tonic::service::Routes,
+) -> Result<tonic::service::Routes, tonic_reflection::server::Error> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok(routes
+        .add_service(builder().build_v1()?)
+        .add_service(builder().build_v1alpha()?))
+}
 
 /// `cairn.common.v1`: identifiers, records, receipts, log leaves.
 pub mod common {

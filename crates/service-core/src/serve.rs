@@ -107,14 +107,8 @@ pub async fn start(
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(cairn_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
+    let all = cairn_proto::with_reflection(routes(core.clone()).add_service(health_service))
         .map_err(|e| ServeError::Io(e.to_string()))?;
-    let all = routes(core.clone())
-        .add_service(health_service)
-        .add_service(reflection);
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()

@@ -145,20 +145,14 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuditLogServer<AuditService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(cairn_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    let mut routes = tonic::service::Routes::new(health_service)
-        .add_service(reflection)
-        .add_service(AuditLogServer::new(AuditService::new(
-            log.clone(),
-            directory.clone(),
-        )));
+    let mut routes = tonic::service::Routes::new(health_service).add_service(AuditLogServer::new(
+        AuditService::new(log.clone(), directory.clone()),
+    ));
     if let Some(w) = witness {
         health.set_serving::<WitnessServer<WitnessService>>().await;
         routes = routes.add_service(WitnessServer::new(WitnessService::new(w)));
     }
+    let routes = cairn_proto::with_reflection(routes)?;
     let router = tiles_http::add_routes(routes.into_axum_router(), log.clone());
 
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
