@@ -223,6 +223,23 @@ def main():
     assert got.receipt == r
     print("ok listed and fetched back, byte for byte")
 
+    # A TLS 1.2-only client, even with a valid member certificate, is refused
+    # in the handshake (cairn speaks TLS 1.3 only).
+    import socket
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_verify_locations(os.path.join(args.pki, "services", "ca.pem"))
+    ctx.load_cert_chain(os.path.join(mdir, "tls.pem"), os.path.join(mdir, "tls.key.pem"))
+    ctx.set_alpn_protocols(["h2"])
+    try:
+        with socket.create_connection(("127.0.0.1", int(port)), timeout=10) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost"):
+                sys.exit("a TLS 1.2 handshake succeeded")
+    except ssl.SSLError as e:
+        print("ok TLS 1.2-only client refused:", e.reason)
+
     # A refusal is a gRPC status naming the problem.
     try:
         stub.GetIncident(intake.GetIncidentRequest(record_id=common.RecordId(uuid="not-a-uuid")), timeout=30)

@@ -42,6 +42,15 @@ impl Net {
     /// Starts audit, intake and evals; submissions wait at most
     /// `receipt_wait` for their receipts.
     pub async fn start(receipt_wait: Duration) -> Self {
+        Self::start_with(RecordCoreConfig {
+            receipt_wait,
+            ..RecordCoreConfig::default()
+        })
+        .await
+    }
+
+    /// Starts the network with these record-service settings.
+    pub async fn start_with(core: RecordCoreConfig) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let pki = tmp.path().join("pki");
         DevPki::generate(&DevPkiSpec::example())
@@ -68,10 +77,7 @@ impl Net {
                 tls_cert: d.join(layout::TLS_CERT),
                 tls_key: d.join(layout::TLS_KEY),
                 audit: audit_addr,
-                core: RecordCoreConfig {
-                    receipt_wait,
-                    ..RecordCoreConfig::default()
-                },
+                core: core.clone(),
             }
         };
         let intake = cairn_intake::start(service("intake")).await.unwrap();

@@ -472,6 +472,19 @@ impl TlsIncoming {
         config: Arc<ServerConfig>,
         directory: DirectoryHandle,
     ) -> Self {
+        Self::with_handshake_timeout(listener, config, directory, HANDSHAKE_TIMEOUT)
+    }
+
+    /// [`TlsIncoming::new`] with another handshake timeout: a peer that has
+    /// not completed its handshake by then (e.g. one trickling bytes) is
+    /// dropped. Handshakes run concurrently, so slow peers never hold up
+    /// others.
+    pub fn with_handshake_timeout(
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        directory: DirectoryHandle,
+        handshake_timeout: Duration,
+    ) -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
         let task = tokio::spawn(async move {
@@ -492,7 +505,7 @@ impl TlsIncoming {
                 tokio::spawn(async move {
                     let _ = tcp.set_nodelay(true);
                     let stream =
-                        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                             Ok(Ok(stream)) => stream,
                             Ok(Err(e)) => {
                                 tracing::info!(%remote_addr, error = %e, "tls handshake refused");

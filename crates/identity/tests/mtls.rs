@@ -313,3 +313,59 @@ async fn incoming_yields_authenticated_connections_with_peer_info() {
     use tonic::transport::server::Connected as _;
     assert_eq!(conn.connect_info().identity, member("eu-aio"));
 }
+
+#[tokio::test]
+async fn a_client_trickling_bytes_cannot_tie_up_the_server() {
+    let net = net();
+    let config = tls::server_config(&net.server_identity("intake"), net.directory.clone()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut incoming = TlsIncoming::with_handshake_timeout(
+        listener,
+        config,
+        net.directory.clone(),
+        std::time::Duration::from_millis(500),
+    );
+
+    // A slow client: sends the first bytes of a TLS record, then one byte
+    // at a time, never finishing its ClientHello.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00])
+        .await
+        .unwrap();
+    let trickle = tokio::spawn(async move {
+        // Bounded: 100 bytes at most, then the server must have hung up.
+        for _ in 0..100 {
+            if slow.write_all(&[0x01]).await.is_err() {
+                return true;
+            }
+            let mut buf = [0u8; 1];
+            match tokio::time::timeout(std::time::Duration::from_millis(50), slow.read(&mut buf))
+                .await
+            {
+                Ok(Ok(0)) | Ok(Err(_)) => return true, // closed by the server
+                _ => {}
+            }
+        }
+        false
+    });
+
+    // Meanwhile a normal client is served at once.
+    let connector =
+        tokio_rustls::TlsConnector::from(net.client(&net.member_identity("uk-aisi"), "intake"));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let _client = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let conn = tokio::time::timeout(std::time::Duration::from_secs(5), incoming.next())
+        .await
+        .expect("the normal client waited behind the slow one")
+        .unwrap()
+        .unwrap();
+    assert_eq!(conn.peer().identity, member("uk-aisi"));
+    assert!(
+        trickle.await.unwrap(),
+        "the server kept the trickling connection open"
+    );
+}

@@ -61,6 +61,10 @@ pub struct RecordCoreConfig {
     pub max_future: time::Duration,
     /// How old a new record's created-at may be (default 7 days).
     pub max_age: time::Duration,
+    /// Sustained submissions per second allowed per member (default 1000).
+    pub rate_per_member: f64,
+    /// Submissions a member may make in a burst (default 2000).
+    pub burst_per_member: f64,
 }
 
 impl Default for RecordCoreConfig {
@@ -71,6 +75,8 @@ impl Default for RecordCoreConfig {
             receipt_wait: Duration::from_secs(5),
             max_future: time::Duration::minutes(5),
             max_age: time::Duration::days(7),
+            rate_per_member: 1000.0,
+            burst_per_member: 2000.0,
         }
     }
 }
@@ -152,6 +158,32 @@ impl Drop for Ticket<'_> {
     }
 }
 
+/// Token buckets, one per member.
+struct RateLimiter {
+    rate: f64,
+    burst: f64,
+    buckets: Mutex<std::collections::HashMap<String, (f64, std::time::Instant)>>,
+}
+
+impl RateLimiter {
+    /// Takes a token for `member`, or says how long until one is free.
+    fn take(&self, member: &str) -> Result<(), Duration> {
+        let now = std::time::Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = b.entry(member.to_owned()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - *tokens) / self.rate.max(f64::MIN_POSITIVE),
+            ))
+        }
+    }
+}
+
 /// The core of a record service.
 pub struct RecordCore {
     store: Arc<dyn Store>,
@@ -162,6 +194,7 @@ pub struct RecordCore {
     tokens: Tokens,
     audit: AuditLogClient<Channel>,
     sequencer: Sequencer,
+    limiter: RateLimiter,
 }
 
 impl std::fmt::Debug for RecordCore {
@@ -383,6 +416,11 @@ impl RecordCore {
         }
         let outbox = Outbox::new(store.clone(), audit.clone());
         tokio::spawn(outbox.clone().run());
+        let limiter = RateLimiter {
+            rate: config.rate_per_member,
+            burst: config.burst_per_member,
+            buckets: Mutex::new(std::collections::HashMap::new()),
+        };
         Ok(Arc::new(Self {
             store,
             directory,
@@ -392,7 +430,15 @@ impl RecordCore {
             tokens: Tokens::new(&key),
             audit,
             sequencer: Sequencer::new(last),
+            limiter,
         }))
+    }
+
+    /// The largest gRPC message the service should accept: beyond its own
+    /// size limits (which answer RESOURCE_EXHAUSTED with the field named),
+    /// the transport refuses outright.
+    pub fn max_message_len(&self) -> usize {
+        4 * (self.config.max_body + self.config.max_envelope)
     }
 
     fn ticket(&self) -> Ticket<'_> {
@@ -416,6 +462,13 @@ impl RecordCore {
         let member = directory.member(member_id).ok_or_else(|| {
             ServiceError::PermissionDenied(format!("member {member_id} is not in the directory"))
         })?;
+        if let Err(wait) = self.limiter.take(member_id) {
+            return Err(ServiceError::ResourceExhausted(format!(
+                "rate limit: member {member_id} is submitting faster than {}/s; retry in {} ms",
+                self.config.rate_per_member,
+                wait.as_millis().max(1)
+            )));
+        }
         let needed = self.policy.any_role();
         if !needed.iter().any(|r| member.has_role(*r)) {
             return Err(ServiceError::PermissionDenied(format!(

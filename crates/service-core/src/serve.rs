@@ -112,6 +112,15 @@ pub async fn start(
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            // Limits: a request may take at most a minute (watch streams
+            // keep streaming), at most 256 concurrent streams per
+            // connection, and dead or idle-silent peers are found by
+            // HTTP/2 and TCP keepalives.
+            .timeout(std::time::Duration::from_secs(60))
+            .max_concurrent_streams(Some(256))
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+            .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
             .add_routes(all)
             .serve_with_incoming_shutdown(incoming, async {
                 let _ = shutdown_rx.await;

@@ -176,7 +176,12 @@ pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
         config,
         policy(),
         "cairn.evals.v1.EvaluationResults",
-        |core| tonic::service::Routes::new(EvaluationResultsServer::new(EvalsService { core })),
+        |core| {
+            tonic::service::Routes::new(
+                EvaluationResultsServer::new(EvalsService { core: core.clone() })
+                    .max_decoding_message_size(core.max_message_len()),
+            )
+        },
     )
     .await
 }

@@ -127,7 +127,10 @@ impl IncidentIntake for IntakeService {
 /// Starts cairn-intake.
 pub async fn start(config: ServeConfig) -> Result<Running, ServeError> {
     serve::start(config, policy(), "cairn.intake.v1.IncidentIntake", |core| {
-        tonic::service::Routes::new(IncidentIntakeServer::new(IntakeService { core }))
+        tonic::service::Routes::new(
+            IncidentIntakeServer::new(IntakeService { core: core.clone() })
+                .max_decoding_message_size(core.max_message_len()),
+        )
     })
     .await
 }
