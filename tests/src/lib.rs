@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 #![allow(missing_docs, clippy::unwrap_used)]
 
+pub mod fuzz;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,0 +1,148 @@
+//! The entry points the fuzz targets (`fuzz/`) drive, one per parser of
+//! untrusted bytes. The corpus replay test calls the same functions, so
+//! every saved input runs in ordinary CI. None may panic.
+
+use std::sync::OnceLock;
+
+use cairn_identity::{Directory, SealingKey};
+use cairn_record::pb;
+use prost::Message as _;
+
+struct Fixture {
+    directory: Directory,
+    sealing: SealingKey,
+    log_key: cairn_tlog::note::VerifierKey,
+}
+
+/// The fixed test network the seeds were made with (a throwaway dev PKI,
+/// written by `cargo run -p cairn-tests --example fuzz_seeds`), so that
+/// seeded records verify and open and fuzzing reaches the deep paths.
+fn fixture() -> &'static Fixture {
+    static F: OnceLock<Fixture> = OnceLock::new();
+    F.get_or_init(|| {
+        let directory = Directory::parse(
+            include_bytes!("../../fuzz/fixture/directory.toml"),
+            "fuzz fixture",
+        )
+        .expect("fixture directory");
+        let sealing = SealingKey::from_pem(
+            "jp-aisi-seal-1",
+            include_bytes!("../../fuzz/fixture/jp-aisi.sealing.key.pem"),
+        )
+        .expect("fixture key");
+        let signer = cairn_tlog::note::NoteSigner::from_seed(
+            "cairn.example/audit",
+            cairn_tlog::note::ALG_ED25519,
+            &[7; 32],
+        )
+        .expect("signer");
+        Fixture {
+            directory,
+            sealing,
+            log_key: signer.verifier().clone(),
+        }
+    })
+}
+
+/// Envelope and header decoding and structural checks.
+pub fn envelope_header(data: &[u8]) {
+    if let Ok(env) = cairn_record::record::decode_envelope(data)
+        && let Ok(h) = cairn_record::record::decode_header(&env.payload)
+    {
+        let _ = cairn_record::header::check(&h);
+    }
+    let _ = cairn_record::record::decode_body(data);
+}
+
+/// Verifying and opening a whole record.
+pub fn record_open(data: &[u8]) {
+    let f = fixture();
+    if let Ok(signed) = pb::SignedRecord::decode(data)
+        && let Ok(v) = cairn_record::verify(&signed, &f.directory)
+        && let Ok(opened) = v.open("jp-aisi", Some(&f.sealing))
+    {
+        let _ = v.check_content(&opened.content, time::OffsetDateTime::now_utc());
+    }
+}
+
+/// Signed notes, checkpoints and verifier keys.
+pub fn checkpoint_note(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = cairn_tlog::note::VerifierKey::parse(text);
+    let _ = cairn_tlog::checkpoint::Checkpoint::parse_body(text);
+    let _ = cairn_tlog::checkpoint::open(text, &fixture().log_key);
+    if let Ok(n) = cairn_tlog::note::parse(text) {
+        let _ = cairn_tlog::cosignature::verify(&n, &fixture().log_key);
+    }
+}
+
+/// Proof verification with arbitrary arguments.
+pub fn proof_verify(data: &[u8]) {
+    if data.len() < 16 {
+        return;
+    }
+    let a = u64::from_le_bytes(data[..8].try_into().unwrap_or_default());
+    let b = u64::from_le_bytes(data[8..16].try_into().unwrap_or_default());
+    let rest = &data[16..];
+    let hashes: Vec<&[u8]> = rest.chunks(32).collect();
+    let (root, proof) = hashes
+        .split_first()
+        .map(|(r, p)| (*r, p))
+        .unwrap_or((&[][..], &[][..]));
+    let _ = cairn_tlog::proof::verify_inclusion(a, b, root, proof, root);
+    let _ = cairn_tlog::proof::verify_consistency(a % 1_000_000, b % 1_000_000, proof, root, root);
+}
+
+/// The directory document.
+pub fn directory(data: &[u8]) {
+    let _ = Directory::parse(data, "fuzz");
+}
+
+/// Incident and evaluation-result JSON, then content validation.
+pub fn content_json(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(i) = cairn_client::json::incident_from_json(text) {
+        let _ = cairn_record::content::validate_incident(&i, time::OffsetDateTime::now_utc());
+    }
+    if let Ok(r) = cairn_client::json::result_from_json(text) {
+        let _ = cairn_record::content::validate_evaluation(
+            &r,
+            "uk-aisi",
+            time::OffsetDateTime::now_utc(),
+        );
+    }
+}
+
+/// Tile paths and entry bundles.
+pub fn tiles(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = cairn_tlog::tiles::TilePath::parse(text);
+    }
+    let _ = cairn_tlog::tiles::decode_bundle(data);
+    let _ = cairn_tlog::tiles::tile_hashes(data);
+}
+
+/// Key files and certificates.
+pub fn keys(data: &[u8]) {
+    let _ = cairn_identity::SigningKey::from_pem("k", data);
+    let _ = cairn_identity::SealingKey::from_pem("k", data);
+    let _ = cairn_identity::SigningKey::from_pkcs8_der("k", data);
+    let _ = cairn_identity::SealingKey::from_pkcs8_der("k", data);
+    let _ = cairn_identity::tls::parse_certificates(data);
+}
+
+/// Every target by name.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("envelope_header", envelope_header),
+    ("record_open", record_open),
+    ("checkpoint_note", checkpoint_note),
+    ("proof_verify", proof_verify),
+    ("directory", directory),
+    ("content_json", content_json),
+    ("tiles", tiles),
+    ("keys", keys),
+];
