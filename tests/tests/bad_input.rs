@@ -415,16 +415,6 @@ async fn non_submit(net: &Net, input: &str, as_: &str) -> Result<(), Status> {
             );
             publish(net, as_, net.sign(author, &d)).await
         }
-        "baseline_by_non_governance" => {
-            let d = net.draft(
-                RecordKind::Baseline,
-                SharingLabel::TlpClear,
-                &[],
-                evals::Baseline::default().encode_to_vec(),
-                None,
-            );
-            publish(net, as_, net.sign(as_, &d)).await
-        }
         "publish_with_supersedes" => {
             let content = evaluation("jp-aisi");
             let mut d = net.draft(

@@ -163,7 +163,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> anyhow::Result<u8> {
         println!("  intake  {}", net.info.intake);
         println!("  evals   {}\n", net.info.evals);
         println!(
-            "members (keys in {d}/pki/members/<id>/): uk-aisi (GB: submitter, evaluator, auditor, witness), jp-aisi (JP: submitter, evaluator, witness), eu-aio (EU: submitter, auditor, governance)\n"
+            "members (keys in {d}/pki/members/<id>/): uk-aisi (GB: submitter, evaluator, auditor, witness, governance), jp-aisi (JP: submitter, evaluator, witness, governance), eu-aio (EU: submitter, auditor, governance)\n"
         );
         println!("try, in another terminal:");
         println!(

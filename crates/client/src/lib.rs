@@ -36,6 +36,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod assess;
 mod client;
 mod error;
 pub mod json;

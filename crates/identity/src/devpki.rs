@@ -55,8 +55,9 @@ pub struct DevPkiSpec {
 
 impl DevPkiSpec {
     /// Three example members in different jurisdictions with different
-    /// roles, and the three services (intake and evals may append to the
-    /// audit log).
+    /// roles (each publishes its jurisdiction's baselines, so all three
+    /// hold `governance`), and the three services (intake and evals may
+    /// append to the audit log).
     pub fn example() -> Self {
         let member = |id: &str, name: &str, jurisdiction: &str, roles: &[Role]| MemberSpec {
             id: id.into(),
@@ -76,13 +77,14 @@ impl DevPkiSpec {
                         Role::Evaluator,
                         Role::Auditor,
                         Role::Witness,
+                        Role::Governance,
                     ],
                 ),
                 member(
                     "jp-aisi",
                     "Japan AI Safety Institute",
                     "JP",
-                    &[Role::Submitter, Role::Evaluator, Role::Witness],
+                    &[Role::Submitter, Role::Evaluator, Role::Witness, Role::Governance],
                 ),
                 member(
                     "eu-aio",
