@@ -135,8 +135,11 @@ pub fn keys(data: &[u8]) {
     let _ = cairn_identity::tls::parse_certificates(data);
 }
 
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// Every target by name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("envelope_header", envelope_header),
     ("record_open", record_open),
     ("checkpoint_note", checkpoint_note),

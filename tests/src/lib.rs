@@ -53,12 +53,14 @@ impl Net {
 
     /// Starts the network with these record-service settings.
     pub async fn start_with(core: RecordCoreConfig) -> Self {
+        Self::start_spec(DevPkiSpec::example(), core).await
+    }
+
+    /// Starts the network with its members as `spec` says.
+    pub async fn start_spec(spec: DevPkiSpec, core: RecordCoreConfig) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let pki = tmp.path().join("pki");
-        DevPki::generate(&DevPkiSpec::example())
-            .unwrap()
-            .write_to(&pki)
-            .unwrap();
+        DevPki::generate(&spec).unwrap().write_to(&pki).unwrap();
         let directory = Directory::load(&pki.join(layout::DIRECTORY)).unwrap();
         let handle = DirectoryHandle::new(directory.clone());
         let audit = cairn_audit::start(Self::audit_config(
@@ -145,6 +147,23 @@ impl Net {
 
     pub fn sealing_key(&self, member: &str) -> SealingKey {
         self.files(member).sealing_key().unwrap()
+    }
+
+    /// An SDK client acting as `member`.
+    pub fn client(&self, member: &str) -> cairn_client::Client {
+        let creds = cairn_client::Credentials::from_dev_pki(&self.pki, member).unwrap();
+        let endpoints = cairn_client::Endpoints {
+            intake: self.intake.addr,
+            evals: self.evals.addr,
+            audit: self.audit_addr,
+        };
+        cairn_client::Client::connect(
+            creds,
+            self.directory.clone(),
+            endpoints,
+            Some(self.log_key.clone()),
+        )
+        .unwrap()
     }
 
     pub fn channel(&self, identity_of: &str, addr: SocketAddr, service: &str) -> Channel {

@@ -359,9 +359,98 @@ async fn demo(net: &Network, json_out: bool) -> anyhow::Result<()> {
         )?;
     }
     steps.ok(format!("eu-aio, as auditor, verified the log: checkpoint signature, consistency since size {}, both records included, all {} entries recomputed to the root", first.size, head.size));
+    baselines_demo(net, &mut steps, json_out).await?;
     tokio::time::sleep(Duration::from_millis(1)).await;
     if !json_out {
         println!("\nthe demo passed.");
     }
+    Ok(())
+}
+
+const BASELINES: [(&str, &str); 3] = [
+    (
+        "uk-aisi",
+        include_str!("../../../examples/baselines/gb.json"),
+    ),
+    (
+        "eu-aio",
+        include_str!("../../../examples/baselines/eu.json"),
+    ),
+    (
+        "jp-aisi",
+        include_str!("../../../examples/baselines/jp.json"),
+    ),
+];
+
+const RESULTS: [&str; 6] = [
+    include_str!("../../../examples/results/frontier-1-cyber.json"),
+    include_str!("../../../examples/results/frontier-1-cbrn.json"),
+    include_str!("../../../examples/results/frontier-1-safeguards.json"),
+    include_str!("../../../examples/results/frontier-2-cyber.json"),
+    include_str!("../../../examples/results/frontier-2-cbrn.json"),
+    include_str!("../../../examples/results/frontier-2-safeguards.json"),
+];
+
+/// Baselines of three jurisdictions, results for two models, the matrix,
+/// and a published assessment verified by another member.
+async fn baselines_demo(net: &Network, steps: &mut Steps, json_out: bool) -> anyhow::Result<()> {
+    use cairn_client::assess::ModelRef;
+    let now = time::OffsetDateTime::now_utc();
+    let eu = net.client("eu-aio")?;
+    let existing = eu.current_baselines(now).await?;
+    for (member, text) in BASELINES {
+        let b: cairn_proto::evals::v1::Baseline = json::from_json("cairn.evals.v1.Baseline", text)?;
+        if existing.iter().any(|(_, e)| {
+            e.name == b.name && e.version == b.version && e.jurisdiction == b.jurisdiction
+        }) {
+            continue;
+        }
+        let c = net.client(member)?;
+        c.publish_result(&c.prepare_baseline(&b, &Share::Clear)?)
+            .await?;
+    }
+    steps.ok(
+        "uk-aisi, eu-aio and jp-aisi (governance) published the GB, EU and JP baselines".into(),
+    );
+    for text in RESULTS {
+        let r = json::result_from_json(text)?;
+        let evaluator = r
+            .evaluator
+            .as_ref()
+            .map(|m| m.id.clone())
+            .unwrap_or_default();
+        let c = net.client(&evaluator)?;
+        c.publish_result(&c.prepare_result(&r, &Share::Green)?)
+            .await?;
+    }
+    steps.ok(
+        "jp-aisi and uk-aisi published evaluation results for Frontier-1 and Frontier-2".into(),
+    );
+    for model in ["Frontier-1", "Frontier-2"] {
+        let m = ModelRef::parse(model);
+        let rows = crate::baseline::matrix_rows(&eu, &m).await?;
+        if !json_out {
+            println!();
+            crate::baseline::print_matrix(&m, &rows, false, false)?;
+            println!();
+        }
+        ensure!(rows.len() >= 3, "the matrix misses baselines");
+    }
+    steps.ok("eu-aio printed the cross-border matrix for both models".into());
+    let uk = net.client("uk-aisi")?;
+    let (gb_id, _) = uk
+        .current_baselines(now)
+        .await?
+        .into_iter()
+        .find(|(_, b)| b.jurisdiction == "GB")
+        .ok_or_else(|| anyhow!("no GB baseline"))?;
+    let a = uk.assess(&gb_id, &ModelRef::parse("Frontier-1")).await?;
+    let published = uk
+        .publish_result(&uk.prepare_assessment(&a, &Share::Green)?)
+        .await?;
+    let jp = net.client("jp-aisi")?;
+    let (_, verdict) = jp.verify_assessment(&published.record_id).await?;
+    verdict.map_err(|p| anyhow!("the published assessment does not verify: {}", p.join("; ")))?;
+    steps.ok(format!("uk-aisi published its assessment of Frontier-1 against the GB baseline ({}); jp-aisi recomputed it from the cited results: it matches", published.record_id));
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! checkpoint|prove|verify`.
 
 mod audit;
+mod baseline;
 mod connect;
 mod dev;
 mod devnet;
@@ -52,6 +53,9 @@ enum Command {
     /// Any record: open (fetch, verify, decrypt).
     #[command(subcommand)]
     Record(records::RecordCommand),
+    /// Baselines, assessments and the cross-border matrix.
+    #[command(subcommand)]
+    Baseline(baseline::BaselineCommand),
     /// Run a whole local network (the main command); --demo runs a scenario.
     Devnet(devnet::DevnetArgs),
     /// Same as `cairn devnet --demo`.
@@ -95,6 +99,7 @@ fn main() -> ExitCode {
             Command::Incident(cmd) => records::incident(cmd, cli.json).await,
             Command::Eval(cmd) => records::eval(cmd, cli.json).await,
             Command::Record(cmd) => records::record(cmd, cli.json).await,
+            Command::Baseline(cmd) => baseline::run(cmd, cli.json).await,
             Command::Devnet(args) => devnet::run(args, cli.json).await,
             Command::Demo(mut args) => {
                 args.demo = true;

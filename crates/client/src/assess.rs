@@ -43,16 +43,27 @@ impl ModelRef {
             Some((p, n)) => (Some(p.to_owned()), n.to_owned()),
             None => (None, rest.to_owned()),
         };
-        Self { provider, name, version }
+        Self {
+            provider,
+            name,
+            version,
+        }
     }
 
     fn matches(&self, m: &evals::ModelUnderTest) -> bool {
-        m.name == self.name && self.provider.as_ref().is_none_or(|p| *p == m.provider) && self.version.as_ref().is_none_or(|v| *v == m.version)
+        m.name == self.name
+            && self.provider.as_ref().is_none_or(|p| *p == m.provider)
+            && self.version.as_ref().is_none_or(|v| *v == m.version)
     }
 
     /// As a ModelUnderTest (for the assessment record).
     pub fn to_model(&self) -> evals::ModelUnderTest {
-        evals::ModelUnderTest { provider: self.provider.clone().unwrap_or_default(), name: self.name.clone(), version: self.version.clone().unwrap_or_default(), digest: String::new() }
+        evals::ModelUnderTest {
+            provider: self.provider.clone().unwrap_or_default(),
+            name: self.name.clone(),
+            version: self.version.clone().unwrap_or_default(),
+            digest: String::new(),
+        }
     }
 }
 
@@ -76,8 +87,16 @@ fn judged(c: &evals::Criterion, metric: &evals::Metric) -> Result<f64, String> {
     match evals::Estimate::try_from(e.judged).unwrap_or(evals::Estimate::Unspecified) {
         evals::Estimate::Point => Ok(metric.value),
         est @ (evals::Estimate::Ci95Lower | evals::Estimate::Ci95Upper) => {
-            let ci = metric.ci.as_ref().filter(|ci| (ci.level - 0.95).abs() < 1e-9).ok_or("no 95 % confidence interval")?;
-            Ok(if est == evals::Estimate::Ci95Lower { ci.lower } else { ci.upper })
+            let ci = metric
+                .ci
+                .as_ref()
+                .filter(|ci| (ci.level - 0.95).abs() < 1e-9)
+                .ok_or("no 95 % confidence interval")?;
+            Ok(if est == evals::Estimate::Ci95Lower {
+                ci.lower
+            } else {
+                ci.upper
+            })
         }
         evals::Estimate::Unspecified => Err("the criterion judges no estimate".into()),
     }
@@ -105,7 +124,12 @@ fn comparator_text(c: i32) -> &'static str {
 }
 
 /// Why a readable result does not qualify, or its judged value and time.
-fn qualify(c: &evals::Criterion, model: &ModelRef, r: &evals::EvaluationResult, at: OffsetDateTime) -> Result<(f64, OffsetDateTime), String> {
+fn qualify(
+    c: &evals::Criterion,
+    model: &ModelRef,
+    r: &evals::EvaluationResult,
+    at: OffsetDateTime,
+) -> Result<(f64, OffsetDateTime), String> {
     if !r.model.as_ref().is_some_and(|m| model.matches(m)) {
         return Err("another model".into());
     }
@@ -114,33 +138,55 @@ fn qualify(c: &evals::Criterion, model: &ModelRef, r: &evals::EvaluationResult, 
         return Err("another task".into());
     }
     if task.version != c.task_version {
-        return Err(format!("task version {} (the baseline needs {})", task.version, c.task_version));
+        return Err(format!(
+            "task version {} (the baseline needs {})",
+            task.version, c.task_version
+        ));
     }
     let rule = c.evidence.clone().unwrap_or_default();
     let samples = r.samples.as_ref().map(|s| s.completed).unwrap_or(0);
     if samples < rule.min_samples {
-        return Err(format!("too few samples ({samples} < {})", rule.min_samples));
+        return Err(format!(
+            "too few samples ({samples} < {})",
+            rule.min_samples
+        ));
     }
-    let completed = r.completed_at.as_ref().and_then(|t| timestamp_to_time(t).ok()).ok_or("no completion time")?;
+    let completed = r
+        .completed_at
+        .as_ref()
+        .and_then(|t| timestamp_to_time(t).ok())
+        .ok_or("no completion time")?;
     if completed > at {
         return Err("completed after the assessment time".into());
     }
-    if rule.max_age_days > 0 && completed < at - time::Duration::days(i64::from(rule.max_age_days)) {
+    if rule.max_age_days > 0 && completed < at - time::Duration::days(i64::from(rule.max_age_days))
+    {
         return Err(format!("stale (older than {} days)", rule.max_age_days));
     }
     if !rule.relationships.is_empty() && !rule.relationships.contains(&r.relationship) {
         return Err("an evaluator relationship the baseline excludes".into());
     }
-    let metric = r.metrics.iter().find(|m| m.name == c.metric).ok_or_else(|| format!("no metric {}", c.metric))?;
+    let metric = r
+        .metrics
+        .iter()
+        .find(|m| m.name == c.metric)
+        .ok_or_else(|| format!("no metric {}", c.metric))?;
     Ok((judged(c, metric)?, completed))
 }
 
 fn index_covers(e: &Evidence, c: &evals::Criterion, model: &ModelRef) -> bool {
-    e.index.as_ref().is_some_and(|i| i.task_ids.contains(&c.task_id) && i.model_name == model.name)
+    e.index
+        .as_ref()
+        .is_some_and(|i| i.task_ids.contains(&c.task_id) && i.model_name == model.name)
 }
 
 /// The outcome of one criterion.
-pub fn criterion_outcome(c: &evals::Criterion, model: &ModelRef, evidence: &[Evidence], at: OffsetDateTime) -> evals::CriterionOutcome {
+pub fn criterion_outcome(
+    c: &evals::Criterion,
+    model: &ModelRef,
+    evidence: &[Evidence],
+    at: OffsetDateTime,
+) -> evals::CriterionOutcome {
     let mut best: Option<(OffsetDateTime, &str, f64, &Evidence)> = None;
     let mut refusals: Vec<String> = Vec::new();
     let mut unreadable: Vec<&Evidence> = Vec::new();
@@ -148,7 +194,10 @@ pub fn criterion_outcome(c: &evals::Criterion, model: &ModelRef, evidence: &[Evi
         match &e.result {
             Some(r) => match qualify(c, model, r, at) {
                 Ok((value, completed)) => {
-                    if best.as_ref().is_none_or(|(t, id, _, _)| (completed, e.record_id.as_str()) > (*t, *id)) {
+                    if best
+                        .as_ref()
+                        .is_none_or(|(t, id, _, _)| (completed, e.record_id.as_str()) > (*t, *id))
+                    {
                         best = Some((completed, e.record_id.as_str(), value, e));
                     }
                 }
@@ -159,22 +208,47 @@ pub fn criterion_outcome(c: &evals::Criterion, model: &ModelRef, evidence: &[Evi
             None => {}
         }
     }
-    let insufficient = |reason: String| evals::CriterionOutcome { criterion_id: c.id.clone(), outcome: evals::Outcome::InsufficientEvidence as i32, reason, cited: vec![] };
+    let insufficient = |reason: String| evals::CriterionOutcome {
+        criterion_id: c.id.clone(),
+        outcome: evals::Outcome::InsufficientEvidence as i32,
+        reason,
+        cited: vec![],
+    };
     let Some((completed, _, value, e)) = best else {
         let mut parts: Vec<String> = refusals.iter().map(|r| format!("1 result: {r}")).collect();
         if !unreadable.is_empty() {
-            parts.push(format!("{} sealed result(s) you cannot open", unreadable.len()));
+            parts.push(format!(
+                "{} sealed result(s) you cannot open",
+                unreadable.len()
+            ));
         }
-        return insufficient(if parts.is_empty() { format!("no result for task {} {}", c.task_id, c.task_version) } else { format!("no qualifying result: {}", parts.join("; ")) });
+        return insufficient(if parts.is_empty() {
+            format!("no result for task {} {}", c.task_id, c.task_version)
+        } else {
+            format!("no qualifying result: {}", parts.join("; "))
+        });
     };
     if let Some(newer) = unreadable.iter().find(|u| u.created_at > completed) {
-        return insufficient(format!("a newer result ({}) exists that you cannot open", newer.record_id));
+        return insufficient(format!(
+            "a newer result ({}) exists that you cannot open",
+            newer.record_id
+        ));
     }
     let met = compare(c.comparator, value, c.threshold).unwrap_or(false);
-    let est = evals::Estimate::try_from(c.evidence.clone().unwrap_or_default().judged).map(|e| e.as_str_name().trim_start_matches("ESTIMATE_").to_lowercase()).unwrap_or_default();
+    let est = evals::Estimate::try_from(c.evidence.clone().unwrap_or_default().judged)
+        .map(|e| {
+            e.as_str_name()
+                .trim_start_matches("ESTIMATE_")
+                .to_lowercase()
+        })
+        .unwrap_or_default();
     evals::CriterionOutcome {
         criterion_id: c.id.clone(),
-        outcome: if met { evals::Outcome::Met } else { evals::Outcome::NotMet } as i32,
+        outcome: if met {
+            evals::Outcome::Met
+        } else {
+            evals::Outcome::NotMet
+        } as i32,
         reason: format!(
             "{} ({est}) = {value} {} {} {} in result {}",
             c.metric,
@@ -183,25 +257,50 @@ pub fn criterion_outcome(c: &evals::Criterion, model: &ModelRef, evidence: &[Evi
             c.threshold,
             e.record_id
         ),
-        cited: vec![evals::CitedResult { record_id: Some(pb::RecordId { uuid: e.record_id.clone() }), receipt: e.receipt.clone() }],
+        cited: vec![evals::CitedResult {
+            record_id: Some(pb::RecordId {
+                uuid: e.record_id.clone(),
+            }),
+            receipt: e.receipt.clone(),
+        }],
     }
 }
 
 /// Assesses `model` against a baseline at time `at`.
-pub fn assess(baseline_id: &str, baseline: &evals::Baseline, model: &ModelRef, evidence: &[Evidence], at: OffsetDateTime) -> evals::Assessment {
+pub fn assess(
+    baseline_id: &str,
+    baseline: &evals::Baseline,
+    model: &ModelRef,
+    evidence: &[Evidence],
+    at: OffsetDateTime,
+) -> evals::Assessment {
     evals::Assessment {
-        baseline: Some(pb::RecordId { uuid: baseline_id.to_owned() }),
+        baseline: Some(pb::RecordId {
+            uuid: baseline_id.to_owned(),
+        }),
         model: Some(model.to_model()),
         assessed_at: Some(time_to_timestamp(at)),
-        outcomes: baseline.criteria.iter().map(|c| criterion_outcome(c, model, evidence, at)).collect(),
+        outcomes: baseline
+            .criteria
+            .iter()
+            .map(|c| criterion_outcome(c, model, evidence, at))
+            .collect(),
     }
 }
 
 /// Recomputes a published assessment from the results it cites (looked up
 /// in `cited`, already fetched and opened) and says where it differs.
-pub fn verify_assessment(a: &evals::Assessment, baseline: &evals::Baseline, cited: &[Evidence]) -> Result<(), Vec<String>> {
+pub fn verify_assessment(
+    a: &evals::Assessment,
+    baseline: &evals::Baseline,
+    cited: &[Evidence],
+) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    let Some(at) = a.assessed_at.as_ref().and_then(|t| timestamp_to_time(t).ok()) else {
+    let Some(at) = a
+        .assessed_at
+        .as_ref()
+        .and_then(|t| timestamp_to_time(t).ok())
+    else {
         return Err(vec!["the assessment has no assessment time".into()]);
     };
     let model = a.model.as_ref().map(|m| ModelRef {
@@ -209,7 +308,9 @@ pub fn verify_assessment(a: &evals::Assessment, baseline: &evals::Baseline, cite
         name: m.name.clone(),
         version: (!m.version.is_empty()).then(|| m.version.clone()),
     });
-    let Some(model) = model else { return Err(vec!["the assessment names no model".into()]) };
+    let Some(model) = model else {
+        return Err(vec!["the assessment names no model".into()]);
+    };
     for c in &baseline.criteria {
         let Some(o) = a.outcomes.iter().find(|o| o.criterion_id == c.id) else {
             problems.push(format!("criterion {}: no outcome", c.id));
@@ -217,38 +318,73 @@ pub fn verify_assessment(a: &evals::Assessment, baseline: &evals::Baseline, cite
         };
         if o.outcome == evals::Outcome::InsufficientEvidence as i32 {
             if !o.cited.is_empty() {
-                problems.push(format!("criterion {}: insufficient evidence but cites results", c.id));
+                problems.push(format!(
+                    "criterion {}: insufficient evidence but cites results",
+                    c.id
+                ));
             }
             continue;
         }
         let [cite] = o.cited.as_slice() else {
-            problems.push(format!("criterion {}: a met/not met outcome cites exactly one result", c.id));
+            problems.push(format!(
+                "criterion {}: a met/not met outcome cites exactly one result",
+                c.id
+            ));
             continue;
         };
-        let id = cite.record_id.as_ref().map(|r| r.uuid.clone()).unwrap_or_default();
+        let id = cite
+            .record_id
+            .as_ref()
+            .map(|r| r.uuid.clone())
+            .unwrap_or_default();
         let Some(e) = cited.iter().find(|e| e.record_id == id) else {
-            problems.push(format!("criterion {}: cited result {id} could not be fetched", c.id));
+            problems.push(format!(
+                "criterion {}: cited result {id} cannot be fetched or opened by you",
+                c.id
+            ));
             continue;
         };
         if e.receipt != cite.receipt {
-            problems.push(format!("criterion {}: the cited receipt of {id} is not the result's receipt", c.id));
+            problems.push(format!(
+                "criterion {}: the cited receipt of {id} is not the result's receipt",
+                c.id
+            ));
         }
         let Some(r) = &e.result else {
-            problems.push(format!("criterion {}: cited result {id} cannot be opened by you", c.id));
+            problems.push(format!(
+                "criterion {}: cited result {id} cannot be opened by you",
+                c.id
+            ));
             continue;
         };
         match qualify(c, &model, r, at) {
-            Err(why) => problems.push(format!("criterion {}: cited result {id} does not qualify ({why})", c.id)),
+            Err(why) => problems.push(format!(
+                "criterion {}: cited result {id} does not qualify ({why})",
+                c.id
+            )),
             Ok((value, _)) => {
                 let met = compare(c.comparator, value, c.threshold).unwrap_or(false);
-                let want = if met { evals::Outcome::Met } else { evals::Outcome::NotMet } as i32;
+                let want = if met {
+                    evals::Outcome::Met
+                } else {
+                    evals::Outcome::NotMet
+                } as i32;
                 if want != o.outcome {
-                    problems.push(format!("criterion {}: recomputed {} but the assessment says {}", c.id, outcome_name(want), outcome_name(o.outcome)));
+                    problems.push(format!(
+                        "criterion {}: recomputed {} but the assessment says {}",
+                        c.id,
+                        outcome_name(want),
+                        outcome_name(o.outcome)
+                    ));
                 }
             }
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// `met`, `not met` or `insufficient evidence`.
@@ -265,7 +401,14 @@ pub fn outcome_name(o: i32) -> &'static str {
 mod tests {
     use super::*;
 
-    fn criterion(comparator: evals::Comparator, threshold: f64, judged: evals::Estimate, min_samples: u64, max_age_days: u32, relationships: Vec<i32>) -> evals::Criterion {
+    fn criterion(
+        comparator: evals::Comparator,
+        threshold: f64,
+        judged: evals::Estimate,
+        min_samples: u64,
+        max_age_days: u32,
+        relationships: Vec<i32>,
+    ) -> evals::Criterion {
         evals::Criterion {
             id: "c1".into(),
             task_id: "cybench".into(),
@@ -273,33 +416,81 @@ mod tests {
             metric: "success_rate".into(),
             comparator: comparator as i32,
             threshold,
-            evidence: Some(evals::EvidenceRule { min_samples, judged: judged as i32, max_age_days, relationships }),
+            evidence: Some(evals::EvidenceRule {
+                min_samples,
+                judged: judged as i32,
+                max_age_days,
+                relationships,
+            }),
         }
     }
 
-    fn result(value: f64, ci: Option<(f64, f64)>, samples: u64, days_ago: i64, version: &str, relationship: evals::EvaluatorRelationship, now: OffsetDateTime) -> evals::EvaluationResult {
+    fn result(
+        value: f64,
+        ci: Option<(f64, f64)>,
+        samples: u64,
+        days_ago: i64,
+        version: &str,
+        relationship: evals::EvaluatorRelationship,
+        now: OffsetDateTime,
+    ) -> evals::EvaluationResult {
         evals::EvaluationResult {
-            model: Some(evals::ModelUnderTest { provider: "P".into(), name: "M".into(), version: "1".into(), digest: String::new() }),
-            task: Some(evals::Task { id: "cybench".into(), version: version.into(), dataset_digest: String::new() }),
-            metrics: vec![evals::Metric { name: "success_rate".into(), value, ci: ci.map(|(lower, upper)| evals::ConfidenceInterval { lower, upper, level: 0.95 }), ..Default::default() }],
-            samples: Some(evals::SampleCounts { total: samples, completed: samples, errored: 0 }),
+            model: Some(evals::ModelUnderTest {
+                provider: "P".into(),
+                name: "M".into(),
+                version: "1".into(),
+                digest: String::new(),
+            }),
+            task: Some(evals::Task {
+                id: "cybench".into(),
+                version: version.into(),
+                dataset_digest: String::new(),
+            }),
+            metrics: vec![evals::Metric {
+                name: "success_rate".into(),
+                value,
+                ci: ci.map(|(lower, upper)| evals::ConfidenceInterval {
+                    lower,
+                    upper,
+                    level: 0.95,
+                }),
+                ..Default::default()
+            }],
+            samples: Some(evals::SampleCounts {
+                total: samples,
+                completed: samples,
+                errored: 0,
+            }),
             completed_at: Some(time_to_timestamp(now - time::Duration::days(days_ago))),
             relationship: relationship as i32,
             ..Default::default()
         }
     }
 
-    fn ev(id: &str, r: Option<evals::EvaluationResult>, created_days_ago: i64, now: OffsetDateTime) -> Evidence {
+    fn ev(
+        id: &str,
+        r: Option<evals::EvaluationResult>,
+        created_days_ago: i64,
+        now: OffsetDateTime,
+    ) -> Evidence {
         Evidence {
             record_id: id.into(),
             receipt: None,
             created_at: now - time::Duration::days(created_days_ago),
-            index: Some(pb::EvaluationIndex { model_name: "M".into(), task_ids: vec!["cybench".into()], ..Default::default() }),
+            index: Some(pb::EvaluationIndex {
+                model_name: "M".into(),
+                task_ids: vec!["cybench".into()],
+                ..Default::default()
+            }),
             result: r,
         }
     }
 
-    fn outcome(c: &evals::Criterion, e: &[Evidence], now: OffsetDateTime) -> evals::CriterionOutcome {
+    fn outcome(
+        c: &evals::Criterion,
+        e: &[Evidence],
+        now: OffsetDateTime,
+    ) -> evals::CriterionOutcome {
         criterion_outcome(c, &ModelRef::parse("M"), e, now)
     }
 
@@ -308,38 +499,144 @@ mod tests {
     #[test]
     fn exactly_at_the_threshold() {
         let now = OffsetDateTime::now_utc();
-        let r = vec![ev("a", Some(result(0.25, None, 100, 1, "1.0", R::ThirdParty, now)), 1, now)];
-        assert_eq!(outcome(&criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]), &r, now).outcome, O::Met as i32);
-        assert_eq!(outcome(&criterion(C::LessThan, 0.25, E::Point, 10, 0, vec![]), &r, now).outcome, O::NotMet as i32);
-        assert_eq!(outcome(&criterion(C::GreaterOrEqual, 0.25, E::Point, 10, 0, vec![]), &r, now).outcome, O::Met as i32);
-        assert_eq!(outcome(&criterion(C::GreaterThan, 0.25, E::Point, 10, 0, vec![]), &r, now).outcome, O::NotMet as i32);
+        let r = vec![ev(
+            "a",
+            Some(result(0.25, None, 100, 1, "1.0", R::ThirdParty, now)),
+            1,
+            now,
+        )];
+        assert_eq!(
+            outcome(
+                &criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]),
+                &r,
+                now
+            )
+            .outcome,
+            O::Met as i32
+        );
+        assert_eq!(
+            outcome(
+                &criterion(C::LessThan, 0.25, E::Point, 10, 0, vec![]),
+                &r,
+                now
+            )
+            .outcome,
+            O::NotMet as i32
+        );
+        assert_eq!(
+            outcome(
+                &criterion(C::GreaterOrEqual, 0.25, E::Point, 10, 0, vec![]),
+                &r,
+                now
+            )
+            .outcome,
+            O::Met as i32
+        );
+        assert_eq!(
+            outcome(
+                &criterion(C::GreaterThan, 0.25, E::Point, 10, 0, vec![]),
+                &r,
+                now
+            )
+            .outcome,
+            O::NotMet as i32
+        );
     }
 
     #[test]
     fn a_ci_straddling_the_threshold_depends_on_the_bound_judged() {
         let now = OffsetDateTime::now_utc();
         // Point 0.20, CI [0.15, 0.27], threshold <= 0.25.
-        let r = vec![ev("a", Some(result(0.20, Some((0.15, 0.27)), 100, 1, "1.0", R::ThirdParty, now)), 1, now)];
-        assert_eq!(outcome(&criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]), &r, now).outcome, O::Met as i32);
-        assert_eq!(outcome(&criterion(C::LessOrEqual, 0.25, E::Ci95Upper, 10, 0, vec![]), &r, now).outcome, O::NotMet as i32);
-        assert_eq!(outcome(&criterion(C::LessOrEqual, 0.25, E::Ci95Lower, 10, 0, vec![]), &r, now).outcome, O::Met as i32);
+        let r = vec![ev(
+            "a",
+            Some(result(
+                0.20,
+                Some((0.15, 0.27)),
+                100,
+                1,
+                "1.0",
+                R::ThirdParty,
+                now,
+            )),
+            1,
+            now,
+        )];
+        assert_eq!(
+            outcome(
+                &criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]),
+                &r,
+                now
+            )
+            .outcome,
+            O::Met as i32
+        );
+        assert_eq!(
+            outcome(
+                &criterion(C::LessOrEqual, 0.25, E::Ci95Upper, 10, 0, vec![]),
+                &r,
+                now
+            )
+            .outcome,
+            O::NotMet as i32
+        );
+        assert_eq!(
+            outcome(
+                &criterion(C::LessOrEqual, 0.25, E::Ci95Lower, 10, 0, vec![]),
+                &r,
+                now
+            )
+            .outcome,
+            O::Met as i32
+        );
         // No CI: a CI bound cannot be judged.
-        let no_ci = vec![ev("b", Some(result(0.20, None, 100, 1, "1.0", R::ThirdParty, now)), 1, now)];
-        let o = outcome(&criterion(C::LessOrEqual, 0.25, E::Ci95Upper, 10, 0, vec![]), &no_ci, now);
+        let no_ci = vec![ev(
+            "b",
+            Some(result(0.20, None, 100, 1, "1.0", R::ThirdParty, now)),
+            1,
+            now,
+        )];
+        let o = outcome(
+            &criterion(C::LessOrEqual, 0.25, E::Ci95Upper, 10, 0, vec![]),
+            &no_ci,
+            now,
+        );
         assert_eq!(o.outcome, O::InsufficientEvidence as i32);
-        assert!(o.reason.contains("no 95 % confidence interval"), "{}", o.reason);
+        assert!(
+            o.reason.contains("no 95 % confidence interval"),
+            "{}",
+            o.reason
+        );
     }
 
     #[test]
     fn evidence_rules_disqualify() {
         let now = OffsetDateTime::now_utc();
         let cases = [
-            (result(0.1, None, 5, 1, "1.0", R::ThirdParty, now), "too few samples"),
-            (result(0.1, None, 100, 400, "1.0", R::ThirdParty, now), "stale"),
-            (result(0.1, None, 100, 1, "2.0", R::ThirdParty, now), "task version 2.0"),
-            (result(0.1, None, 100, 1, "1.0", R::FirstParty, now), "relationship"),
+            (
+                result(0.1, None, 5, 1, "1.0", R::ThirdParty, now),
+                "too few samples",
+            ),
+            (
+                result(0.1, None, 100, 400, "1.0", R::ThirdParty, now),
+                "stale",
+            ),
+            (
+                result(0.1, None, 100, 1, "2.0", R::ThirdParty, now),
+                "task version 2.0",
+            ),
+            (
+                result(0.1, None, 100, 1, "1.0", R::FirstParty, now),
+                "relationship",
+            ),
         ];
-        let c = criterion(C::LessOrEqual, 0.25, E::Point, 50, 365, vec![R::ThirdParty as i32]);
+        let c = criterion(
+            C::LessOrEqual,
+            0.25,
+            E::Point,
+            50,
+            365,
+            vec![R::ThirdParty as i32],
+        );
         for (r, why) in cases {
             let o = outcome(&c, &[ev("a", Some(r), 1, now)], now);
             assert_eq!(o.outcome, O::InsufficientEvidence as i32);
@@ -352,8 +649,18 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let c = criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]);
         let r = vec![
-            ev("old", Some(result(0.10, None, 100, 30, "1.0", R::ThirdParty, now)), 30, now),
-            ev("new", Some(result(0.40, None, 100, 2, "1.0", R::ThirdParty, now)), 2, now),
+            ev(
+                "old",
+                Some(result(0.10, None, 100, 30, "1.0", R::ThirdParty, now)),
+                30,
+                now,
+            ),
+            ev(
+                "new",
+                Some(result(0.40, None, 100, 2, "1.0", R::ThirdParty, now)),
+                2,
+                now,
+            ),
         ];
         let o = outcome(&c, &r, now);
         assert_eq!(o.outcome, O::NotMet as i32);
@@ -369,7 +676,15 @@ mod tests {
         assert_eq!(o.outcome, O::InsufficientEvidence as i32);
         assert!(o.reason.contains("cannot open"), "{}", o.reason);
         // A readable older result that would be met, and a newer sealed one.
-        let both = vec![ev("readable", Some(result(0.1, None, 100, 10, "1.0", R::ThirdParty, now)), 10, now), ev("sealed", None, 1, now)];
+        let both = vec![
+            ev(
+                "readable",
+                Some(result(0.1, None, 100, 10, "1.0", R::ThirdParty, now)),
+                10,
+                now,
+            ),
+            ev("sealed", None, 1, now),
+        ];
         let o = outcome(&c, &both, now);
         assert_eq!(o.outcome, O::InsufficientEvidence as i32, "{}", o.reason);
     }
@@ -378,12 +693,25 @@ mod tests {
     fn verification_recomputes_and_catches_tampering() {
         let now = OffsetDateTime::now_utc();
         let c = criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]);
-        let baseline = evals::Baseline { criteria: vec![c], ..Default::default() };
-        let evidence = vec![ev("a", Some(result(0.1, None, 100, 1, "1.0", R::ThirdParty, now)), 1, now)];
+        let baseline = evals::Baseline {
+            criteria: vec![c],
+            ..Default::default()
+        };
+        let evidence = vec![ev(
+            "a",
+            Some(result(0.1, None, 100, 1, "1.0", R::ThirdParty, now)),
+            1,
+            now,
+        )];
         let a = assess("b", &baseline, &ModelRef::parse("M"), &evidence, now);
         verify_assessment(&a, &baseline, &evidence).unwrap();
         // The cited result says something else now (tampered or swapped).
-        let tampered = vec![ev("a", Some(result(0.9, None, 100, 1, "1.0", R::ThirdParty, now)), 1, now)];
+        let tampered = vec![ev(
+            "a",
+            Some(result(0.9, None, 100, 1, "1.0", R::ThirdParty, now)),
+            1,
+            now,
+        )];
         let err = verify_assessment(&a, &baseline, &tampered).unwrap_err();
         assert!(err[0].contains("recomputed not met"), "{err:?}");
         // An outcome flipped in the published assessment.
@@ -394,7 +722,21 @@ mod tests {
 
     #[test]
     fn model_refs_parse() {
-        assert_eq!(ModelRef::parse("Example Labs/Frontier-1@2026-10"), ModelRef { provider: Some("Example Labs".into()), name: "Frontier-1".into(), version: Some("2026-10".into()) });
-        assert_eq!(ModelRef::parse("Frontier-1"), ModelRef { provider: None, name: "Frontier-1".into(), version: None });
+        assert_eq!(
+            ModelRef::parse("Example Labs/Frontier-1@2026-10"),
+            ModelRef {
+                provider: Some("Example Labs".into()),
+                name: "Frontier-1".into(),
+                version: Some("2026-10".into())
+            }
+        );
+        assert_eq!(
+            ModelRef::parse("Frontier-1"),
+            ModelRef {
+                provider: None,
+                name: "Frontier-1".into(),
+                version: None
+            }
+        );
     }
 }

@@ -16,6 +16,7 @@ use cairn_tlog::note::VerifierKey;
 use time::OffsetDateTime;
 use tonic::transport::Channel;
 
+use crate::assess;
 use crate::error::ClientError;
 use crate::prepare::{self, Prepared, Share};
 use crate::verify::{self, Opened};
@@ -356,6 +357,218 @@ impl Client {
             &self.creds.member,
             Some(&self.creds.sealing),
         )
+    }
+
+    /// Validates, seals and signs a baseline (members with `governance`).
+    pub fn prepare_baseline(
+        &self,
+        baseline: &evals::Baseline,
+        share: &Share,
+    ) -> Result<Prepared, ClientError> {
+        cairn_record::content::validate_baseline(baseline)?;
+        let index = cairn_record::content::baseline_index(baseline);
+        prepare::record(
+            &self.directory,
+            &self.creds.member,
+            &self.creds.signing,
+            pb::RecordKind::Baseline,
+            prost::Message::encode_to_vec(baseline),
+            Some(index),
+            share,
+            None,
+            None,
+        )
+    }
+
+    /// Seals and signs an assessment.
+    pub fn prepare_assessment(
+        &self,
+        assessment: &evals::Assessment,
+        share: &Share,
+    ) -> Result<Prepared, ClientError> {
+        prepare::record(
+            &self.directory,
+            &self.creds.member,
+            &self.creds.signing,
+            pb::RecordKind::Assessment,
+            prost::Message::encode_to_vec(assessment),
+            None,
+            share,
+            None,
+            None,
+        )
+    }
+
+    /// Every evaluation-service record of `kind` this member may see
+    /// (active only), following pages.
+    pub async fn all_results(
+        &self,
+        kind: pb::RecordKind,
+        evaluation: Option<pb::EvaluationFilter>,
+    ) -> Result<Vec<pb::StoredRecord>, ClientError> {
+        let filter = pb::RecordFilter {
+            kinds: vec![kind as i32],
+            evaluation,
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (records, next) = self.list_results(filter.clone(), 500, token).await?;
+            out.extend(records);
+            if next.is_empty() {
+                return Ok(out);
+            }
+            token = next;
+        }
+    }
+
+    /// The baselines in force at `at` that this member can read, with their
+    /// record ids.
+    pub async fn current_baselines(
+        &self,
+        at: OffsetDateTime,
+    ) -> Result<Vec<(String, evals::Baseline)>, ClientError> {
+        let mut out = Vec::new();
+        for stored in self.all_results(pb::RecordKind::Baseline, None).await? {
+            let Ok(opened) = self.open(&stored) else {
+                continue;
+            };
+            let verify::Content::Baseline(b) = opened.content else {
+                continue;
+            };
+            let from = b
+                .effective_from
+                .as_ref()
+                .and_then(|t| cairn_record::header::timestamp_to_time(t).ok());
+            let until = b
+                .effective_until
+                .as_ref()
+                .and_then(|t| cairn_record::header::timestamp_to_time(t).ok());
+            if from.is_some_and(|f| f <= at) && until.is_none_or(|u| at < u) {
+                out.push((opened.header.record_id.to_string(), b));
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.1.jurisdiction.as_str(), a.1.name.as_str())
+                .cmp(&(b.1.jurisdiction.as_str(), b.1.name.as_str()))
+        });
+        Ok(out)
+    }
+
+    /// One baseline by id.
+    pub async fn baseline(&self, record_id: &str) -> Result<evals::Baseline, ClientError> {
+        match self
+            .open(&self.get_result(record_id, false).await?)?
+            .content
+        {
+            verify::Content::Baseline(b) => Ok(b),
+            _ => Err(ClientError::Usage(format!(
+                "record {record_id} is not a baseline"
+            ))),
+        }
+    }
+
+    fn evidence_of(&self, stored: &pb::StoredRecord) -> Option<assess::Evidence> {
+        let record = stored.record.as_ref()?;
+        let env = cairn_record::record::decode_envelope(&record.envelope).ok()?;
+        let header = cairn_record::record::decode_header(&env.payload).ok()?;
+        let checked = cairn_record::header::check(&header).ok()?;
+        let index = match header.index.and_then(|i| i.fields) {
+            Some(pb::index_fields::Fields::Evaluation(e)) => Some(e),
+            _ => None,
+        };
+        let result = match self.open(stored) {
+            Ok(Opened {
+                content: verify::Content::Result(r),
+                ..
+            }) => Some(r),
+            _ => None,
+        };
+        Some(assess::Evidence {
+            record_id: checked.record_id.to_string(),
+            receipt: stored.receipt.clone(),
+            created_at: checked.created_at,
+            index,
+            result,
+        })
+    }
+
+    /// The evaluation results for `model` this member can see, opened where
+    /// it can.
+    pub async fn evidence(
+        &self,
+        model: &assess::ModelRef,
+    ) -> Result<Vec<assess::Evidence>, ClientError> {
+        let filter = pb::EvaluationFilter {
+            model_name: model.name.clone(),
+            ..Default::default()
+        };
+        Ok(self
+            .all_results(pb::RecordKind::EvaluationResult, Some(filter))
+            .await?
+            .iter()
+            .filter_map(|s| self.evidence_of(s))
+            .collect())
+    }
+
+    /// Assesses `model` against baseline `baseline_id` now.
+    pub async fn assess(
+        &self,
+        baseline_id: &str,
+        model: &assess::ModelRef,
+    ) -> Result<evals::Assessment, ClientError> {
+        let baseline = self.baseline(baseline_id).await?;
+        let evidence = self.evidence(model).await?;
+        Ok(assess::assess(
+            baseline_id,
+            &baseline,
+            model,
+            &evidence,
+            OffsetDateTime::now_utc(),
+        ))
+    }
+
+    /// Fetches a published assessment and recomputes it from the results
+    /// it cites; returns it, or what does not match.
+    pub async fn verify_assessment(
+        &self,
+        assessment_id: &str,
+    ) -> Result<(evals::Assessment, Result<(), Vec<String>>), ClientError> {
+        let a = match self
+            .open(&self.get_result(assessment_id, false).await?)?
+            .content
+        {
+            verify::Content::Assessment(a) => a,
+            _ => {
+                return Err(ClientError::Usage(format!(
+                    "record {assessment_id} is not an assessment"
+                )));
+            }
+        };
+        let baseline_id = a
+            .baseline
+            .as_ref()
+            .map(|b| b.uuid.clone())
+            .ok_or_else(|| ClientError::Usage("the assessment names no baseline".into()))?;
+        let baseline = self.baseline(&baseline_id).await?;
+        let mut cited = Vec::new();
+        for o in &a.outcomes {
+            for c in &o.cited {
+                let id = c
+                    .record_id
+                    .as_ref()
+                    .map(|r| r.uuid.clone())
+                    .unwrap_or_default();
+                if let Ok(stored) = self.get_result(&id, false).await
+                    && let Some(e) = self.evidence_of(&stored)
+                {
+                    cited.push(e);
+                }
+            }
+        }
+        let verdict = assess::verify_assessment(&a, &baseline, &cited);
+        Ok((a, verdict))
     }
 
     /// The audit log client.

@@ -84,7 +84,12 @@ impl DevPkiSpec {
                     "jp-aisi",
                     "Japan AI Safety Institute",
                     "JP",
-                    &[Role::Submitter, Role::Evaluator, Role::Witness, Role::Governance],
+                    &[
+                        Role::Submitter,
+                        Role::Evaluator,
+                        Role::Witness,
+                        Role::Governance,
+                    ],
                 ),
                 member(
                     "eu-aio",
