@@ -8,9 +8,15 @@ use prost_reflect::{DescriptorPool, DynamicMessage};
 
 use crate::error::ClientError;
 
+/// The descriptors of the v1 API, decoded once (DescriptorPool is a cheap
+/// shared handle).
 fn pool() -> Result<DescriptorPool, ClientError> {
-    DescriptorPool::decode(cairn_proto::FILE_DESCRIPTOR_SET)
-        .map_err(|e| ClientError::Json(format!("descriptor set: {e}")))
+    static POOL: std::sync::OnceLock<Result<DescriptorPool, String>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        DescriptorPool::decode(cairn_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())
+    })
+    .clone()
+    .map_err(|e| ClientError::Json(format!("descriptor set: {e}")))
 }
 
 /// Parses `json` as the message `full_name` and converts it to `T`.
