@@ -40,6 +40,17 @@ pub struct Net {
 
 pub const MEMBERS: [&str; 3] = ["eu-aio", "jp-aisi", "uk-aisi"];
 
+/// The example dev PKI with `member` stripped of `role` (every example
+/// member holds governance; tests of refusals need one that does not).
+pub fn example_without(member: &str, role: cairn_identity::Role) -> DevPkiSpec {
+    let mut spec = DevPkiSpec::example();
+    spec.members
+        .iter_mut()
+        .filter(|m| m.id == member)
+        .for_each(|m| m.roles.retain(|r| *r != role));
+    spec
+}
+
 impl Net {
     /// Starts audit, intake and evals; submissions wait at most
     /// `receipt_wait` for their receipts.

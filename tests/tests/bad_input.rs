@@ -190,17 +190,10 @@ async fn send(net: &Net, input: &str, as_: &str) -> (Result<(), Status>, Option<
         "keyid_differs_from_header" => intake_case(with_envelope(&rec, |e| {
             e.signatures[0].keyid = "other".into()
         })),
-        "signed_by_another_member" | "valid_record" => {
-            let signer = if input == "valid_record" {
-                "uk-aisi"
-            } else {
-                "jp-aisi"
-            };
-            intake_case(
-                net.incident(signer, SharingLabel::TlpGreen, &MEMBERS, "x")
-                    .1,
-            )
-        }
+        "signed_by_another_member" => intake_case(
+            net.incident("jp-aisi", SharingLabel::TlpGreen, &MEMBERS, "x")
+                .1,
+        ),
         "malformed_uuid" => intake_case(resign(net, &rec, "uk-aisi", None, |h| {
             h.record_id = Some(pb::RecordId {
                 uuid: "not-a-uuid".into(),

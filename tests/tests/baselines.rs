@@ -6,7 +6,6 @@
 use cairn_client::assess::{ModelRef, outcome_name};
 use cairn_client::{ClientError, Share, json};
 use cairn_identity::Role;
-use cairn_identity::devpki::DevPkiSpec;
 use cairn_proto::evals::v1 as evals;
 use cairn_record::pb::{self, RecordKind};
 use cairn_service_core::RecordCoreConfig;
@@ -23,14 +22,11 @@ const GB: &str = include_str!("../../examples/baselines/gb.json");
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baselines_assessments_and_what_a_member_cannot_open() {
     // jp-aisi is an evaluator without the governance role here.
-    let mut spec = DevPkiSpec::example();
-    spec.members
-        .iter_mut()
-        .find(|m| m.id == "jp-aisi")
-        .unwrap()
-        .roles
-        .retain(|r| *r != Role::Governance);
-    let net = Net::start_spec(spec, RecordCoreConfig::default()).await;
+    let net = Net::start_spec(
+        cairn_tests::example_without("jp-aisi", Role::Governance),
+        RecordCoreConfig::default(),
+    )
+    .await;
     let (uk, jp, eu) = (
         net.client("uk-aisi"),
         net.client("jp-aisi"),

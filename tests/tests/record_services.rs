@@ -149,13 +149,6 @@ async fn submit_verify_open_and_the_refusals() {
             "arrived on member uk-aisi's connection",
         ),
         (
-            "a service identity",
-            "intake",
-            jp_rec.clone(),
-            Code::PermissionDenied,
-            "not a member",
-        ),
-        (
             "GREEN not sealed to every member",
             "uk-aisi",
             net.incident(
@@ -242,6 +235,13 @@ async fn submit_verify_open_and_the_refusals() {
         assert_eq!(err.code(), code, "{what}: {err:?}");
         assert!(err.message().contains(needle), "{what}: {}", err.message());
     }
+    // A service identity is refused in the TLS handshake: no call reaches
+    // the handler at all.
+    let err = submit(&net, "intake", &jp_rec).await.unwrap_err();
+    assert!(
+        format!("{err:?}").contains("CertificateUnknown"),
+        "service identity: {err:?}"
+    );
     // eu-aio (a submitter) lists: only the one accepted record, header only.
     let list = net
         .intake("eu-aio")
@@ -441,7 +441,15 @@ async fn every_label_lists_filters_pages_and_watches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn results_supersede_retract_and_erase() {
-    let net = Net::start(Duration::from_secs(10)).await;
+    // uk-aisi without governance: it may not erase another's result.
+    let net = Net::start_spec(
+        cairn_tests::example_without("uk-aisi", cairn_identity::Role::Governance),
+        cairn_service_core::RecordCoreConfig {
+            receipt_wait: Duration::from_secs(10),
+            ..Default::default()
+        },
+    )
+    .await;
     let result = |title: &str| cairn_proto::evals::v1::EvaluationResult {
         evaluator: Some(pb::MemberId {
             id: "jp-aisi".into(),

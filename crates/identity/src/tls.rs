@@ -165,15 +165,32 @@ fn roots_of(ca: &CertificateDer<'static>) -> Result<RootCertStore, rustls::Error
 pub struct DirectoryClientVerifier {
     directory: DirectoryHandle,
     provider: Arc<CryptoProvider>,
+    accept: Peers,
+}
+
+/// Which kinds of identity a server admits at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Peers {
+    /// Members and services (the audit log: services append, members read).
+    MembersAndServices,
+    /// Members only (the record services: a service identity has no
+    /// business there and is refused in the handshake).
+    MembersOnly,
 }
 
 impl DirectoryClientVerifier {
     /// Verifies clients against whatever directory `directory` holds at
     /// handshake time (so a reload takes effect for new connections).
     pub fn new(directory: DirectoryHandle) -> Self {
+        Self::admitting(directory, Peers::MembersAndServices)
+    }
+
+    /// As [`DirectoryClientVerifier::new`], admitting only `accept`.
+    pub fn admitting(directory: DirectoryHandle, accept: Peers) -> Self {
         Self {
             directory,
             provider: crypto_provider(),
+            accept,
         }
     }
 
@@ -197,6 +214,11 @@ impl ClientCertVerifier for DirectoryClientVerifier {
         let directory = self.directory.current();
         let identity = claimed_identity(end_entity, directory.trust_domain())
             .map_err(|e| refuse(e.to_string()))?;
+        if self.accept == Peers::MembersOnly && identity.member().is_none() {
+            return Err(refuse(format!(
+                "{identity} may not connect here: this service admits members only"
+            )));
+        }
         let ca = directory
             .ca_for(&identity)
             .ok_or_else(|| refuse(format!("{identity} is not in the directory")))?;
@@ -339,9 +361,20 @@ pub fn server_config(
     identity: &TlsIdentity,
     directory: DirectoryHandle,
 ) -> Result<Arc<ServerConfig>, Error> {
+    server_config_admitting(identity, directory, Peers::MembersAndServices)
+}
+
+/// [`server_config`] admitting only `accept`.
+pub fn server_config_admitting(
+    identity: &TlsIdentity,
+    directory: DirectoryHandle,
+    accept: Peers,
+) -> Result<Arc<ServerConfig>, Error> {
     let mut config = ServerConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(Arc::new(DirectoryClientVerifier::new(directory)))
+        .with_client_cert_verifier(Arc::new(DirectoryClientVerifier::admitting(
+            directory, accept,
+        )))
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))

@@ -369,3 +369,36 @@ async fn a_client_trickling_bytes_cannot_tie_up_the_server() {
         "the server kept the trickling connection open"
     );
 }
+
+#[tokio::test]
+async fn a_members_only_server_refuses_a_service_identity_in_the_handshake() {
+    let net = net();
+    let config = tls::server_config_admitting(
+        &net.server_identity("intake"),
+        net.directory.clone(),
+        tls::Peers::MembersOnly,
+    )
+    .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tokio_rustls::TlsAcceptor::from(config)
+            .accept(tcp)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    let connector =
+        tokio_rustls::TlsConnector::from(net.client(&net.server_identity("evals"), "intake"));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    if let Ok(mut s) = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+    {
+        let mut buf = [0u8; 1];
+        let _ = s.read(&mut buf).await;
+    }
+    let err = server.await.unwrap().unwrap_err();
+    assert!(err.contains("admits members only"), "{err}");
+}

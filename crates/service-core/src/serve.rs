@@ -97,7 +97,7 @@ pub async fn start(
         .map_err(|e| ServeError::Io(e.to_string()))?;
     let incoming = TlsIncoming::new(
         listener,
-        tls::server_config(&identity, directory.clone())?,
+        tls::server_config_admitting(&identity, directory.clone(), tls::Peers::MembersOnly)?,
         directory,
     );
     let (health, health_service) = tonic_health::server::health_reporter();
