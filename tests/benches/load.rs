@@ -1,0 +1,353 @@
+//! End-to-end load generator (not run in CI): a whole network (audit,
+//! intake, evals) in this process on loopback ports with a generated dev
+//! PKI, driven over mTLS by N connections with M requests in flight.
+//!
+//! ```sh
+//! cargo bench -p cairn-tests --bench load                      # intake, 20,000 records
+//! cargo bench -p cairn-tests --bench load -- --service evals
+//! cargo bench -p cairn-tests --bench load -- --connections 8 --in-flight 256 \
+//!     --count 40000 --body 4096 --rate 2000 --duration 20
+//! ```
+//!
+//! Every record is built, signed (Ed25519, DSSE) and sealed (HPKE to the
+//! three members, TLP:AMBER) **before** the timed phase; the timed phase is
+//! only the gRPC call, which returns once the record is durably stored and
+//! (within the 10 s receipt wait) its audit receipt is back. A call that
+//! answers `receipt_pending` is counted apart.
+//!
+//! `--rate R` paces the calls open-loop at R/s and measures each latency
+//! from the call's scheduled start (so a stalled server is charged for the
+//! calls it delays); without it, M calls are kept in flight.
+//!
+//! CPU time is this process's user + system time (`/proc/self/stat`) over
+//! the timed phase: the client
+//! *and* all three services, since they share this process.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_proto::evals::v1 as evals;
+use cairn_proto::intake::v1 as intake;
+use cairn_record::pb::{self, RecordKind, SharingLabel};
+use cairn_service_core::RecordCoreConfig;
+use cairn_tests::{MEMBERS, Net};
+use hdrhistogram::Histogram;
+use prost::Message as _;
+use tokio::sync::Mutex;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Service {
+    Intake,
+    Evals,
+}
+
+#[derive(Debug)]
+struct Args {
+    service: Service,
+    connections: usize,
+    in_flight: usize,
+    count: usize,
+    duration: Option<Duration>,
+    body: usize,
+    rate: Option<f64>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        service: Service::Intake,
+        connections: 8,
+        in_flight: 128,
+        count: 20_000,
+        duration: None,
+        body: 4096,
+        rate: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        // `cargo bench` passes `--bench`; ignore it.
+        if flag == "--bench" {
+            continue;
+        }
+        let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        let num = |v: &str| -> f64 {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{flag}: {v:?} is not a number"))
+        };
+        match flag.as_str() {
+            "--service" => {
+                a.service = match value.as_str() {
+                    "intake" => Service::Intake,
+                    "evals" => Service::Evals,
+                    other => panic!("--service: {other:?} is not intake or evals"),
+                }
+            }
+            "--connections" => a.connections = num(&value) as usize,
+            "--in-flight" => a.in_flight = num(&value) as usize,
+            "--count" => a.count = num(&value) as usize,
+            "--duration" => a.duration = Some(Duration::from_secs_f64(num(&value))),
+            "--body" => a.body = num(&value) as usize,
+            "--rate" => a.rate = Some(num(&value)),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    assert!(a.connections > 0 && a.in_flight > 0 && a.count > 0);
+    a
+}
+
+/// Content of about `body` bytes: sealed, so the services never parse it,
+/// but a valid message for its recipients all the same.
+fn content(service: Service, author: &str, i: usize, body: usize) -> (Vec<u8>, pb::IndexFields) {
+    let filler: String = std::iter::repeat_n('x', body.saturating_sub(300)).collect();
+    match service {
+        Service::Intake => {
+            let mut inc = cairn_tests::incident(&format!("load {i}"));
+            inc.summary = filler;
+            let index = cairn_record::content::incident_index(&inc);
+            (inc.encode_to_vec(), index)
+        }
+        Service::Evals => {
+            let now = time::OffsetDateTime::now_utc();
+            let r = evals::EvaluationResult {
+                evaluator: Some(pb::MemberId { id: author.into() }),
+                model: Some(evals::ModelUnderTest {
+                    provider: "Example Labs".into(),
+                    name: "Frontier-1".into(),
+                    version: "2026-10".into(),
+                    digest: String::new(),
+                }),
+                task: Some(evals::Task {
+                    id: format!("load/{i}"),
+                    version: "1".into(),
+                    dataset_digest: String::new(),
+                }),
+                started_at: Some(cairn_record::header::time_to_timestamp(
+                    now - time::Duration::hours(2),
+                )),
+                completed_at: Some(cairn_record::header::time_to_timestamp(
+                    now - time::Duration::hours(1),
+                )),
+                risk_domain: pb::RiskDomain::Cyber as i32,
+                summary_findings: filler,
+                ..Default::default()
+            };
+            let index = cairn_record::content::evaluation_index(&r);
+            (r.encode_to_vec(), index)
+        }
+    }
+}
+
+fn cpu_time() -> Duration {
+    // utime and stime (fields 14 and 15) in USER_HZ ticks, which Linux
+    // fixes at 100 for /proc. The name (field 2) may hold spaces: skip it.
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat (Linux only)");
+    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks = |i: usize| -> u64 { fields[i - 3].parse().expect("stat field") };
+    Duration::from_millis((ticks(14) + ticks(15)) * 10)
+}
+
+#[derive(Default)]
+struct Tally {
+    hist: Option<Histogram<u64>>,
+    receipted: usize,
+    pending: usize,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+async fn run(args: Args) {
+    let core = RecordCoreConfig {
+        receipt_wait: Duration::from_secs(10),
+        // The per-member admission limit is a policy, not a capacity: lift it.
+        rate_per_member: 1e9,
+        burst_per_member: 1e9,
+        ..RecordCoreConfig::default()
+    };
+    let net = Net::start_with(core).await;
+    let authors: Vec<&str> = match args.service {
+        Service::Intake => MEMBERS.to_vec(),
+        Service::Evals => vec!["jp-aisi", "uk-aisi"], // the evaluators
+    };
+    let (kind, name) = match args.service {
+        Service::Intake => (RecordKind::Incident, "intake"),
+        Service::Evals => (RecordKind::EvaluationResult, "evals"),
+    };
+
+    // Connection c acts as authors[c % len]; record i travels on connection
+    // i % N, so it is signed by that connection's member.
+    let conn_author = |c: usize| authors[c % authors.len()];
+    let build_start = Instant::now();
+    let keys: Vec<_> = authors.iter().map(|a| net.signing_key(a)).collect();
+    let records: Vec<pb::SignedRecord> = (0..args.count)
+        .map(|i| {
+            let c = i % args.connections;
+            let author = conn_author(c);
+            let (body, index) = content(args.service, author, i, args.body);
+            let d = net.draft(kind, SharingLabel::TlpAmber, &MEMBERS, body, Some(index));
+            cairn_record::build(&d, author, &keys[c % authors.len()]).expect("build")
+        })
+        .collect();
+    let built = build_start.elapsed();
+    let body_len = records[0].body.len();
+    println!(
+        "built, signed and sealed {} records ({} B body, sealed to {} recipients) in {:.1} s, \
+         before the timed phase",
+        args.count,
+        body_len,
+        MEMBERS.len(),
+        built.as_secs_f64()
+    );
+
+    let channels: Vec<_> = (0..args.connections)
+        .map(|c| {
+            net.channel(
+                conn_author(c),
+                if args.service == Service::Intake {
+                    net.intake.addr
+                } else {
+                    net.evals.addr
+                },
+                name,
+            )
+        })
+        .collect();
+    // Open every connection (TLS handshake) before timing.
+    for ch in &channels {
+        let mut h = tonic_health::pb::health_client::HealthClient::new(ch.clone());
+        h.check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .expect("health");
+    }
+
+    let records = Arc::new(records);
+    let next = Arc::new(AtomicUsize::new(0));
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    let deadline = args.duration.map(|d| start + d);
+    let mut workers = Vec::with_capacity(args.in_flight);
+    for _ in 0..args.in_flight {
+        let (records, next, tally, channels) = (
+            records.clone(),
+            next.clone(),
+            tally.clone(),
+            channels.clone(),
+        );
+        let (service, rate) = (args.service, args.rate);
+        workers.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 120_000_000, 3).expect("hist");
+            let (mut receipted, mut pending, mut errors) = (0, 0, 0);
+            let mut first_error = None;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= records.len() {
+                    break;
+                }
+                let scheduled = match rate {
+                    Some(r) => {
+                        let at = start + Duration::from_secs_f64(i as f64 / r);
+                        tokio::time::sleep_until(at.into()).await;
+                        at
+                    }
+                    None => Instant::now(),
+                };
+                if deadline.is_some_and(|d| scheduled >= d) {
+                    break;
+                }
+                let ch = channels[i % channels.len()].clone();
+                let record = Some(records[i].clone());
+                let outcome = match service {
+                    Service::Intake => {
+                        intake::incident_intake_client::IncidentIntakeClient::new(ch)
+                            .submit_incident(intake::SubmitIncidentRequest { record })
+                            .await
+                            .map(|r| (r.get_ref().receipt.is_some(), r.get_ref().receipt_pending))
+                    }
+                    Service::Evals => {
+                        evals::evaluation_results_client::EvaluationResultsClient::new(ch)
+                            .publish_result(evals::PublishResultRequest { record })
+                            .await
+                            .map(|r| (r.get_ref().receipt.is_some(), r.get_ref().receipt_pending))
+                    }
+                };
+                let micros = scheduled.elapsed().as_micros() as u64;
+                match outcome {
+                    Ok((true, _)) => {
+                        receipted += 1;
+                        hist.saturating_record(micros.max(1));
+                    }
+                    Ok((false, _)) => pending += 1,
+                    Err(e) => {
+                        errors += 1;
+                        first_error.get_or_insert_with(|| format!("{} {}", e.code(), e.message()));
+                    }
+                }
+            }
+            let mut t = tally.lock().await;
+            match &mut t.hist {
+                Some(h) => h.add(&hist).expect("merge"),
+                None => t.hist = Some(hist),
+            }
+            t.receipted += receipted;
+            t.pending += pending;
+            t.errors += errors;
+            if t.first_error.is_none() {
+                t.first_error = first_error;
+            }
+        }));
+    }
+    for w in workers {
+        w.await.expect("worker");
+    }
+    let elapsed = start.elapsed();
+    let cpu = cpu_time() - cpu0;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let t = tally.lock().await;
+    let done = t.receipted + t.pending;
+    let h = t.hist.as_ref().expect("histogram");
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    println!(
+        "{name}: {} connections, {} in flight{}, {:.1} s",
+        args.connections,
+        args.in_flight,
+        args.rate
+            .map(|r| format!(", paced at {r}/s"))
+            .unwrap_or_default(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  {done} accepted ({} with receipt, {} receipt_pending), {} refused{}",
+        t.receipted,
+        t.pending,
+        t.errors,
+        t.first_error
+            .as_ref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  throughput {:.0} records/s; receipt latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+        done as f64 / elapsed.as_secs_f64(),
+        ms(0.5),
+        ms(0.9),
+        ms(0.99),
+        h.max() as f64 / 1000.0
+    );
+    println!(
+        "  CPU {:.1} s over the timed phase = {:.0} µs per record \
+         (client + three services; {cores} cores {:.0}% busy)",
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / done.max(1) as f64,
+        100.0 * cpu.as_secs_f64() / (cores as f64 * elapsed.as_secs_f64())
+    );
+}
+
+fn main() {
+    let args = parse_args();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(run(args));
+}
