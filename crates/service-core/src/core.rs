@@ -587,6 +587,7 @@ impl RecordCore {
             if let Some(existing) = self.store.get(NS_RECORDS, id.as_bytes()).await? {
                 let e = Entry::decode(existing.as_slice())
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
+                let e = self.with_receipts(id.as_bytes(), e).await?;
                 if e.envelope != signed.envelope
                     || (e.body != signed.body && e.state != RecordState::Erased as i32)
                 {
@@ -673,6 +674,40 @@ impl RecordCore {
         ))
     }
 
+    /// The receipt stored for record `id`'s leaf (or its erasure's).
+    async fn stored_receipt(
+        &self,
+        id: &[u8],
+        erasure: bool,
+    ) -> Result<Option<pb::Receipt>, ServiceError> {
+        match self
+            .store
+            .get(NS_RECEIPTS, &receipt_key(id, erasure))
+            .await?
+        {
+            Some(bytes) => pb::Receipt::decode(bytes.as_slice())
+                .map(Some)
+                .map_err(|e| {
+                    ServiceError::Internal(format!(
+                        "stored receipt of {}: {e}",
+                        String::from_utf8_lossy(id)
+                    ))
+                }),
+            None => Ok(None),
+        }
+    }
+
+    /// `e` with the receipts the outbox has stored for it since.
+    async fn with_receipts(&self, id: &[u8], mut e: Entry) -> Result<Entry, ServiceError> {
+        if e.receipt.is_none() {
+            e.receipt = self.stored_receipt(id, false).await?;
+        }
+        if e.erasure_receipt.is_none() && !e.erasure_leaf.is_empty() {
+            e.erasure_receipt = self.stored_receipt(id, true).await?;
+        }
+        Ok(e)
+    }
+
     /// The answer for an already stored record.
     async fn outcome(
         &self,
@@ -694,10 +729,7 @@ impl RecordCore {
         self.outbox.wake();
         let waiter = self.outbox.wait(e.seq);
         // It may have been stored between our read and the wait.
-        if let Some(fresh) = self.store.get(NS_RECORDS, id.as_bytes()).await?
-            && let Ok(fresh) = Entry::decode(fresh.as_slice())
-            && let Some(r) = fresh.receipt
-        {
+        if let Some(r) = self.stored_receipt(id.as_bytes(), false).await? {
             return Ok(SubmitOutcome {
                 record_id: id,
                 receipt: Some(r),
@@ -905,6 +937,7 @@ impl RecordCore {
             .ok_or_else(not_found)?;
         let e =
             Entry::decode(bytes.as_slice()).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let e = self.with_receipts(id.as_bytes(), e).await?;
         let (_, h) = header_of(&e.envelope)?;
         let vis = visibility(&h, &member);
         match vis {
@@ -1041,6 +1074,7 @@ impl RecordCore {
                 if vis == Visibility::Hidden || !matches_filter(&raw, &h, e.state, filter) {
                     continue;
                 }
+                let e = self.with_receipts(&id, e).await?;
                 out.push((seq, self.stored_record(e, vis)));
                 if out.len() >= want {
                     break;
@@ -1178,6 +1212,7 @@ impl RecordCore {
                 )));
             }
             if e.state == RecordState::Erased as i32 {
+                let e = self.with_receipts(id.as_bytes(), e).await?;
                 return Ok((e.erasure_receipt.clone(), e.erasure_receipt.is_none()));
             }
             let ticket = self.ticket();

@@ -16,12 +16,12 @@ use std::time::Duration;
 use cairn_proto::audit::v1 as audit;
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_record::pb;
-use cairn_store::{Store, StoreError, WriteBatch};
+use cairn_store::{Store, WriteBatch};
 use prost::Message as _;
 use tokio::sync::{Notify, oneshot};
 use tonic::transport::Channel;
 
-use crate::stored::{Entry, NS_OUTBOX, NS_RECORDS, OutboxItem};
+use crate::stored::{NS_OUTBOX, NS_RECEIPTS, OutboxItem, receipt_key};
 
 /// Most leaves per AppendBatch.
 const MAX_BATCH: usize = 1000;
@@ -110,55 +110,34 @@ impl Outbox {
                 decoded.len()
             ));
         }
-        // Store all receipts and clear the items in one commit; retry if a
-        // record changed meanwhile (e.g. it was superseded).
-        for _ in 0..16 {
-            let mut batch = WriteBatch::new();
-            for ((key, item), receipt) in decoded.iter().zip(&receipts) {
-                let old = self
-                    .store
-                    .get(NS_RECORDS, item.record_id.as_bytes())
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if let Some(old) = old {
-                    let mut entry = Entry::decode(old.as_slice()).map_err(|e| e.to_string())?;
-                    if item.erasure {
-                        entry.erasure_receipt = Some(receipt.clone());
-                    } else {
-                        entry.receipt = Some(receipt.clone());
-                    }
-                    batch
-                        .expect(NS_RECORDS, item.record_id.as_bytes().to_vec(), Some(old))
-                        .put(
-                            NS_RECORDS,
-                            item.record_id.as_bytes().to_vec(),
-                            entry.encode_to_vec(),
-                        );
-                }
-                batch.delete(NS_OUTBOX, key.clone());
-            }
-            match self.store.commit(batch).await {
-                Ok(()) => {
-                    let mut waiters = self
-                        .waiters
-                        .lock()
-                        .map_err(|_| "waiters poisoned".to_owned())?;
-                    for ((key, _), receipt) in decoded.iter().zip(&receipts) {
-                        let n = key
-                            .as_slice()
-                            .try_into()
-                            .map(u64::from_be_bytes)
-                            .unwrap_or(u64::MAX);
-                        for tx in waiters.remove(&n).unwrap_or_default() {
-                            let _ = tx.send(receipt.clone());
-                        }
-                    }
-                    return Ok(());
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.to_string()),
+        // Store all receipts and clear the items in one commit. Receipts
+        // live in their own namespace, so this never rewrites (or races
+        // with changes to) the records themselves.
+        let mut batch = WriteBatch::new();
+        for ((key, item), receipt) in decoded.iter().zip(&receipts) {
+            batch
+                .put(
+                    NS_RECEIPTS,
+                    receipt_key(item.record_id.as_bytes(), item.erasure),
+                    receipt.encode_to_vec(),
+                )
+                .delete(NS_OUTBOX, key.clone());
+        }
+        self.store.commit(batch).await.map_err(|e| e.to_string())?;
+        let mut waiters = self
+            .waiters
+            .lock()
+            .map_err(|_| "waiters poisoned".to_owned())?;
+        for ((key, _), receipt) in decoded.iter().zip(&receipts) {
+            let n = key
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(u64::MAX);
+            for tx in waiters.remove(&n).unwrap_or_default() {
+                let _ = tx.send(receipt.clone());
             }
         }
-        Err("records kept changing while storing receipts".into())
+        Ok(())
     }
 }

@@ -6,10 +6,14 @@
 //! | `record_seq` | sequence number (u64 BE) | record id |
 //! | `record_meta` | `token_key` | the page-token key |
 //! | `outbox` | outbox number (u64 BE) | [`OutboxItem`] |
+//! | `record_receipts` | record id + `r` (its leaf) or `e` (its erasure) | `Receipt` |
 //!
 //! A record, its sequence entry, the sequence counter and its outbox item
 //! are written in one atomic batch, so a record is either wholly accepted
-//! (and will be logged) or not stored at all.
+//! (and will be logged) or not stored at all. Receipts arrive later and are
+//! kept apart from the [`Entry`] (a few hundred bytes each), so storing a
+//! batch of them never rewrites the records' bodies; readers fill
+//! `Entry::receipt` and `Entry::erasure_receipt` from there.
 
 use cairn_record::pb;
 
@@ -17,7 +21,16 @@ pub const NS_RECORDS: &str = "records";
 pub const NS_SEQ: &str = "record_seq";
 pub const NS_META: &str = "record_meta";
 pub const NS_OUTBOX: &str = "outbox";
+pub const NS_RECEIPTS: &str = "record_receipts";
 pub const META_TOKEN_KEY: &[u8] = b"token_key";
+
+/// Where the receipt of record `id`'s leaf (or of its erasure) is kept.
+pub fn receipt_key(id: &[u8], erasure: bool) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 1);
+    k.extend_from_slice(id);
+    k.push(if erasure { b'e' } else { b'r' });
+    k
+}
 
 /// A stored record with everything the service knows about it.
 #[derive(Clone, PartialEq, prost::Message)]
