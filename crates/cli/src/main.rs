@@ -25,9 +25,12 @@ struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
-    /// Log filter (e.g. `info`, `cairn=debug`); also RUST_LOG.
+    /// Log filter (e.g. `info`, `cairn=debug`).
     #[arg(long, global = true, env = "CAIRN_LOG", default_value = "warn")]
     log: String,
+    /// Log format: `text`, or `json` for one JSON object per line.
+    #[arg(long, global = true, env = "CAIRN_LOG_FORMAT", default_value = "text")]
+    log_format: cairn_telemetry::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,13 +77,10 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = cairn_telemetry::init(&cli.log, cli.log_format) {
+        eprintln!("error: {e}");
+        return ExitCode::from(exit::USAGE);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -50,6 +50,9 @@ struct Args {
     /// Log filter.
     #[arg(long, env = "CAIRN_LOG", default_value = "info")]
     log: String,
+    /// Log format: `text`, or `json` for one JSON object per line.
+    #[arg(long, env = "CAIRN_LOG_FORMAT", default_value = "text")]
+    log_format: cairn_telemetry::LogFormat,
 }
 
 fn main() -> std::process::ExitCode {
@@ -74,13 +77,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    cairn_telemetry::init(&args.log, args.log_format)?;
     let witness = match (args.witness_key, args.witness_name) {
         (Some(key), Some(name)) => Some(WitnessConfig {
             key,

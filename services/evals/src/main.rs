@@ -41,17 +41,17 @@ struct Args {
     /// Log filter.
     #[arg(long, env = "CAIRN_LOG", default_value = "info")]
     log: String,
+    /// Log format: `text`, or `json` for one JSON object per line.
+    #[arg(long, env = "CAIRN_LOG_FORMAT", default_value = "text")]
+    log_format: cairn_telemetry::LogFormat,
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&args.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = cairn_telemetry::init(&args.log, args.log_format) {
+        eprintln!("error: {e}");
+        return std::process::ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
