@@ -123,7 +123,14 @@ impl Outbox {
                 )
                 .delete(NS_OUTBOX, key.clone());
         }
-        self.store.commit(batch).await.map_err(|e| e.to_string())?;
+        // Unsynced: the receipts are durable in the audit log already and
+        // the records were durable before they were acknowledged. A crash
+        // before the next durable commit loses this batch whole: its items
+        // stay in the outbox and are appended again (at least once).
+        self.store
+            .commit_unsynced(batch)
+            .await
+            .map_err(|e| e.to_string())?;
         let mut waiters = self
             .waiters
             .lock()

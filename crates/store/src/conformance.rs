@@ -337,6 +337,47 @@ pub async fn committed_data_survives_reopen<F: StoreFactory>(f: &F) {
     assert_eq!(s.get("dur", b"big").await.unwrap(), Some(vec![3; 200_000]));
 }
 
+/// An unsynced commit is atomic and visible at once, refuses on a failed
+/// precondition like any commit, and is kept by the next durable commit.
+pub async fn unsynced_commits_are_atomic_and_visible<F: StoreFactory>(f: &F) {
+    {
+        let s = f.open();
+        s.commit_unsynced(batch(|b| {
+            b.put("cache", b"a".to_vec(), b"1".to_vec())
+                .put("cache", b"b".to_vec(), b"2".to_vec());
+        }))
+        .await
+        .unwrap();
+        assert_eq!(
+            s.get("cache", b"a").await.unwrap().as_deref(),
+            Some(&b"1"[..])
+        );
+        let err = s
+            .commit_unsynced(batch(|b| {
+                b.put("cache", b"c".to_vec(), b"3".to_vec())
+                    .expect_absent("cache", b"a".to_vec());
+            }))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+        assert_eq!(s.get("cache", b"c").await.unwrap(), None);
+        s.commit(batch(|b| {
+            b.put("dur", b"k".to_vec(), b"v".to_vec());
+        }))
+        .await
+        .unwrap();
+    }
+    let s = f.open();
+    assert_eq!(
+        s.get("cache", b"b").await.unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(
+        s.get("dur", b"k").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
 /// Malformed namespaces are refused.
 pub async fn namespaces_are_checked<F: StoreFactory>(f: &F) {
     let s = f.open();
@@ -376,6 +417,7 @@ macro_rules! store_conformance_tests {
                 insert_if_absent_has_one_winner,
                 large_values_and_the_limit,
                 committed_data_survives_reopen,
+                unsynced_commits_are_atomic_and_visible,
                 namespaces_are_checked
             );
         }

@@ -204,6 +204,16 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Conflict`] and writes nothing.
     async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError>;
 
+    /// Applies `batch` atomically and visibly like [`Store::commit`], but
+    /// returns without waiting for stable storage: the batch becomes
+    /// durable with the next durable commit, and a crash before that loses
+    /// it whole. Only for data that can be rebuilt (a cache of what is
+    /// durable elsewhere), never for anything acknowledged. Backends
+    /// without a cheaper path commit durably.
+    async fn commit_unsynced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.commit(batch).await
+    }
+
     /// The largest value this backend stores.
     fn max_value_len(&self) -> usize;
 }

@@ -417,6 +417,26 @@ impl Store for SledStore {
         if batch.is_empty() {
             return Ok(());
         }
+        let seq = self.apply(batch).await?;
+        self.sync_through(seq).await
+    }
+
+    async fn commit_unsynced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.apply(batch).await.map(|_| ())
+    }
+
+    fn max_value_len(&self) -> usize {
+        self.inner.max_value_len
+    }
+}
+
+impl SledStore {
+    /// Applies `batch` in one sled transaction; returns its write number
+    /// (what [`SledStore::sync_through`] waits for).
+    async fn apply(&self, batch: WriteBatch) -> Result<u64, StoreError> {
         let mut prepared = Vec::with_capacity(batch.ops().len());
         for op in batch.ops() {
             match op {
@@ -516,12 +536,7 @@ impl Store for SledStore {
             Err(TransactionError::Abort(e)) => return Err(e),
             Err(TransactionError::Storage(e)) => return Err(backend(e)),
         }
-        let seq = self.inner.written.fetch_add(1, Ordering::AcqRel) + 1;
-        self.sync_through(seq).await
-    }
-
-    fn max_value_len(&self) -> usize {
-        self.inner.max_value_len
+        Ok(self.inner.written.fetch_add(1, Ordering::AcqRel) + 1)
     }
 }
 
