@@ -93,6 +93,7 @@ impl Net {
                 tls_key: d.join(layout::TLS_KEY),
                 audit: audit_addr,
                 core: core.clone(),
+                metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
             }
         };
         let intake = cairn_intake::start(service("intake")).await.unwrap();
@@ -126,6 +127,7 @@ impl Net {
             origin: devpki::log_origin("cairn.example"),
             witness: None,
             cosigners: vec![],
+            metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
         }
     }
 

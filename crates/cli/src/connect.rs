@@ -26,6 +26,9 @@ pub struct DevnetInfo {
     pub evals: SocketAddr,
     /// The audit log's verifier key.
     pub log_key: String,
+    /// Prometheus endpoints by service (plain HTTP on loopback).
+    #[serde(default)]
+    pub metrics: std::collections::BTreeMap<String, String>,
 }
 
 /// The member identity and directory to connect with.

@@ -26,7 +26,8 @@ pub struct DevnetArgs {
     /// Where the network keeps its PKI and data (reused when it exists).
     #[arg(long, default_value = ".cairn/devnet")]
     pub dir: PathBuf,
-    /// First of three consecutive ports (audit, intake, evals); 0 picks free ports.
+    /// First of six consecutive ports (audit, intake, evals, then their
+    /// Prometheus /metrics in the same order); 0 picks free ports.
     #[arg(long, default_value_t = 7401)]
     pub base_port: u16,
     /// Run the scripted scenario, then stop.
@@ -64,7 +65,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
     if !pki.join(layout::DIRECTORY).exists() {
         DevPki::generate(&DevPkiSpec::example())?.write_to(&pki)?;
     }
-    for i in 0..3 {
+    for i in 0..6 {
         check_port(addr(base, i))?;
     }
     let svc = |name: &str| pki.join(layout::SERVICES).join(name);
@@ -78,6 +79,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
         origin: devpki::log_origin("cairn.example"),
         witness: None,
         cosigners: vec![],
+        metrics_listen: Some(addr(base, 3)),
     })
     .await
     .context("starting cairn-audit")?;
@@ -89,6 +91,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
         tls_key: svc(name).join(layout::TLS_KEY),
         audit: audit.addr,
         core: RecordCoreConfig::default(),
+        metrics_listen: Some(addr(base, offset + 3)),
     };
     let intake = cairn_intake::start(record("intake", 1))
         .await
@@ -102,6 +105,14 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
         intake: intake.addr,
         evals: evals.addr,
         log_key: audit.log_verifier.to_string(),
+        metrics: [
+            ("audit", audit.metrics_addr),
+            ("intake", intake.metrics_addr),
+            ("evals", evals.metrics_addr),
+        ]
+        .into_iter()
+        .filter_map(|(k, a)| a.map(|a| (k.to_owned(), format!("http://{a}/metrics"))))
+        .collect(),
     };
     std::fs::write(dir.join("devnet.json"), serde_json::to_vec_pretty(&info)?)
         .with_context(|| format!("writing {}", dir.join("devnet.json").display()))?;
@@ -161,7 +172,11 @@ pub async fn run(args: DevnetArgs, json: bool) -> anyhow::Result<u8> {
             net.info.audit, net.info.log_key
         );
         println!("  intake  {}", net.info.intake);
-        println!("  evals   {}\n", net.info.evals);
+        println!("  evals   {}", net.info.evals);
+        for (service, url) in &net.info.metrics {
+            println!("  metrics {service:<7} {url}");
+        }
+        println!();
         println!(
             "members (keys in {d}/pki/members/<id>/): uk-aisi (GB: submitter, evaluator, auditor, witness, governance), jp-aisi (JP: submitter, evaluator, witness, governance), eu-aio (EU: submitter, auditor, governance)\n"
         );

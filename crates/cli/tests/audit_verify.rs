@@ -27,6 +27,7 @@ fn config(pki: &Path, data: &Path) -> AuditConfig {
         origin: devpki::log_origin("cairn.example"),
         witness: None,
         cosigners: vec![],
+        metrics_listen: None,
     }
 }
 

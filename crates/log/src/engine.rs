@@ -26,6 +26,18 @@ pub struct LogConfig {
     pub max_batch: usize,
     /// Full tiles kept in memory for proofs.
     pub tile_cache: usize,
+    /// Told the number of leaves of every integrated batch (for metrics).
+    pub on_batch: Option<BatchObserver>,
+}
+
+/// A callback given the size of each integrated batch.
+#[derive(Clone)]
+pub struct BatchObserver(pub Arc<dyn Fn(usize) + Send + Sync>);
+
+impl std::fmt::Debug for BatchObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BatchObserver")
+    }
 }
 
 impl LogConfig {
@@ -36,6 +48,7 @@ impl LogConfig {
             max_leaf_len: 4096,
             max_batch: 1024,
             tile_cache: 4096,
+            on_batch: None,
         }
     }
 }
@@ -682,6 +695,9 @@ async fn sequencer(inner: Arc<Inner>, mut rx: mpsc::Receiver<Request>) {
             .collect();
         match log.integrate_batch(&leaves).await {
             Ok(mut receipts) => {
+                if let Some(observe) = &inner.config.on_batch {
+                    (observe.0)(leaves.len());
+                }
                 for r in requests.into_iter().rev() {
                     let mine = receipts.split_off(receipts.len() - r.leaves.len());
                     let _ = r.reply.send(Ok(mine));

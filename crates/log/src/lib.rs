@@ -22,5 +22,5 @@ mod layout;
 mod nodes;
 pub mod witness;
 
-pub use engine::{Log, LogConfig, Receipt, Snapshot};
+pub use engine::{BatchObserver, Log, LogConfig, Receipt, Snapshot};
 pub use error::LogError;

@@ -1,6 +1,7 @@
 //! What a record-service binary does at its edge, written once for
-//! `cairn-intake` and `cairn-evals`: parse its flags (with environment
-//! overrides), set up logging, start, print the bound address on stdout,
+//! `cairn-intake` and `cairn-evals`: read its configuration (flags, their
+//! environment variables, a versioned config file: `cairn_config`), set up
+//! logging and metrics, start, print the bound address on stdout,
 //! run until Ctrl-C, stop gracefully. Exit code 2 with a message naming
 //! the problem when any of that fails.
 
@@ -20,31 +21,39 @@ use crate::serve::{Running, ServeConfig, ServeError};
 #[derive(Parser, Debug)]
 #[command(version)]
 pub struct ServiceArgs {
+    /// A configuration file (TOML, `version = 1`, one key per flag);
+    /// flags and environment variables override it.
+    #[arg(long, env = "CAIRN_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port (printed on stdout).
-    #[arg(long, default_value = "127.0.0.1:0")]
+    #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// Data directory (sled store).
-    #[arg(long)]
+    #[arg(long, env = "CAIRN_DATA_DIR")]
     pub data_dir: PathBuf,
     /// The network directory file.
     #[arg(long, env = "CAIRN_DIRECTORY")]
     pub directory: PathBuf,
     /// TLS certificate chain (PEM).
-    #[arg(long)]
+    #[arg(long, env = "CAIRN_TLS_CERT")]
     pub tls_cert: PathBuf,
     /// TLS private key (PEM).
-    #[arg(long)]
+    #[arg(long, env = "CAIRN_TLS_KEY")]
     pub tls_key: PathBuf,
     /// The audit service's address.
-    #[arg(long)]
+    #[arg(long, env = "CAIRN_AUDIT")]
     pub audit: SocketAddr,
     /// Largest record body in bytes.
-    #[arg(long, default_value_t = 1024 * 1024)]
+    #[arg(long, env = "CAIRN_MAX_BODY", default_value_t = 1024 * 1024)]
     pub max_body: usize,
     /// How long a submission waits for its audit receipt (ms) before it is
     /// answered with a pending receipt.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, env = "CAIRN_RECEIPT_WAIT_MS", default_value_t = 5000)]
     pub receipt_wait_ms: u64,
+    /// Serve Prometheus metrics at http://<addr>/metrics (plain HTTP: bind
+    /// it to a loopback or cluster-internal address).
+    #[arg(long, env = "CAIRN_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Log filter.
     #[arg(long, env = "CAIRN_LOG", default_value = "info")]
     pub log: String,
@@ -60,11 +69,18 @@ where
     S: FnOnce(ServeConfig) -> F,
     F: Future<Output = Result<Running, ServeError>>,
 {
-    let matches = ServiceArgs::command()
+    let command = ServiceArgs::command()
         .name(name)
         .bin_name(name)
-        .about(about)
-        .get_matches();
+        .about(about);
+    let argv = match cairn_config::args_with_file(&command, std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let matches = command.get_matches_from(argv);
     let args = match ServiceArgs::from_arg_matches(&matches) {
         Ok(a) => a,
         Err(e) => e.exit(),
@@ -110,10 +126,14 @@ where
         tls_key: args.tls_key,
         audit: args.audit,
         core,
+        metrics_listen: args.metrics_listen,
     })
     .await?;
     let io = |e: std::io::Error| ServeError::Io(e.to_string());
     println!("{name} listening on {}", running.addr);
+    if let Some(m) = running.metrics_addr {
+        println!("{name} metrics on http://{m}/metrics");
+    }
     std::io::stdout().flush().map_err(io)?;
     tokio::signal::ctrl_c().await.map_err(io)?;
     tracing::info!("stopping");

@@ -414,7 +414,8 @@ impl RecordCore {
                     .unwrap_or_default();
             }
         }
-        let outbox = Outbox::new(store.clone(), audit.clone());
+        let outbox = Outbox::new(store.clone(), audit.clone())
+            .map_err(|e| ServiceError::Internal(format!("metrics: {e}")))?;
         tokio::spawn(outbox.clone().run());
         let limiter = RateLimiter {
             rate: config.rate_per_member,
@@ -432,6 +433,33 @@ impl RecordCore {
             sequencer: Sequencer::new(last),
             limiter,
         }))
+    }
+
+    /// Adds the service's own metrics to `m`: the outbox (batch sizes,
+    /// pending items, audit lag), the committed sequence frontier and the
+    /// store's size on disk.
+    pub fn register_metrics(
+        self: &Arc<Self>,
+        m: &cairn_telemetry::metrics::Metrics,
+    ) -> Result<(), cairn_telemetry::TelemetryError> {
+        self.outbox.metrics.register(m)?;
+        let core = Arc::downgrade(self);
+        m.gauge_on_scrape(
+            "records_sequenced",
+            "Committed sequence number frontier (records and erasures accepted)",
+            move || {
+                let core = core.clone();
+                async move {
+                    core.upgrade()
+                        .map(|c| *c.sequencer.frontier.borrow() as i64)
+                }
+            },
+        )?;
+        let store = self.store.clone();
+        m.gauge_on_scrape("store_bytes", "Store size on disk", move || {
+            let store = store.clone();
+            async move { store.size_on_disk().await.ok().flatten().map(|n| n as i64) }
+        })
     }
 
     /// The largest gRPC message the service should accept: beyond its own
@@ -629,6 +657,7 @@ impl RecordCore {
                         record_id: id.clone(),
                         leaf,
                         erasure: false,
+                        queued_at_ms: crate::stored::now_ms(),
                     }
                     .encode_to_vec(),
                 );
@@ -1243,6 +1272,7 @@ impl RecordCore {
                         record_id: id.clone(),
                         leaf,
                         erasure: true,
+                        queued_at_ms: crate::stored::now_ms(),
                     }
                     .encode_to_vec(),
                 );

@@ -21,12 +21,70 @@ use prost::Message as _;
 use tokio::sync::{Notify, oneshot};
 use tonic::transport::Channel;
 
-use crate::stored::{NS_OUTBOX, NS_RECEIPTS, OutboxItem, receipt_key};
+use crate::stored::{NS_OUTBOX, NS_RECEIPTS, OutboxItem, now_ms, receipt_key};
 
 /// Most leaves per AppendBatch.
 const MAX_BATCH: usize = 1000;
 
+/// What the outbox reports to Prometheus.
+#[derive(Clone)]
+pub struct OutboxMetrics {
+    /// Leaves per AppendBatch.
+    pub batch_size: prometheus::Histogram,
+    /// Items seen waiting at the last scan (up to one batch).
+    pub pending: prometheus::IntGauge,
+    /// Age of the oldest waiting item at the last scan.
+    pub oldest_seconds: prometheus::Gauge,
+    /// From commit to stored receipt, per item.
+    pub lag_seconds: prometheus::Histogram,
+}
+
+impl OutboxMetrics {
+    fn new() -> Result<Self, prometheus::Error> {
+        use prometheus::{Gauge, Histogram, HistogramOpts, IntGauge};
+        Ok(Self {
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new(
+                    "audit_batch_size",
+                    "Leaves per AppendBatch sent to the audit log",
+                )
+                .buckets(cairn_telemetry::metrics::BATCH_BUCKETS.to_vec()),
+            )?,
+            pending: IntGauge::new(
+                "outbox_pending",
+                "Accepted records waiting for the audit log at the last scan (counted up to one batch)",
+            )?,
+            oldest_seconds: Gauge::new(
+                "outbox_oldest_seconds",
+                "Age of the oldest record waiting for the audit log at the last scan",
+            )?,
+            lag_seconds: Histogram::with_opts(
+                HistogramOpts::new(
+                    "audit_lag_seconds",
+                    "Time from a record's commit to its stored audit receipt",
+                )
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    30.0, 60.0, 300.0,
+                ]),
+            )?,
+        })
+    }
+
+    /// Adds them to a service's registry.
+    pub fn register(
+        &self,
+        m: &cairn_telemetry::metrics::Metrics,
+    ) -> Result<(), cairn_telemetry::TelemetryError> {
+        m.register(&self.batch_size)?;
+        m.register(&self.pending)?;
+        m.register(&self.oldest_seconds)?;
+        m.register(&self.lag_seconds)
+    }
+}
+
 pub struct Outbox {
+    pub metrics: OutboxMetrics,
     store: Arc<dyn Store>,
     audit: AuditLogClient<Channel>,
     wake: Notify,
@@ -34,13 +92,17 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(store: Arc<dyn Store>, audit: AuditLogClient<Channel>) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        audit: AuditLogClient<Channel>,
+    ) -> Result<Arc<Self>, prometheus::Error> {
+        Ok(Arc::new(Self {
+            metrics: OutboxMetrics::new()?,
             store,
             audit,
             wake: Notify::new(),
             waiters: Mutex::new(HashMap::new()),
-        })
+        }))
     }
 
     /// New items were committed.
@@ -72,7 +134,9 @@ impl Outbox {
                     continue;
                 }
             };
+            self.metrics.pending.set(items.len() as i64);
             if items.is_empty() {
+                self.metrics.oldest_seconds.set(0.0);
                 woken.await;
                 continue;
             }
@@ -95,6 +159,16 @@ impl Outbox {
             .into_iter()
             .filter_map(|(k, v)| OutboxItem::decode(v.as_slice()).ok().map(|i| (k, i)))
             .collect();
+        let now = now_ms();
+        let oldest = decoded
+            .iter()
+            .map(|(_, i)| i.queued_at_ms)
+            .min()
+            .unwrap_or(now);
+        self.metrics
+            .oldest_seconds
+            .set(now.saturating_sub(oldest) as f64 / 1000.0);
+        self.metrics.batch_size.observe(decoded.len() as f64);
         let leaves: Vec<Vec<u8>> = decoded.iter().map(|(_, i)| i.leaf.clone()).collect();
         let mut audit = self.audit.clone();
         let receipts = audit
@@ -131,6 +205,12 @@ impl Outbox {
             .commit_unsynced(batch)
             .await
             .map_err(|e| e.to_string())?;
+        let now = now_ms();
+        for (_, item) in &decoded {
+            self.metrics
+                .lag_seconds
+                .observe(now.saturating_sub(item.queued_at_ms) as f64 / 1000.0);
+        }
         let mut waiters = self
             .waiters
             .lock()

@@ -10,6 +10,7 @@ use cairn_identity::tls::{self, TlsIdentity, TlsIncoming};
 use cairn_identity::{Directory, DirectoryHandle};
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_store::{SledStore, SledStoreConfig, Store};
+use cairn_telemetry::metrics::Metrics;
 use tokio::net::TcpListener;
 
 use crate::core::{RecordCore, RecordCoreConfig, ServicePolicy};
@@ -31,6 +32,9 @@ pub struct ServeConfig {
     pub audit: SocketAddr,
     /// Limits and timings.
     pub core: RecordCoreConfig,
+    /// Where to serve Prometheus `/metrics` over plain HTTP (`None`: not
+    /// served; the metrics are still kept).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Why a service could not start.
@@ -46,6 +50,9 @@ pub enum ServeError {
     /// The core.
     #[error(transparent)]
     Core(#[from] crate::ServiceError),
+    /// Metrics.
+    #[error(transparent)]
+    Metrics(#[from] cairn_telemetry::TelemetryError),
     /// Binding or serving.
     #[error("{0}")]
     Io(String),
@@ -57,6 +64,10 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The core (for tests and embedding).
     pub core: Arc<RecordCore>,
+    /// The metrics (rendered at `/metrics`).
+    pub metrics: Metrics,
+    /// Where `/metrics` is served, if it is.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -86,8 +97,10 @@ pub async fn start(
     let store: Arc<dyn Store> = Arc::new(SledStore::open(SledStoreConfig::new(&config.data_dir))?);
     let audit_tls = tls::client_config(&identity, directory.clone(), "audit")?;
     let audit = AuditLogClient::new(tls::channel(config.audit, audit_tls)?);
+    let metrics = Metrics::new(policy.service)?;
     let core =
         RecordCore::open(store, directory.clone(), policy, config.core.clone(), audit).await?;
+    core.register_metrics(&metrics)?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -110,8 +123,22 @@ pub async fn start(
     let all = cairn_proto::with_reflection(routes(core.clone()).add_service(health_service))
         .map_err(|e| ServeError::Io(e.to_string()))?;
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let (metrics_stop, metrics_stopped) = tokio::sync::watch::channel(false);
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => {
+            let mut stopped = metrics_stopped.clone();
+            let (bound, _task) = metrics
+                .serve(addr, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await?;
+            Some(bound)
+        }
+        None => None,
+    };
     let server = tokio::spawn(
         tonic::transport::Server::builder()
+            .layer(metrics.grpc_layer())
             // Limits: a request may take at most a minute (watch streams
             // keep streaming), at most 256 concurrent streams per
             // connection, and dead or idle-silent peers are found by
@@ -122,14 +149,17 @@ pub async fn start(
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
             .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
             .add_routes(all)
-            .serve_with_incoming_shutdown(incoming, async {
+            .serve_with_incoming_shutdown(incoming, async move {
                 let _ = shutdown_rx.await;
+                let _ = metrics_stop.send(true);
             }),
     );
     tracing::info!(%addr, service = health_name, "record service listening");
     Ok(Running {
         addr,
         core,
+        metrics,
+        metrics_addr,
         shutdown,
         server,
     })

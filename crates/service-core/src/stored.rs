@@ -84,4 +84,15 @@ pub struct OutboxItem {
     /// True for an erasure order's leaf.
     #[prost(bool, tag = "3")]
     pub erasure: bool,
+    /// When it was queued (Unix milliseconds), for the audit-lag metric.
+    #[prost(uint64, tag = "4")]
+    pub queued_at_ms: u64,
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }

@@ -216,4 +216,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The largest value this backend stores.
     fn max_value_len(&self) -> usize;
+
+    /// Bytes the store occupies on disk, where the backend can tell (for
+    /// metrics; an estimate is fine).
+    async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
 }

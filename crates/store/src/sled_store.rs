@@ -431,6 +431,10 @@ impl Store for SledStore {
     fn max_value_len(&self) -> usize {
         self.inner.max_value_len
     }
+
+    async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.db.size_on_disk().map(Some).map_err(backend)
+    }
 }
 
 impl SledStore {

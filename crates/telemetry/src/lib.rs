@@ -1,5 +1,6 @@
 //! How a cairn process reports on itself: its log filter and format
-//! (human-readable text or one JSON object per line, for log pipelines).
+//! (human-readable text or one JSON object per line, for log pipelines),
+//! and its Prometheus metrics ([`metrics`]).
 //! Every binary sets its logging up here, once, so all of them accept the
 //! same `--log` / `CAIRN_LOG` and `--log-format` / `CAIRN_LOG_FORMAT`.
 //!
@@ -9,6 +10,8 @@
 //! a silent fallback.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod metrics;
 
 use std::str::FromStr;
 
@@ -32,6 +35,9 @@ pub enum TelemetryError {
     /// A global subscriber was already installed.
     #[error("logging was already set up in this process")]
     AlreadySet,
+    /// Registering, encoding or serving metrics failed.
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 /// How log lines are written.

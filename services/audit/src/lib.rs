@@ -26,6 +26,7 @@ use cairn_log::{Log, LogConfig};
 use cairn_proto::audit::v1::audit_log_server::AuditLogServer;
 use cairn_proto::audit::v1::witness_server::WitnessServer;
 use cairn_store::{SledStore, SledStoreConfig, Store};
+use cairn_telemetry::metrics::{BATCH_BUCKETS, Metrics};
 use cairn_tlog::note::{ALG_COSIGNATURE_V1, ALG_ED25519, NoteSigner, VerifierKey};
 use tokio::net::TcpListener;
 
@@ -52,6 +53,9 @@ pub struct AuditConfig {
     pub witness: Option<WitnessConfig>,
     /// Witnesses to ask for cosignatures of this log's checkpoints.
     pub cosigners: Vec<witnessing::WitnessPeer>,
+    /// Where to serve Prometheus `/metrics` over plain HTTP (`None`: not
+    /// served).
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Witness mode settings.
@@ -77,6 +81,10 @@ pub struct RunningAudit {
     pub witness_verifier: Option<VerifierKey>,
     /// The latest checkpoint cosigned by this log's witnesses.
     pub cosigned: tokio::sync::watch::Receiver<Option<String>>,
+    /// The metrics (rendered at `/metrics`).
+    pub metrics: Metrics,
+    /// Where `/metrics` is served, if it is.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -106,7 +114,39 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
     );
     let log_verifier = signer.verifier().clone();
     let store: Arc<dyn Store> = Arc::new(SledStore::open(SledStoreConfig::new(&config.data_dir))?);
-    let log = Log::open(store.clone(), LogConfig::new(signer)).await?;
+    let metrics = Metrics::new("audit")?;
+    let batch_size = prometheus::Histogram::with_opts(
+        prometheus::HistogramOpts::new("log_batch_size", "Leaves integrated per log batch")
+            .buckets(BATCH_BUCKETS.to_vec()),
+    )
+    .map_err(Metrics::error)?;
+    metrics.register(&batch_size)?;
+    let mut log_config = LogConfig::new(signer);
+    log_config.on_batch = Some(cairn_log::BatchObserver(Arc::new(move |n| {
+        batch_size.observe(n as f64)
+    })));
+    let log = Log::open(store.clone(), log_config).await?;
+    let size_of = log.clone();
+    metrics.gauge_on_scrape(
+        "log_size",
+        "Leaves in the log (tree size of the latest checkpoint)",
+        move || {
+            let size = size_of.snapshot().size;
+            async move { i64::try_from(size).ok() }
+        },
+    )?;
+    let store_of = store.clone();
+    metrics.gauge_on_scrape("store_bytes", "Store size on disk", move || {
+        let store = store_of.clone();
+        async move {
+            store
+                .size_on_disk()
+                .await
+                .ok()
+                .flatten()
+                .and_then(|n| i64::try_from(n).ok())
+        }
+    })?;
 
     let witness = match &config.witness {
         Some(w) => {
@@ -156,12 +196,27 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
     let router = tiles_http::add_routes(routes.into_axum_router(), log.clone());
 
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let (metrics_stop, metrics_stopped) = tokio::sync::watch::channel(false);
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => {
+            let mut stopped = metrics_stopped.clone();
+            let (bound, _task) = metrics
+                .serve(addr, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await?;
+            Some(bound)
+        }
+        None => None,
+    };
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .accept_http1(true)
+            .layer(metrics.grpc_layer())
             .add_routes(tonic::service::Routes::from(router))
-            .serve_with_incoming_shutdown(incoming, async {
+            .serve_with_incoming_shutdown(incoming, async move {
                 let _ = shutdown_rx.await;
+                let _ = metrics_stop.send(true);
             }),
     );
     tracing::info!(%addr, origin = %config.origin, "audit service listening");
@@ -171,6 +226,8 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
         log_verifier,
         witness_verifier,
         cosigned,
+        metrics,
+        metrics_addr,
         shutdown,
         server,
     })

@@ -6,33 +6,37 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use cairn_audit::{AuditConfig, WitnessConfig, start};
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 
 /// The cairn audit service: the verifiable append-only log, C2SP tiles, and
 /// witness mode.
 #[derive(Parser, Debug)]
 #[command(name = "cairn-audit", version, about)]
 struct Args {
+    /// A configuration file (TOML, `version = 1`, one key per flag);
+    /// flags and environment variables override it.
+    #[arg(long, env = "CAIRN_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on; port 0 picks a free port (printed on stdout).
-    #[arg(long, env = "CAIRN_AUDIT_LISTEN", default_value = "127.0.0.1:7443")]
+    #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:7443")]
     listen: SocketAddr,
     /// Data directory (sled store).
-    #[arg(long, env = "CAIRN_AUDIT_DATA")]
+    #[arg(long, env = "CAIRN_DATA_DIR")]
     data_dir: PathBuf,
     /// The network directory file.
     #[arg(long, env = "CAIRN_DIRECTORY")]
     directory: PathBuf,
     /// TLS certificate chain (PEM).
-    #[arg(long)]
+    #[arg(long, env = "CAIRN_TLS_CERT")]
     tls_cert: PathBuf,
     /// TLS private key (PEM).
-    #[arg(long)]
+    #[arg(long, env = "CAIRN_TLS_KEY")]
     tls_key: PathBuf,
     /// The log's Ed25519 key (PKCS#8 PEM).
-    #[arg(long)]
+    #[arg(long, env = "CAIRN_LOG_KEY")]
     log_key: PathBuf,
     /// The log's origin, e.g. `cairn.example/audit`.
-    #[arg(long)]
+    #[arg(long, env = "CAIRN_ORIGIN")]
     origin: String,
     /// Witness mode: the cosigner's Ed25519 key (PKCS#8 PEM).
     #[arg(long, requires = "witness_name")]
@@ -47,6 +51,10 @@ struct Args {
     /// service name>]` (repeatable).
     #[arg(long = "cosigner")]
     cosigners: Vec<String>,
+    /// Serve Prometheus metrics at http://<addr>/metrics (plain HTTP: bind
+    /// it to a loopback or cluster-internal address).
+    #[arg(long, env = "CAIRN_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Log filter.
     #[arg(long, env = "CAIRN_LOG", default_value = "info")]
     log: String,
@@ -56,7 +64,14 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let argv = match cairn_config::args_with_file(&Args::command(), std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let args = Args::parse_from(argv);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,11 +115,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .iter()
             .map(|c| cairn_audit::witnessing::WitnessPeer::parse(c))
             .collect::<anyhow::Result<_>>()?,
+        metrics_listen: args.metrics_listen,
     })
     .await?;
     // The first stdout line tells supervisors and tests where we listen.
     println!("cairn-audit listening on {}", running.addr);
     println!("log verifier key {}", running.log_verifier);
+    if let Some(m) = running.metrics_addr {
+        println!("metrics on http://{m}/metrics");
+    }
     if let Some(w) = &running.witness_verifier {
         println!("witness verifier key {w}");
     }

@@ -52,6 +52,7 @@ impl Net {
             origin: self.origin(),
             witness: None,
             cosigners: vec![],
+            metrics_listen: None,
         }
     }
 
