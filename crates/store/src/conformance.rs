@@ -400,7 +400,8 @@ pub async fn namespaces_are_checked<F: StoreFactory>(f: &F) {
 }
 
 /// Instantiates the whole suite as `#[tokio::test]`s. The argument is an
-/// expression that makes a fresh, empty [`StoreFactory`].
+/// expression that makes a fresh, empty [`StoreFactory`]; with `optional`
+/// before it, an `Option` of one, for backends that need a server.
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:expr) => {
@@ -422,6 +423,37 @@ macro_rules! store_conformance_tests {
             );
         }
     };
+    (optional $factory:expr) => {
+        mod store_conformance {
+            #[allow(unused_imports)]
+            use super::*;
+            $crate::store_conformance_tests!(@optional $factory;
+                put_get_delete,
+                namespaces_are_isolated,
+                scans_are_ordered_and_bounded,
+                failed_preconditions_write_nothing,
+                expectations_compare_values,
+                concurrent_increments_are_linearizable,
+                insert_if_absent_has_one_winner,
+                large_values_and_the_limit,
+                committed_data_survives_reopen,
+                unsynced_commits_are_atomic_and_visible,
+                namespaces_are_checked
+            );
+        }
+    };
+    (@optional $factory:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                // `None`: the backend is not available here, and the
+                // factory expression has said so (or failed the test).
+                if let Some(factory) = $factory {
+                    $crate::conformance::$name(&factory).await;
+                }
+            }
+        )*
+    };
     (@tests $factory:expr; $($name:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,4 +463,42 @@ macro_rules! store_conformance_tests {
             }
         )*
     };
+}
+
+/// The PostgreSQL server for tests: `CAIRN_TEST_POSTGRES` (a connection
+/// string; `.ci/run` starts a throwaway cluster and sets it). Unset, the
+/// PostgreSQL tests are skipped with a note on stderr — unless
+/// `CAIRN_REQUIRE_POSTGRES=1` (CI sets it), when a missing server fails
+/// the test: a skipped suite must never pass for a run suite.
+pub fn postgres_test_url() -> Option<String> {
+    match std::env::var("CAIRN_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CAIRN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "CAIRN_REQUIRE_POSTGRES=1 but CAIRN_TEST_POSTGRES is not set: the PostgreSQL suite cannot run"
+            );
+            eprintln!(
+                "skipping: PostgreSQL tests need CAIRN_TEST_POSTGRES (scripts/pg-throwaway start <dir> prints one)"
+            );
+            None
+        }
+    }
+}
+
+/// A store name no other test uses (tables are left behind in the
+/// throwaway cluster).
+pub fn unique_store_name(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        nanos,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }

@@ -1,6 +1,7 @@
 //! Storage for cairn: one small interface ([`Store`]), the embedded default
-//! backend ([`SledStore`]) and a conformance suite ([`conformance`]) that
-//! every backend must pass.
+//! backend ([`SledStore`]), a backend on a PostgreSQL-wire database shared
+//! by replicas ([`PostgresStore`]: PostgreSQL, CockroachDB, YugabyteDB),
+//! and a conformance suite ([`conformance`]) that every backend must pass.
 //!
 //! The interface is a set of named keyspaces ("namespaces") of byte keys and
 //! byte values, ordered by key, with atomic conditional batches: a
@@ -8,8 +9,7 @@
 //! does not hold — not at all. That is all the record services and the
 //! audit log need (idempotency by insert-if-absent, sequence counters by
 //! compare-and-swap, cursors by ordered scans), and it maps directly onto
-//! SQL transactions, so a PostgreSQL-wire backend (PostgreSQL, CockroachDB,
-//! YugabyteDB) can be added without touching the services.
+//! SQL transactions.
 //!
 //! **Durability contract:** when [`Store::commit`] returns `Ok`, the batch
 //! survives the process being killed and, for backends that say so (sled
@@ -21,10 +21,12 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+mod postgres;
 mod sled_store;
 
 use async_trait::async_trait;
 
+pub use postgres::{PostgresConfig, PostgresStore};
 pub use sled_store::{SledStore, SledStoreConfig};
 
 /// Everything a store can refuse or fail at.
@@ -216,6 +218,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The largest value this backend stores.
     fn max_value_len(&self) -> usize;
+
+    /// Whether other processes may write to the same data at the same time
+    /// (replicas on one database). Then nothing that the store holds may be
+    /// cached as if this process were its only writer: sequence counters
+    /// in particular are allocated in the store.
+    fn is_shared(&self) -> bool {
+        false
+    }
 
     /// Bytes the store occupies on disk, where the backend can tell (for
     /// metrics; an estimate is fine).

@@ -1,0 +1,421 @@
+//! A [`Store`] on a PostgreSQL-wire database: PostgreSQL 15, CockroachDB
+//! or YugabyteDB. Several processes may share one (replicas); the database
+//! is the single point of truth and of ordering.
+//!
+//! One table per store (`cairn_<name>`: every service its own), holding
+//! `(ns TEXT, k BYTEA, v BYTEA)` with primary key `(ns, k)`. `BYTEA` keys
+//! compare bytewise in all three databases, so scans keep the interface's
+//! order. Only SQL the three share is used: `CREATE TABLE IF NOT EXISTS`,
+//! `INSERT … ON CONFLICT … DO UPDATE`, `SERIALIZABLE` transactions.
+//!
+//! A batch is one `SERIALIZABLE` transaction: its preconditions are read
+//! first (so they see the state before the batch, as the interface says),
+//! then its writes. A serialization failure (SQLSTATE 40001, or a
+//! deadlock, 40P01) retries the whole transaction with jittered backoff;
+//! a precondition that does not hold rolls back and is a
+//! [`StoreError::Conflict`]. Durability is the database's: with
+//! PostgreSQL's default `synchronous_commit = on` a committed batch is in
+//! the WAL on disk.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
+
+use crate::{Entry, Op, Store, StoreError, WriteBatch, check_namespace};
+
+/// The largest value stored (PostgreSQL allows 1 GiB per `BYTEA`; records
+/// and log tiles are far smaller).
+const MAX_VALUE_LEN: usize = 16 * 1024 * 1024;
+
+/// Attempts of one batch before a persistent serialization failure is
+/// reported.
+const MAX_ATTEMPTS: u32 = 30;
+
+/// Where and how to connect.
+#[derive(Clone, Debug)]
+pub struct PostgresConfig {
+    /// A libpq-style connection string (`host=… port=… user=… dbname=…`)
+    /// or URL (`postgres://user@host:port/db`).
+    pub url: String,
+    /// The store's name: its table is `cairn_<name>`.
+    pub name: String,
+    /// Most pooled connections.
+    pub pool_size: usize,
+}
+
+impl PostgresConfig {
+    /// Defaults: 16 connections.
+    pub fn new(url: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            name: name.into(),
+            pool_size: 16,
+        }
+    }
+}
+
+/// A [`Store`] in one table of a PostgreSQL-wire database.
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    table: String,
+    schema: tokio::sync::OnceCell<()>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("table", &self.inner.table)
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// A database error, with its SQLSTATE and message (tokio-postgres's
+/// `Display` says only "db error").
+fn db(e: tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(d) => StoreError::Backend(format!(
+            "postgres {}: {}",
+            d.code().code(),
+            d.message()
+        )),
+        None => backend(e),
+    }
+}
+
+/// A pool error, with its causes (deadpool's own message is only "error
+/// connecting to server").
+fn unreachable(e: deadpool_postgres::PoolError) -> StoreError {
+    let mut msg = format!("cannot reach PostgreSQL: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    StoreError::Backend(msg)
+}
+
+fn retryable(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// Checks a store name: `[a-z][a-z0-9_]{0,40}` (it becomes part of a
+/// table name, which SQL cannot take as a parameter).
+fn check_name(name: &str) -> Result<(), StoreError> {
+    let b = name.as_bytes();
+    let ok = (1..=40).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Backend(format!(
+            "store name {name:?} is not [a-z][a-z0-9_]{{0,39}}"
+        )))
+    }
+}
+
+impl PostgresStore {
+    /// Prepares the pool without connecting (the first operation connects
+    /// and creates the table if needed). See [`PostgresStore::open`].
+    pub fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
+        check_name(&config.name)?;
+        let pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
+            StoreError::Backend(format!("the PostgreSQL connection string is not valid: {e}"))
+        })?;
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size.max(1))
+            .build()
+            .map_err(backend)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                table: format!("cairn_{}", config.name),
+                schema: tokio::sync::OnceCell::new(),
+            }),
+        })
+    }
+
+    /// Connects, creates the table if needed, and checks that the database
+    /// answers: errors surface at start-up, not on the first request.
+    pub async fn open(config: &PostgresConfig) -> Result<Self, StoreError> {
+        let s = Self::connect(config)?;
+        s.schema().await?;
+        Ok(s)
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.inner.table
+    }
+
+    async fn schema(&self) -> Result<(), StoreError> {
+        self.inner
+            .schema
+            .get_or_try_init(|| async {
+                let client = self.inner.pool.get().await.map_err(unreachable)?;
+                let sql = format!(
+                    "CREATE TABLE IF NOT EXISTS {} (ns TEXT NOT NULL, k BYTEA NOT NULL, v BYTEA NOT NULL, PRIMARY KEY (ns, k))",
+                    self.inner.table
+                );
+                match client.batch_execute(&sql).await {
+                    Ok(()) => Ok(()),
+                    // Two processes creating the table at once: PostgreSQL
+                    // reports the loser as a duplicate (type or table).
+                    Err(e)
+                        if e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+                            || e.code() == Some(&SqlState::DUPLICATE_TABLE) =>
+                    {
+                        Ok(())
+                    }
+                    Err(e) => Err(db(e)),
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.schema().await?;
+        self.inner.pool.get().await.map_err(unreachable)
+    }
+
+    /// One attempt at `batch`: `Ok(Err(conflict))` when a precondition
+    /// does not hold, `Err` for a database error (maybe retryable).
+    async fn attempt(
+        &self,
+        batch: &WriteBatch,
+    ) -> Result<Result<(), StoreError>, tokio_postgres::Error> {
+        let mut client = match self.client().await {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let t = &self.inner.table;
+        let tx = client
+            .build_transaction()
+            .isolation_level(IsolationLevel::Serializable)
+            .start()
+            .await?;
+        let select = tx
+            .prepare_cached(&format!("SELECT v FROM {t} WHERE ns = $1 AND k = $2"))
+            .await?;
+        for op in batch.ops() {
+            if let Op::Expect {
+                namespace,
+                key,
+                value,
+            } = op
+            {
+                let row = tx.query_opt(&select, &[namespace, key]).await?;
+                let current: Option<Vec<u8>> = row.map(|r| r.get(0));
+                if current.as_ref() != value.as_ref() {
+                    tx.rollback().await?;
+                    return Ok(Err(StoreError::Conflict {
+                        namespace: (*namespace).to_owned(),
+                        key: String::from_utf8_lossy(key).into_owned(),
+                    }));
+                }
+            }
+        }
+        let upsert = tx
+            .prepare_cached(&format!(
+                "INSERT INTO {t} (ns, k, v) VALUES ($1, $2, $3) ON CONFLICT (ns, k) DO UPDATE SET v = excluded.v"
+            ))
+            .await?;
+        let delete = tx
+            .prepare_cached(&format!("DELETE FROM {t} WHERE ns = $1 AND k = $2"))
+            .await?;
+        for op in batch.ops() {
+            match op {
+                Op::Put {
+                    namespace,
+                    key,
+                    value,
+                } => {
+                    tx.execute(&upsert, &[namespace, key, value]).await?;
+                }
+                Op::Delete { namespace, key } => {
+                    tx.execute(&delete, &[namespace, key]).await?;
+                }
+                Op::Expect { .. } => {}
+            }
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+}
+
+/// A pause of about `base` (±50%), from the clock's low bits: spreads out
+/// transactions that just collided.
+fn jittered(base: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let factor = 0.5 + f64::from(nanos % 1000) / 1000.0;
+    base.mul_f64(factor)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn get(
+        &self,
+        namespace: &'static str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        check_namespace(namespace)?;
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT v FROM {} WHERE ns = $1 AND k = $2",
+                self.inner.table
+            ))
+            .await
+            .map_err(db)?;
+        let row = client
+            .query_opt(&stmt, &[&namespace, &key])
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    async fn scan(
+        &self,
+        namespace: &'static str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        check_namespace(namespace)?;
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let t = &self.inner.table;
+        let rows = match end {
+            Some(end) => {
+                let stmt = client
+                    .prepare_cached(&format!(
+                        "SELECT k, v FROM {t} WHERE ns = $1 AND k >= $2 AND k < $3 ORDER BY k LIMIT $4"
+                    ))
+                    .await
+                    .map_err(db)?;
+                client
+                    .query(&stmt, &[&namespace, &start, &end, &limit])
+                    .await
+            }
+            None => {
+                let stmt = client
+                    .prepare_cached(&format!(
+                        "SELECT k, v FROM {t} WHERE ns = $1 AND k >= $2 ORDER BY k LIMIT $3"
+                    ))
+                    .await
+                    .map_err(db)?;
+                client.query(&stmt, &[&namespace, &start, &limit]).await
+            }
+        }
+        .map_err(db)?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        for op in batch.ops() {
+            let (Op::Put { namespace, .. } | Op::Delete { namespace, .. } | Op::Expect { namespace, .. }) =
+                op;
+            check_namespace(namespace)?;
+            if let Op::Put { value, .. } = op
+                && value.len() > MAX_VALUE_LEN
+            {
+                return Err(StoreError::ValueTooLarge {
+                    len: value.len(),
+                    limit: MAX_VALUE_LEN,
+                });
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut pause = Duration::from_millis(2);
+        for attempt in 1..=MAX_ATTEMPTS {
+            match self.attempt(&batch).await {
+                Ok(result) => return result,
+                Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(attempt, error = %e, "serialization failure; retrying the batch");
+                    tokio::time::sleep(jittered(pause)).await;
+                    pause = (pause * 2).min(Duration::from_millis(200));
+                }
+                Err(e) => return Err(db(e)),
+            }
+        }
+        Err(StoreError::Backend(
+            "the batch kept failing to serialize with concurrent transactions".into(),
+        ))
+    }
+
+    fn max_value_len(&self) -> usize {
+        MAX_VALUE_LEN
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
+        let client = self.client().await?;
+        // PostgreSQL (and YugabyteDB) only; CockroachDB has no such
+        // function, and the size is then unknown rather than an error.
+        match client
+            .query_one(
+                "SELECT pg_total_relation_size($1::text::regclass)",
+                &[&self.inner.table],
+            )
+            .await
+        {
+            Ok(row) => Ok(u64::try_from(row.get::<_, i64>(0)).ok()),
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_become_safe_table_names() {
+        assert!(check_name("intake").is_ok());
+        assert!(check_name("audit_2").is_ok());
+        for bad in ["", "Intake", "1x", "a-b", "x; DROP TABLE y", &"a".repeat(41)] {
+            assert!(check_name(bad).is_err(), "{bad}");
+        }
+        assert!(PostgresStore::connect(&PostgresConfig::new("host=127.0.0.1", "x;y")).is_err());
+        let e = PostgresStore::connect(&PostgresConfig::new("port=notaport", "x"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connection string"), "{e}");
+    }
+}
