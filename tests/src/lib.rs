@@ -22,6 +22,7 @@ use cairn_record::pb::{self, RecordKind, SharingLabel};
 use cairn_record::{Recipient, RecordDraft};
 use cairn_service_core::RecordCoreConfig;
 use cairn_service_core::serve::{Running, ServeConfig};
+use cairn_store::StoreLocation;
 use cairn_tlog::note::VerifierKey;
 use time::OffsetDateTime;
 use tonic::transport::Channel;
@@ -87,7 +88,7 @@ impl Net {
             let d = pki.join(layout::SERVICES).join(name);
             ServeConfig {
                 listen: "127.0.0.1:0".parse().unwrap(),
-                data_dir: tmp.path().join(format!("{name}-data")),
+                store: StoreLocation::Sled(tmp.path().join(format!("{name}-data"))),
                 directory: pki.join(layout::DIRECTORY),
                 tls_cert: d.join(layout::TLS_CERT),
                 tls_key: d.join(layout::TLS_KEY),
@@ -119,7 +120,7 @@ impl Net {
         let d = pki.join(layout::SERVICES).join("audit");
         AuditConfig {
             listen,
-            data_dir: data.join("audit-data"),
+            store: StoreLocation::Sled(data.join("audit-data")),
             directory: pki.join(layout::DIRECTORY),
             tls_cert: d.join(layout::TLS_CERT),
             tls_key: d.join(layout::TLS_KEY),

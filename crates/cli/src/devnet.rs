@@ -14,6 +14,7 @@ use cairn_identity::devpki::{self, DevPki, DevPkiSpec, layout};
 use cairn_proto::audit::v1 as audit_pb;
 use cairn_service_core::RecordCoreConfig;
 use cairn_service_core::serve::{Running, ServeConfig};
+use cairn_store::StoreLocation;
 use cairn_tlog::checkpoint;
 use cairn_tlog::note::VerifierKey;
 use clap::Args;
@@ -71,7 +72,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
     let svc = |name: &str| pki.join(layout::SERVICES).join(name);
     let audit = cairn_audit::start(AuditConfig {
         listen: addr(base, 0),
-        data_dir: dir.join("audit"),
+        store: StoreLocation::Sled(dir.join("audit")),
         directory: pki.join(layout::DIRECTORY),
         tls_cert: svc("audit").join(layout::TLS_CERT),
         tls_key: svc("audit").join(layout::TLS_KEY),
@@ -85,7 +86,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
     .context("starting cairn-audit")?;
     let record = |name: &str, offset: u16| ServeConfig {
         listen: addr(base, offset),
-        data_dir: dir.join(name),
+        store: StoreLocation::Sled(dir.join(name)),
         directory: pki.join(layout::DIRECTORY),
         tls_cert: svc(name).join(layout::TLS_CERT),
         tls_key: svc(name).join(layout::TLS_KEY),

@@ -28,9 +28,14 @@ pub struct ServiceArgs {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Data directory (sled store).
+    /// Data directory (embedded sled store; one process).
     #[arg(long, env = "CAIRN_DATA_DIR")]
-    pub data_dir: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL-wire database instead (PostgreSQL, CockroachDB,
+    /// YugabyteDB), which replicas share: a connection string such as
+    /// `host=db port=5432 user=cairn dbname=cairn` or a postgres:// URL.
+    #[arg(long, env = "CAIRN_POSTGRES")]
+    pub postgres: Option<String>,
     /// The network directory file.
     #[arg(long, env = "CAIRN_DIRECTORY")]
     pub directory: PathBuf,
@@ -120,7 +125,7 @@ where
     };
     let running = start(ServeConfig {
         listen: args.listen,
-        data_dir: args.data_dir,
+        store: cairn_store::StoreLocation::from_flags(args.data_dir, args.postgres)?,
         directory: args.directory,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,

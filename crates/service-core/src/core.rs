@@ -146,6 +146,100 @@ impl Sequencer {
     }
 }
 
+/// The sequence number of one commit attempt.
+///
+/// With a store of its own, a process hands numbers out from memory and
+/// the [`Sequencer`] tracks which are done. When replicas share the store,
+/// that cannot work (each would hand out the same numbers and none would
+/// know what the others have in flight), so the number is taken in the
+/// commit itself: the batch moves the store's counter from `n - 1` to `n`
+/// by compare-and-swap. Numbers are then unique across replicas and
+/// committed in order, without gaps, and the counter is the committed
+/// frontier. A replica takes its turns one at a time (`_turn`) so its own
+/// commits do not collide; replicas that collide retry.
+enum Number<'a> {
+    Local(Ticket<'a>),
+    Shared {
+        n: u64,
+        _turn: tokio::sync::MutexGuard<'a, ()>,
+    },
+}
+
+impl Number<'_> {
+    fn n(&self) -> u64 {
+        match self {
+            Self::Local(t) => t.n,
+            Self::Shared { n, .. } => *n,
+        }
+    }
+
+    /// Adds the counter's compare-and-swap (shared stores) to `batch`.
+    fn fence(&self, batch: &mut WriteBatch) {
+        if let Self::Shared { n, .. } = self {
+            batch
+                .expect(
+                    NS_META,
+                    META_SEQ_KEY.to_vec(),
+                    Some((n - 1).to_be_bytes().to_vec()),
+                )
+                .put(NS_META, META_SEQ_KEY.to_vec(), n.to_be_bytes().to_vec());
+        }
+    }
+
+    /// The batch with this number is committed.
+    fn committed(self, sequencer: &Sequencer) {
+        match self {
+            Self::Local(ticket) => drop(ticket),
+            Self::Shared { n, .. } => advance(sequencer, n),
+        }
+    }
+}
+
+/// Moves the frontier up to `n` (never down).
+fn advance(sequencer: &Sequencer, n: u64) {
+    sequencer.frontier.send_if_modified(|f| {
+        let moved = n > *f;
+        *f = (*f).max(n);
+        moved
+    });
+}
+
+fn decode_seq(bytes: Option<Vec<u8>>) -> Result<Option<u64>, ServiceError> {
+    bytes
+        .map(|b| {
+            <[u8; 8]>::try_from(b.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| {
+                    ServiceError::Internal("the stored sequence counter is not 8 bytes".into())
+                })
+        })
+        .transpose()
+}
+
+/// Attempts of a commit that keeps conflicting (a changed record, or, on a
+/// shared store, other replicas taking the next number first).
+const MAX_ATTEMPTS: u32 = 32;
+
+/// How often a replica on a shared store looks for numbers committed by
+/// the others (its own it sees at once).
+const SHARED_FRONTIER_POLL: Duration = Duration::from_millis(100);
+
+/// Follows the shared counter for watchers, until the core is dropped.
+async fn follow_shared_counter(core: std::sync::Weak<RecordCore>) {
+    loop {
+        tokio::time::sleep(SHARED_FRONTIER_POLL).await;
+        let Some(core) = core.upgrade() else { return };
+        match core.store.get(NS_META, META_SEQ_KEY).await {
+            Ok(bytes) => {
+                if let Ok(Some(n)) = decode_seq(bytes) {
+                    advance(&core.sequencer, n);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the shared sequence counter"),
+        }
+    }
+}
+
 /// A number that is marked done (committed or abandoned) when dropped.
 struct Ticket<'a> {
     seq: &'a Sequencer,
@@ -194,6 +288,9 @@ pub struct RecordCore {
     tokens: Tokens,
     audit: AuditLogClient<Channel>,
     sequencer: Sequencer,
+    /// `Some` when replicas share the store: one numbered commit at a time
+    /// per replica (see [`Number`]).
+    shared_turn: Option<tokio::sync::Mutex<()>>,
     limiter: RateLimiter,
 }
 
@@ -414,7 +511,33 @@ impl RecordCore {
                     .unwrap_or_default();
             }
         }
-        let outbox = Outbox::new(store.clone(), audit.clone())
+        let shared = store.is_shared();
+        if shared {
+            // The counter, not a scan, is the truth; the first replica on a
+            // store seeds it (a no-op when another already has).
+            match decode_seq(store.get(NS_META, META_SEQ_KEY).await?)? {
+                Some(n) => last = last.max(n),
+                None => {
+                    let mut b = WriteBatch::new();
+                    b.expect_absent(NS_META, META_SEQ_KEY.to_vec()).put(
+                        NS_META,
+                        META_SEQ_KEY.to_vec(),
+                        last.to_be_bytes().to_vec(),
+                    );
+                    match store.commit(b).await {
+                        Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                    if let Some(n) = decode_seq(store.get(NS_META, META_SEQ_KEY).await?)? {
+                        last = n;
+                    }
+                }
+            }
+        }
+        // Replicas tag their outbox items, so that each appends its own
+        // (and a stopped replica's, once they are old).
+        let replica = shared.then(|| uuid::Uuid::new_v4().to_string());
+        let outbox = Outbox::new(store.clone(), audit.clone(), replica)
             .map_err(|e| ServiceError::Internal(format!("metrics: {e}")))?;
         tokio::spawn(outbox.clone().run());
         let limiter = RateLimiter {
@@ -431,8 +554,49 @@ impl RecordCore {
             tokens: Tokens::new(&key),
             audit,
             sequencer: Sequencer::new(last),
+            shared_turn: shared.then(|| tokio::sync::Mutex::new(())),
             limiter,
         }))
+        .inspect(|core| {
+            if shared {
+                tokio::spawn(follow_shared_counter(Arc::downgrade(core)));
+            }
+        })
+    }
+
+    /// The number for a commit attempt (see [`Number`]).
+    async fn number(&self) -> Result<Number<'_>, ServiceError> {
+        match &self.shared_turn {
+            None => Ok(Number::Local(self.ticket())),
+            Some(turn) => {
+                let turn = turn.lock().await;
+                let last = decode_seq(self.store.get(NS_META, META_SEQ_KEY).await?)?.unwrap_or(0);
+                Ok(Number::Shared {
+                    n: last + 1,
+                    _turn: turn,
+                })
+            }
+        }
+    }
+
+    /// The committed frontier: from the store when replicas share it (so a
+    /// read on one replica sees what another just committed).
+    async fn frontier(&self) -> Result<u64, ServiceError> {
+        let local = *self.sequencer.frontier.borrow();
+        if self.shared_turn.is_none() {
+            return Ok(local);
+        }
+        let stored = decode_seq(self.store.get(NS_META, META_SEQ_KEY).await?)?.unwrap_or(0);
+        Ok(local.max(stored))
+    }
+
+    /// A pause after a lost compare-and-swap race with another replica.
+    async fn after_conflict(&self, attempt: u32) {
+        if self.shared_turn.is_some() {
+            let ms = 1u64 << attempt.min(6);
+            let jitter = crate::stored::now_ms() % (ms + 1);
+            tokio::time::sleep(Duration::from_millis(ms / 2 + jitter)).await;
+        }
     }
 
     /// Adds the service's own metrics to `m`: the outbox (batch sizes,
@@ -611,7 +775,7 @@ impl RecordCore {
 
         // 5. Idempotency; 6. the durable store (record, sequence and outbox
         // item in one atomic batch).
-        for _attempt in 0..8 {
+        for attempt in 0..MAX_ATTEMPTS {
             if let Some(existing) = self.store.get(NS_RECORDS, id.as_bytes()).await? {
                 let e = Entry::decode(existing.as_slice())
                     .map_err(|e| ServiceError::Internal(e.to_string()))?;
@@ -625,12 +789,12 @@ impl RecordCore {
                 }
                 return self.outcome(id, e, true, reporting_deadline).await;
             }
-            let ticket = self.ticket();
+            let number = self.number().await?;
             let (leaf, salt) = self.leaf_for(&h, &signed.envelope, now)?;
             let entry = Entry {
                 envelope: signed.envelope.clone(),
                 body: signed.body.clone(),
-                seq: ticket.n,
+                seq: number.n(),
                 receipt: None,
                 leaf: leaf.clone(),
                 state: RecordState::Active as i32,
@@ -647,17 +811,18 @@ impl RecordCore {
                 .put(NS_RECORDS, id.as_bytes().to_vec(), entry.encode_to_vec())
                 .put(
                     NS_SEQ,
-                    ticket.n.to_be_bytes().to_vec(),
+                    number.n().to_be_bytes().to_vec(),
                     id.as_bytes().to_vec(),
                 )
                 .put(
                     NS_OUTBOX,
-                    ticket.n.to_be_bytes().to_vec(),
+                    number.n().to_be_bytes().to_vec(),
                     OutboxItem {
                         record_id: id.clone(),
                         leaf,
                         erasure: false,
                         queued_at_ms: crate::stored::now_ms(),
+                        owner: self.outbox.owner().to_owned(),
                     }
                     .encode_to_vec(),
                 );
@@ -665,10 +830,11 @@ impl RecordCore {
                 self.lifecycle(&h, &target.hyphenated().to_string(), &id, &mut batch)
                     .await?;
             }
-            let waiter = self.outbox.wait(ticket.n);
+            number.fence(&mut batch);
+            let waiter = self.outbox.wait(number.n());
             match self.store.commit(batch).await {
                 Ok(()) => {
-                    drop(ticket);
+                    number.committed(&self.sequencer);
                     self.outbox.wake();
                     tracing::info!("record accepted");
                     // 7. The audit append, by the outbox; 8. the receipt.
@@ -694,7 +860,11 @@ impl RecordCore {
                         }
                     };
                 }
-                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    drop(number);
+                    self.after_conflict(attempt).await;
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -1048,7 +1218,7 @@ impl RecordCore {
             n => n as usize,
         };
         let after = self.tokens.read(&member, token, "page_token")?;
-        let frontier = *self.sequencer.frontier.borrow();
+        let frontier = self.frontier().await?;
         let (records, last, more) = self
             .scan(&member, filter, after, frontier, page_size, page_size * 20)
             .await?;
@@ -1225,7 +1395,7 @@ impl RecordCore {
             .as_ref()
             .map(|r| r.uuid.clone())
             .ok_or_else(|| ServiceError::InvalidArgument("order.record_id: is required".into()))?;
-        for _ in 0..8 {
+        for attempt in 0..MAX_ATTEMPTS {
             let old = self
                 .store
                 .get(NS_RECORDS, id.as_bytes())
@@ -1244,7 +1414,7 @@ impl RecordCore {
                 let e = self.with_receipts(id.as_bytes(), e).await?;
                 return Ok((e.erasure_receipt.clone(), e.erasure_receipt.is_none()));
             }
-            let ticket = self.ticket();
+            let number = self.number().await?;
             let now = OffsetDateTime::now_utc();
             let leaf = pb::LogLeaf {
                 kind: h.kind as i32,
@@ -1267,19 +1437,21 @@ impl RecordCore {
                 .put(NS_RECORDS, id.as_bytes().to_vec(), e.encode_to_vec())
                 .put(
                     NS_OUTBOX,
-                    ticket.n.to_be_bytes().to_vec(),
+                    number.n().to_be_bytes().to_vec(),
                     OutboxItem {
                         record_id: id.clone(),
                         leaf,
                         erasure: true,
                         queued_at_ms: crate::stored::now_ms(),
+                        owner: self.outbox.owner().to_owned(),
                     }
                     .encode_to_vec(),
                 );
-            let waiter = self.outbox.wait(ticket.n);
+            number.fence(&mut batch);
+            let waiter = self.outbox.wait(number.n());
             match self.store.commit(batch).await {
                 Ok(()) => {
-                    drop(ticket);
+                    number.committed(&self.sequencer);
                     self.outbox.wake();
                     tracing::info!(record_id = %id, by, "record erased");
                     return match tokio::time::timeout(self.config.receipt_wait, waiter).await {
@@ -1287,7 +1459,11 @@ impl RecordCore {
                         _ => Ok((None, true)),
                     };
                 }
-                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    drop(number);
+                    self.after_conflict(attempt).await;
+                    continue;
+                }
                 Err(e) => return Err(e.into()),
             }
         }

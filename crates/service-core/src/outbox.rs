@@ -83,8 +83,16 @@ impl OutboxMetrics {
     }
 }
 
+/// A replica appends another replica's items only once they are this old
+/// (that replica has probably stopped; if not, the leaf is appended twice,
+/// which at-least-once delivery allows).
+const ADOPT_AFTER_MS: u64 = 30_000;
+
 pub struct Outbox {
     pub metrics: OutboxMetrics,
+    /// This replica's tag on its items; empty when the store has one
+    /// process.
+    owner: String,
     store: Arc<dyn Store>,
     audit: AuditLogClient<Channel>,
     wake: Notify,
@@ -95,14 +103,29 @@ impl Outbox {
     pub fn new(
         store: Arc<dyn Store>,
         audit: AuditLogClient<Channel>,
+        owner: Option<String>,
     ) -> Result<Arc<Self>, prometheus::Error> {
         Ok(Arc::new(Self {
             metrics: OutboxMetrics::new()?,
+            owner: owner.unwrap_or_default(),
             store,
             audit,
             wake: Notify::new(),
             waiters: Mutex::new(HashMap::new()),
         }))
+    }
+
+    /// The tag this replica puts on its items.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Whether this replica should append `item` now.
+    fn is_mine(&self, item: &OutboxItem, now: u64) -> bool {
+        self.owner.is_empty()
+            || item.owner.is_empty()
+            || item.owner == self.owner
+            || now.saturating_sub(item.queued_at_ms) >= ADOPT_AFTER_MS
     }
 
     /// New items were committed.
@@ -141,7 +164,15 @@ impl Outbox {
                 continue;
             }
             match self.deliver(items).await {
-                Ok(()) => backoff = Duration::from_millis(50),
+                Ok(true) => backoff = Duration::from_millis(50),
+                Ok(false) => {
+                    // Only other replicas' recent items: look again when
+                    // woken, or in a while to adopt any left behind.
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        () = &mut woken => {}
+                    }
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "audit append failed; records stay in the outbox");
                     tokio::select! {
@@ -154,12 +185,21 @@ impl Outbox {
         }
     }
 
-    async fn deliver(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), String> {
+    /// Appends `items` that are this replica's to deliver and stores their
+    /// receipts; `Ok(false)` when none were.
+    async fn deliver(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<bool, String> {
         let decoded: Vec<(Vec<u8>, OutboxItem)> = items
             .into_iter()
             .filter_map(|(k, v)| OutboxItem::decode(v.as_slice()).ok().map(|i| (k, i)))
             .collect();
         let now = now_ms();
+        let decoded: Vec<(Vec<u8>, OutboxItem)> = decoded
+            .into_iter()
+            .filter(|(_, i)| self.is_mine(i, now))
+            .collect();
+        if decoded.is_empty() {
+            return Ok(false);
+        }
         let oldest = decoded
             .iter()
             .map(|(_, i)| i.queued_at_ms)
@@ -225,6 +265,6 @@ impl Outbox {
                 let _ = tx.send(receipt.clone());
             }
         }
-        Ok(())
+        Ok(true)
     }
 }

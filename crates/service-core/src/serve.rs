@@ -9,7 +9,7 @@ use std::sync::Arc;
 use cairn_identity::tls::{self, TlsIdentity, TlsIncoming};
 use cairn_identity::{Directory, DirectoryHandle};
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
-use cairn_store::{SledStore, SledStoreConfig, Store};
+use cairn_store::{Store, StoreLocation};
 use cairn_telemetry::metrics::Metrics;
 use tokio::net::TcpListener;
 
@@ -20,8 +20,9 @@ use crate::core::{RecordCore, RecordCoreConfig, ServicePolicy};
 pub struct ServeConfig {
     /// Listen address (port 0: any free port).
     pub listen: SocketAddr,
-    /// Sled data directory.
-    pub data_dir: PathBuf,
+    /// Where its data lives (a sled directory, or a database that replicas
+    /// share).
+    pub store: StoreLocation,
     /// Directory file.
     pub directory: PathBuf,
     /// TLS certificate chain.
@@ -94,7 +95,7 @@ pub async fn start(
 ) -> Result<Running, ServeError> {
     let directory = DirectoryHandle::new(Directory::load(&config.directory)?);
     let identity = TlsIdentity::load(&config.tls_cert, &config.tls_key)?;
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(SledStoreConfig::new(&config.data_dir))?);
+    let store: Arc<dyn Store> = config.store.open(policy.service).await?;
     let audit_tls = tls::client_config(&identity, directory.clone(), "audit")?;
     let audit = AuditLogClient::new(tls::channel(config.audit, audit_tls)?);
     let metrics = Metrics::new(policy.service)?;

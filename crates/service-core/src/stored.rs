@@ -23,6 +23,9 @@ pub const NS_META: &str = "record_meta";
 pub const NS_OUTBOX: &str = "outbox";
 pub const NS_RECEIPTS: &str = "record_receipts";
 pub const META_TOKEN_KEY: &[u8] = b"token_key";
+/// The last sequence number committed (u64 BE), kept when replicas share
+/// the store: every numbered commit moves it by compare-and-swap.
+pub const META_SEQ_KEY: &[u8] = b"seq";
 
 /// Where the receipt of record `id`'s leaf (or of its erasure) is kept.
 pub fn receipt_key(id: &[u8], erasure: bool) -> Vec<u8> {
@@ -84,9 +87,13 @@ pub struct OutboxItem {
     /// True for an erasure order's leaf.
     #[prost(bool, tag = "3")]
     pub erasure: bool,
-    /// When it was queued (Unix milliseconds), for the audit-lag metric.
+    /// When it was queued (Unix milliseconds), for the audit-lag metric
+    /// and the hand-over of a stopped replica's items.
     #[prost(uint64, tag = "4")]
     pub queued_at_ms: u64,
+    /// The replica that queued it (empty when the store has one process).
+    #[prost(string, tag = "5")]
+    pub owner: String,
 }
 
 /// Now, in Unix milliseconds.

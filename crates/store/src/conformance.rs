@@ -502,3 +502,21 @@ pub fn unique_store_name(prefix: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// A new, empty database on the test server at `url` (a libpq-style
+/// `key=value` string), and the connection string that reaches it: tests
+/// that run services with fixed table names each get their own.
+pub async fn fresh_postgres_database(url: &str, prefix: &str) -> String {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to the test PostgreSQL at {url}: {e}"));
+    let task = tokio::spawn(connection);
+    let name = unique_store_name(prefix);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+    format!("{url} dbname={name}")
+}

@@ -233,3 +233,44 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 }
+
+/// Where a service keeps its data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An embedded sled store in this directory (one process).
+    Sled(std::path::PathBuf),
+    /// A table of a PostgreSQL-wire database (a connection string), which
+    /// replicas may share.
+    Postgres(String),
+}
+
+impl StoreLocation {
+    /// Opens the store; `name` names the service's table in a database
+    /// (`cairn_<name>`).
+    pub async fn open(&self, name: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+        Ok(match self {
+            Self::Sled(dir) => std::sync::Arc::new(SledStore::open(SledStoreConfig::new(dir))?),
+            Self::Postgres(url) => {
+                std::sync::Arc::new(PostgresStore::open(&PostgresConfig::new(url, name)).await?)
+            }
+        })
+    }
+
+    /// From a service's flags: exactly one of a data directory and a
+    /// PostgreSQL connection string.
+    pub fn from_flags(
+        data_dir: Option<std::path::PathBuf>,
+        postgres: Option<String>,
+    ) -> Result<Self, StoreError> {
+        match (data_dir, postgres) {
+            (Some(d), None) => Ok(Self::Sled(d)),
+            (None, Some(p)) => Ok(Self::Postgres(p)),
+            (Some(_), Some(_)) => Err(StoreError::Backend(
+                "give either --data-dir (sled) or --postgres (a database), not both".into(),
+            )),
+            (None, None) => Err(StoreError::Backend(
+                "no store: give --data-dir (sled) or --postgres (a database)".into(),
+            )),
+        }
+    }
+}

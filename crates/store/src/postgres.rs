@@ -86,11 +86,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 /// `Display` says only "db error").
 fn db(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
-        Some(d) => StoreError::Backend(format!(
-            "postgres {}: {}",
-            d.code().code(),
-            d.message()
-        )),
+        Some(d) => StoreError::Backend(format!("postgres {}: {}", d.code().code(), d.message())),
         None => backend(e),
     }
 }
@@ -137,7 +133,9 @@ impl PostgresStore {
     pub fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
         check_name(&config.name)?;
         let pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
-            StoreError::Backend(format!("the PostgreSQL connection string is not valid: {e}"))
+            StoreError::Backend(format!(
+                "the PostgreSQL connection string is not valid: {e}"
+            ))
         })?;
         let manager = Manager::from_config(
             pg,
@@ -344,8 +342,9 @@ impl Store for PostgresStore {
 
     async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
         for op in batch.ops() {
-            let (Op::Put { namespace, .. } | Op::Delete { namespace, .. } | Op::Expect { namespace, .. }) =
-                op;
+            let (Op::Put { namespace, .. }
+            | Op::Delete { namespace, .. }
+            | Op::Expect { namespace, .. }) = op;
             check_namespace(namespace)?;
             if let Op::Put { value, .. } = op
                 && value.len() > MAX_VALUE_LEN
@@ -409,7 +408,14 @@ mod tests {
     fn names_become_safe_table_names() {
         assert!(check_name("intake").is_ok());
         assert!(check_name("audit_2").is_ok());
-        for bad in ["", "Intake", "1x", "a-b", "x; DROP TABLE y", &"a".repeat(41)] {
+        for bad in [
+            "",
+            "Intake",
+            "1x",
+            "a-b",
+            "x; DROP TABLE y",
+            &"a".repeat(41),
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
         assert!(PostgresStore::connect(&PostgresConfig::new("host=127.0.0.1", "x;y")).is_err());

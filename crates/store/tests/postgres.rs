@@ -35,7 +35,9 @@ async fn two_handles_on_one_table_are_one_store() {
     let b = Arc::new(PostgresStore::open(&f.config).await.unwrap());
     assert!(a.is_shared());
     let mut batch = WriteBatch::new();
-    batch.expect_absent("seq", b"n".to_vec()).put("seq", b"n".to_vec(), vec![0]);
+    batch
+        .expect_absent("seq", b"n".to_vec())
+        .put("seq", b"n".to_vec(), vec![0]);
     a.commit(batch).await.unwrap();
     assert_eq!(b.get("seq", b"n").await.unwrap(), Some(vec![0]));
     // Both handles bump one counter concurrently by compare-and-swap:
@@ -47,9 +49,11 @@ async fn two_handles_on_one_table_are_one_store() {
             while done < 15 {
                 let cur = s.get("seq", b"n").await.unwrap().unwrap();
                 let mut batch = WriteBatch::new();
-                batch
-                    .expect("seq", b"n".to_vec(), Some(cur.clone()))
-                    .put("seq", b"n".to_vec(), vec![cur[0] + 1]);
+                batch.expect("seq", b"n".to_vec(), Some(cur.clone())).put(
+                    "seq",
+                    b"n".to_vec(),
+                    vec![cur[0] + 1],
+                );
                 match s.commit(batch).await {
                     Ok(()) => done += 1,
                     Err(StoreError::Conflict { .. }) => {}

@@ -25,7 +25,7 @@ use cairn_log::witness::Witness;
 use cairn_log::{Log, LogConfig};
 use cairn_proto::audit::v1::audit_log_server::AuditLogServer;
 use cairn_proto::audit::v1::witness_server::WitnessServer;
-use cairn_store::{SledStore, SledStoreConfig, Store};
+use cairn_store::{Store, StoreLocation};
 use cairn_telemetry::metrics::{BATCH_BUCKETS, Metrics};
 use cairn_tlog::note::{ALG_COSIGNATURE_V1, ALG_ED25519, NoteSigner, VerifierKey};
 use tokio::net::TcpListener;
@@ -37,8 +37,9 @@ pub use grpc::{AuditService, WitnessService};
 pub struct AuditConfig {
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
-    /// Where the sled store lives.
-    pub data_dir: PathBuf,
+    /// Where its data lives (a sled directory, or a database shared with
+    /// standby replicas).
+    pub store: StoreLocation,
     /// The network directory file.
     pub directory: PathBuf,
     /// This service's TLS certificate chain (PEM).
@@ -113,7 +114,7 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
             .with_context(|| format!("log key {}", config.log_key.display()))?,
     );
     let log_verifier = signer.verifier().clone();
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(SledStoreConfig::new(&config.data_dir))?);
+    let store: Arc<dyn Store> = config.store.open("audit").await?;
     let metrics = Metrics::new("audit")?;
     let batch_size = prometheus::Histogram::with_opts(
         prometheus::HistogramOpts::new("log_batch_size", "Leaves integrated per log batch")

@@ -20,9 +20,13 @@ struct Args {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:7443")]
     listen: SocketAddr,
-    /// Data directory (sled store).
+    /// Data directory (embedded sled store; one process).
     #[arg(long, env = "CAIRN_DATA_DIR")]
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
+    /// A PostgreSQL-wire database instead, which standby replicas share
+    /// (one sequences at a time, under a lease).
+    #[arg(long, env = "CAIRN_POSTGRES")]
+    postgres: Option<String>,
     /// The network directory file.
     #[arg(long, env = "CAIRN_DIRECTORY")]
     directory: PathBuf,
@@ -103,7 +107,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let running = start(AuditConfig {
         listen: args.listen,
-        data_dir: args.data_dir,
+        store: cairn_store::StoreLocation::from_flags(args.data_dir, args.postgres)?,
         directory: args.directory,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,

@@ -16,7 +16,15 @@ fn file(net: &Net, extra: &str) -> std::path::PathBuf {
     let c = net.config("audit-data");
     let text = format!(
         "version = 1\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\ndirectory = {:?}\ntls_cert = {:?}\ntls_key = {:?}\nlog_key = {:?}\norigin = {:?}\nlog = \"warn\"\n{extra}",
-        c.data_dir, c.directory, c.tls_cert, c.tls_key, c.log_key, c.origin
+        match &c.store {
+            cairn_store::StoreLocation::Sled(d) => d,
+            other => panic!("not a sled store: {other:?}"),
+        },
+        c.directory,
+        c.tls_cert,
+        c.tls_key,
+        c.log_key,
+        c.origin
     );
     let path = net.tmp.path().join(format!("audit-{}.toml", extra.len()));
     std::fs::write(&path, text).unwrap();

@@ -31,7 +31,10 @@ async fn spawn(net: &Net) -> (Child, SocketAddr, VerifierKey) {
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
-        .arg(&c.data_dir)
+        .arg(match &c.store {
+            cairn_store::StoreLocation::Sled(d) => d.as_os_str(),
+            other => panic!("not a sled store: {other:?}"),
+        })
         .arg("--directory")
         .arg(&c.directory)
         .arg("--tls-cert")

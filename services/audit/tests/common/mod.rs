@@ -44,7 +44,7 @@ impl Net {
         let svc = self.pki.join(layout::SERVICES).join("audit");
         AuditConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            data_dir: self.tmp.path().join(data),
+            store: cairn_store::StoreLocation::Sled(self.tmp.path().join(data)),
             directory: self.pki.join(layout::DIRECTORY),
             tls_cert: svc.join(layout::TLS_CERT),
             tls_key: svc.join(layout::TLS_KEY),
