@@ -129,6 +129,7 @@ impl Net {
             witness: None,
             cosigners: vec![],
             metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+            lease_ttl: cairn_audit::DEFAULT_LEASE_TTL,
         }
     }
 

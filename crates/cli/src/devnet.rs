@@ -81,6 +81,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
         witness: None,
         cosigners: vec![],
         metrics_listen: Some(addr(base, 3)),
+        lease_ttl: cairn_audit::DEFAULT_LEASE_TTL,
     })
     .await
     .context("starting cairn-audit")?;

@@ -28,6 +28,7 @@ fn config(pki: &Path, data: &Path) -> AuditConfig {
         witness: None,
         cosigners: vec![],
         metrics_listen: None,
+        lease_ttl: cairn_audit::DEFAULT_LEASE_TTL,
     }
 }
 

@@ -28,6 +28,11 @@ pub struct LogConfig {
     pub tile_cache: usize,
     /// Told the number of leaves of every integrated batch (for metrics).
     pub on_batch: Option<BatchObserver>,
+    /// A precondition every commit of the log carries besides its own
+    /// state: (namespace, key, value), e.g. a sequencer lease's epoch
+    /// ([`crate::lease::Lease::fence`]). A commit that finds it changed is
+    /// [`LogError::Fenced`].
+    pub fence: Option<(&'static str, Vec<u8>, Vec<u8>)>,
 }
 
 /// A callback given the size of each integrated batch.
@@ -49,6 +54,7 @@ impl LogConfig {
             max_batch: 1024,
             tile_cache: 4096,
             on_batch: None,
+            fence: None,
         }
     }
 }
@@ -874,6 +880,9 @@ impl Log {
         batch
             .expect(NS_STATE, STATE_KEY.to_vec(), Some(previous))
             .put(NS_STATE, STATE_KEY.to_vec(), state.clone());
+        if let Some((ns, key, value)) = &inner.config.fence {
+            batch.expect(ns, key.clone(), Some(value.clone()));
+        }
 
         // One durable, atomic commit: sequence, tiles, entries and checkpoint.
         match inner.store.commit(batch).await {

@@ -19,6 +19,7 @@
 mod engine;
 mod error;
 mod layout;
+pub mod lease;
 mod nodes;
 pub mod witness;
 

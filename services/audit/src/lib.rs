@@ -21,6 +21,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use cairn_identity::tls::{self, TlsIdentity, TlsIncoming};
 use cairn_identity::{Directory, DirectoryHandle};
+use cairn_log::lease::Lease;
 use cairn_log::witness::Witness;
 use cairn_log::{Log, LogConfig};
 use cairn_proto::audit::v1::audit_log_server::AuditLogServer;
@@ -57,7 +58,13 @@ pub struct AuditConfig {
     /// Where to serve Prometheus `/metrics` over plain HTTP (`None`: not
     /// served).
     pub metrics_listen: Option<SocketAddr>,
+    /// On a shared store: the sequencer lease's lifetime. A standby takes
+    /// over this long after the sequencer stops renewing.
+    pub lease_ttl: std::time::Duration,
 }
+
+/// The default sequencer lease lifetime.
+pub const DEFAULT_LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Witness mode settings.
 #[derive(Clone, Debug)]
@@ -86,11 +93,23 @@ pub struct RunningAudit {
     pub metrics: Metrics,
     /// Where `/metrics` is served, if it is.
     pub metrics_addr: Option<SocketAddr>,
+    /// The sequencer lease, on a shared store.
+    pub lease: Option<Arc<Lease>>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 impl RunningAudit {
+    /// Resolves if this replica loses the sequencer lease (never on a
+    /// store of its own). Its log can no longer commit; the process should
+    /// exit and come back as a standby.
+    pub async fn lease_lost(&self) {
+        match &self.lease {
+            Some(l) => l.lost().await,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Stops serving and waits for the server and the sequencer.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
@@ -123,6 +142,21 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
     .map_err(Metrics::error)?;
     metrics.register(&batch_size)?;
     let mut log_config = LogConfig::new(signer);
+    // Replicas on one database: only the lease holder sequences, and every
+    // log commit is fenced by the lease's epoch. A standby waits here.
+    let lease = if store.is_shared() {
+        let holder = format!(
+            "{}/{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "audit".into()),
+            std::process::id()
+        );
+        tracing::info!(%holder, "shared store: acquiring the sequencer lease");
+        let lease = Lease::acquire(store.clone(), &holder, config.lease_ttl).await?;
+        log_config.fence = Some(lease.fence());
+        Some(Arc::new(lease))
+    } else {
+        None
+    };
     log_config.on_batch = Some(cairn_log::BatchObserver(Arc::new(move |n| {
         batch_size.observe(n as f64)
     })));
@@ -229,6 +263,7 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
         cosigned,
         metrics,
         metrics_addr,
+        lease,
         shutdown,
         server,
     })

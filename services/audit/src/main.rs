@@ -59,6 +59,10 @@ struct Args {
     /// it to a loopback or cluster-internal address).
     #[arg(long, env = "CAIRN_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
+    /// With --postgres: how long the sequencer lease lasts (ms); a standby
+    /// replica takes over this long after the sequencer stops.
+    #[arg(long, env = "CAIRN_LEASE_TTL_MS", default_value_t = 10_000)]
+    lease_ttl_ms: u64,
     /// Log filter.
     #[arg(long, env = "CAIRN_LOG", default_value = "info")]
     log: String,
@@ -120,6 +124,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .map(|c| cairn_audit::witnessing::WitnessPeer::parse(c))
             .collect::<anyhow::Result<_>>()?,
         metrics_listen: args.metrics_listen,
+        lease_ttl: std::time::Duration::from_millis(args.lease_ttl_ms),
     })
     .await?;
     // The first stdout line tells supervisors and tests where we listen.
@@ -132,8 +137,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!("witness verifier key {w}");
     }
     std::io::stdout().flush().context("stdout")?;
-    tokio::signal::ctrl_c()
-        .await
-        .context("waiting for ctrl-c")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for ctrl-c")?,
+        () = running.lease_lost() => {
+            anyhow::bail!("lost the sequencer lease to another replica; exiting to come back as a standby");
+        }
+    }
     running.stop().await
 }

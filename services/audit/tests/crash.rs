@@ -11,147 +11,24 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cairn_proto::audit::v1 as pb;
 use cairn_proto::common::v1::Receipt;
-use cairn_tlog::checkpoint::{self, Checkpoint};
-use cairn_tlog::hash::leaf_hash;
+use cairn_tlog::checkpoint::Checkpoint;
 use cairn_tlog::note::VerifierKey;
-use cairn_tlog::proof;
-use common::Net;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use common::{Net, check_everything, open, spawn_audit};
+use tokio::process::Child;
 
 async fn spawn(net: &Net) -> (Child, SocketAddr, VerifierKey) {
     let c = net.config("audit-data");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn-audit"))
-        .arg("--listen")
-        .arg("127.0.0.1:0")
-        .arg("--data-dir")
-        .arg(match &c.store {
-            cairn_store::StoreLocation::Sled(d) => d.as_os_str(),
-            other => panic!("not a sled store: {other:?}"),
-        })
-        .arg("--directory")
-        .arg(&c.directory)
-        .arg("--tls-cert")
-        .arg(&c.tls_cert)
-        .arg("--tls-key")
-        .arg(&c.tls_key)
-        .arg("--log-key")
-        .arg(&c.log_key)
-        .arg("--origin")
-        .arg(&c.origin)
-        .arg("--log")
-        .arg("warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+    let (child, started) = spawn_audit(net, &c.store, &[]);
+    let (addr, key) = tokio::time::timeout(Duration::from_secs(60), started)
         .await
         .expect("service did not start")
-        .unwrap()
         .unwrap();
-    let addr: SocketAddr = first
-        .strip_prefix("cairn-audit listening on ")
-        .unwrap()
-        .parse()
-        .unwrap();
-    let second = lines.next_line().await.unwrap().unwrap();
-    let key = VerifierKey::parse(second.strip_prefix("log verifier key ").unwrap()).unwrap();
     (child, addr, key)
-}
-
-fn open(text: &str, key: &VerifierKey) -> Checkpoint {
-    checkpoint::open(text, key).unwrap().checkpoint
-}
-
-/// Checks every receipt and every earlier checkpoint against the log now.
-async fn check_everything(
-    net: &Net,
-    addr: SocketAddr,
-    key: &VerifierKey,
-    receipts: &[Receipt],
-    checkpoints: &[Checkpoint],
-) -> Checkpoint {
-    let mut client = net.audit_client(&net.member_identity("eu-aio"), addr);
-    let head = open(
-        &client
-            .get_checkpoint(pb::GetCheckpointRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .checkpoint,
-        key,
-    );
-    for old in checkpoints {
-        assert!(
-            old.size <= head.size,
-            "the tree rewound from {} to {}",
-            old.size,
-            head.size
-        );
-        if old.size == 0 {
-            continue;
-        }
-        let p = client
-            .get_consistency_proof(pb::GetConsistencyProofRequest {
-                from_size: old.size,
-                to_size: head.size,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        proof::verify_consistency(old.size, head.size, &p.proof, &old.root, &head.root)
-            .unwrap_or_else(|e| {
-                panic!(
-                    "checkpoint {} is not consistent with the head {}: {e}",
-                    old.size, head.size
-                )
-            });
-    }
-    for r in receipts {
-        let cp = open(&r.checkpoint, key);
-        proof::verify_inclusion(
-            r.leaf_index,
-            cp.size,
-            &leaf_hash(&r.leaf),
-            &r.inclusion_proof,
-            &cp.root,
-        )
-        .unwrap();
-        assert!(checkpoints.contains(&cp));
-        let p = client
-            .get_inclusion_proof(pb::GetInclusionProofRequest {
-                leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(
-                    r.leaf_index,
-                )),
-                tree_size: head.size,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        proof::verify_inclusion(
-            r.leaf_index,
-            head.size,
-            &leaf_hash(&r.leaf),
-            &p.proof,
-            &head.root,
-        )
-        .unwrap_or_else(|e| {
-            panic!(
-                "acknowledged leaf {} is not in the log after restart: {e}",
-                r.leaf_index
-            )
-        });
-    }
-    head
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

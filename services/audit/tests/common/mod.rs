@@ -11,6 +11,17 @@ use cairn_identity::tls::{self, TlsIdentity};
 use cairn_identity::{Directory, DirectoryHandle};
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_proto::audit::v1::witness_client::WitnessClient;
+use std::process::Stdio;
+
+use cairn_proto::audit::v1 as pb;
+use cairn_proto::common::v1::Receipt;
+use cairn_store::StoreLocation;
+use cairn_tlog::checkpoint::{self, Checkpoint};
+use cairn_tlog::hash::leaf_hash;
+use cairn_tlog::note::VerifierKey;
+use cairn_tlog::proof;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
 pub struct Net {
@@ -53,6 +64,7 @@ impl Net {
             witness: None,
             cosigners: vec![],
             metrics_listen: None,
+            lease_ttl: cairn_audit::DEFAULT_LEASE_TTL,
         }
     }
 
@@ -108,4 +120,144 @@ impl Net {
 
 pub fn pki_path(pki: &Path, parts: &[&str]) -> PathBuf {
     parts.iter().fold(pki.to_path_buf(), |p, s| p.join(s))
+}
+
+/// Starts `cairn-audit` as a child process on `store` (plus `extra`
+/// flags); the task resolves with its address and log key once it
+/// listens (a standby replica only listens once it holds the lease).
+pub fn spawn_audit(
+    net: &Net,
+    store: &StoreLocation,
+    extra: &[&str],
+) -> (Child, tokio::task::JoinHandle<(SocketAddr, VerifierKey)>) {
+    let c = net.config("unused");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn-audit"));
+    match store {
+        StoreLocation::Sled(dir) => cmd.arg("--data-dir").arg(dir),
+        StoreLocation::Postgres(url) => cmd.arg("--postgres").arg(url),
+    };
+    let mut child = cmd
+        .args(["--listen", "127.0.0.1:0", "--log", "warn"])
+        .arg("--directory")
+        .arg(&c.directory)
+        .arg("--tls-cert")
+        .arg(&c.tls_cert)
+        .arg("--tls-key")
+        .arg(&c.tls_key)
+        .arg("--log-key")
+        .arg(&c.log_key)
+        .arg("--origin")
+        .arg(&c.origin)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let started = tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the service exited");
+        let addr: SocketAddr = first
+            .strip_prefix("cairn-audit listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .parse()
+            .unwrap();
+        let second = lines.next_line().await.unwrap().unwrap();
+        let key = VerifierKey::parse(second.strip_prefix("log verifier key ").unwrap()).unwrap();
+        // Keep draining stdout so the child never blocks on it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        (addr, key)
+    });
+    (child, started)
+}
+
+pub fn open(text: &str, key: &VerifierKey) -> Checkpoint {
+    checkpoint::open(text, key).unwrap().checkpoint
+}
+
+/// Checks every receipt and every earlier checkpoint against the log now.
+pub async fn check_everything(
+    net: &Net,
+    addr: SocketAddr,
+    key: &VerifierKey,
+    receipts: &[Receipt],
+    checkpoints: &[Checkpoint],
+) -> Checkpoint {
+    let mut client = net.audit_client(&net.member_identity("eu-aio"), addr);
+    let head = open(
+        &client
+            .get_checkpoint(pb::GetCheckpointRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .checkpoint,
+        key,
+    );
+    for old in checkpoints {
+        assert!(
+            old.size <= head.size,
+            "the tree rewound from {} to {}",
+            old.size,
+            head.size
+        );
+        if old.size == 0 {
+            continue;
+        }
+        let p = client
+            .get_consistency_proof(pb::GetConsistencyProofRequest {
+                from_size: old.size,
+                to_size: head.size,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        proof::verify_consistency(old.size, head.size, &p.proof, &old.root, &head.root)
+            .unwrap_or_else(|e| {
+                panic!(
+                    "checkpoint {} is not consistent with the head {}: {e}",
+                    old.size, head.size
+                )
+            });
+    }
+    for r in receipts {
+        let cp = open(&r.checkpoint, key);
+        proof::verify_inclusion(
+            r.leaf_index,
+            cp.size,
+            &leaf_hash(&r.leaf),
+            &r.inclusion_proof,
+            &cp.root,
+        )
+        .unwrap();
+        assert!(checkpoints.contains(&cp));
+        let p = client
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(
+                    r.leaf_index,
+                )),
+                tree_size: head.size,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        proof::verify_inclusion(
+            r.leaf_index,
+            head.size,
+            &leaf_hash(&r.leaf),
+            &p.proof,
+            &head.root,
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "acknowledged leaf {} is not in the log after restart: {e}",
+                r.leaf_index
+            )
+        });
+    }
+    head
 }

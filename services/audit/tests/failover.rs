@@ -1,0 +1,116 @@
+//! Two `cairn-audit` replicas on one PostgreSQL database: one sequences
+//! under the lease, the other waits as a standby without listening. The
+//! sequencer is killed with SIGKILL mid-stream; the standby takes over
+//! with a new fencing epoch, and every receipt either replica gave is in
+//! the log it continues, every checkpoint either signed is consistent with
+//! the final one — the tree never forks. Needs `CAIRN_TEST_POSTGRES`
+//! (skipped without it; `.ci/run` sets it and requires it).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cairn_proto::audit::v1 as pb;
+use cairn_proto::common::v1::Receipt;
+use cairn_store::StoreLocation;
+use cairn_store::conformance::{fresh_postgres_database, postgres_test_url};
+use cairn_tlog::checkpoint::Checkpoint;
+use common::{Net, check_everything, open, spawn_audit};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_standby_takes_over_from_a_killed_sequencer_without_a_fork() {
+    let Some(url) = postgres_test_url() else {
+        return;
+    };
+    let store = StoreLocation::Postgres(fresh_postgres_database(&url, "failover").await);
+    let net = Net::new();
+    let ttl = ["--lease-ttl-ms", "1500"];
+    let (mut leader, started) = spawn_audit(&net, &store, &ttl);
+    let (addr_a, key) = tokio::time::timeout(Duration::from_secs(60), started)
+        .await
+        .expect("the first replica did not start")
+        .unwrap();
+    let (mut standby, standby_started) = spawn_audit(&net, &store, &ttl);
+
+    // Appenders on the sequencer until it is killed.
+    let receipts: Arc<Mutex<Vec<Receipt>>> = Arc::default();
+    let acked = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..3u64 {
+        let mut client = net.audit_client(&net.service_identity("intake"), addr_a);
+        let (receipts, acked) = (receipts.clone(), acked.clone());
+        tasks.push(tokio::spawn(async move {
+            // Bounded: the process is killed long before this ends.
+            for n in 0..10_000u64 {
+                let leaves = vec![
+                    format!("a {t} {n}").into_bytes(),
+                    format!("a {t} {n} bis").into_bytes(),
+                ];
+                match client.append_batch(pb::AppendBatchRequest { leaves }).await {
+                    Ok(r) => {
+                        let rs = r.into_inner().receipts;
+                        acked.add_permits(rs.len());
+                        receipts.lock().unwrap().extend(rs);
+                    }
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    tokio::time::timeout(Duration::from_secs(120), acked.acquire_many(200))
+        .await
+        .expect("appends stalled")
+        .unwrap()
+        .forget();
+    assert!(
+        !standby_started.is_finished(),
+        "the standby serves while the sequencer holds the lease"
+    );
+    leader.start_kill().unwrap(); // SIGKILL, mid-stream
+    leader.wait().await.unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+
+    let (addr_b, key_b) = tokio::time::timeout(Duration::from_secs(60), standby_started)
+        .await
+        .expect("the standby never took over")
+        .unwrap();
+    assert_eq!(key, key_b);
+    let mut checkpoints: Vec<Checkpoint> = Vec::new();
+    for r in receipts.lock().unwrap().iter() {
+        let cp = open(&r.checkpoint, &key);
+        if !checkpoints.contains(&cp) {
+            checkpoints.push(cp);
+        }
+    }
+    let before = receipts.lock().unwrap().clone();
+    let head = check_everything(&net, addr_b, &key, &before, &checkpoints).await;
+    assert!(head.size as usize >= before.len());
+
+    // The new sequencer appends on top of the old tree.
+    let mut client = net.audit_client(&net.service_identity("evals"), addr_b);
+    let more = client
+        .append_batch(pb::AppendBatchRequest {
+            leaves: vec![b"after the takeover".to_vec()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .receipts;
+    assert_eq!(more[0].leaf_index, head.size);
+    let mut all = before;
+    all.extend(more.iter().cloned());
+    checkpoints.push(head);
+    checkpoints.push(open(&more[0].checkpoint, &key));
+    let last = check_everything(&net, addr_b, &key, &all, &checkpoints).await;
+    assert_eq!(last.size, head_size(&checkpoints));
+    standby.start_kill().unwrap();
+    standby.wait().await.unwrap();
+}
+
+fn head_size(checkpoints: &[Checkpoint]) -> u64 {
+    checkpoints.iter().map(|c| c.size).max().unwrap_or(0)
+}
