@@ -128,3 +128,46 @@ async fn every_service_reports_requests_sizes_batches_and_lag() {
         assert!(!text.contains(&id) && !text.contains("uk-aisi"));
     }
 }
+
+async fn health(addr: SocketAddr, service: &str) -> i32 {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operations_port_answers_plaintext_grpc_health_probes() {
+    let net = Net::start(Duration::from_secs(10)).await;
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    let ops = net.intake.metrics_addr.unwrap();
+    assert_eq!(health(ops, "cairn.intake.v1.IncidentIntake").await, serving);
+    assert_eq!(health(ops, "").await, serving);
+    let ops = net.evals.metrics_addr.unwrap();
+    assert_eq!(health(ops, "").await, serving);
+    let ops = net.audit.as_ref().unwrap().metrics_addr.unwrap();
+    assert_eq!(health(ops, "cairn.audit.v1.AuditLog").await, serving);
+    // Only health: the record API is not on the plaintext port.
+    let channel = tonic::transport::Channel::from_shared(format!(
+        "http://{}",
+        net.intake.metrics_addr.unwrap()
+    ))
+    .unwrap()
+    .connect()
+    .await
+    .unwrap();
+    let err = cairn_proto::intake::v1::incident_intake_client::IncidentIntakeClient::new(channel)
+        .submit_incident(intake::SubmitIncidentRequest { record: None })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+}

@@ -10,7 +10,7 @@ use cairn_identity::tls::{self, TlsIdentity, TlsIncoming};
 use cairn_identity::{Directory, DirectoryHandle};
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_store::{Store, StoreLocation};
-use cairn_telemetry::metrics::Metrics;
+use cairn_telemetry::metrics::{Metrics, OpsEndpoint};
 use tokio::net::TcpListener;
 
 use crate::core::{RecordCore, RecordCoreConfig, ServicePolicy};
@@ -67,8 +67,10 @@ pub struct Running {
     pub core: Arc<RecordCore>,
     /// The metrics (rendered at `/metrics`).
     pub metrics: Metrics,
-    /// Where `/metrics` is served, if it is.
+    /// Where `/metrics` and the plaintext gRPC health service are served,
+    /// if they are.
     pub metrics_addr: Option<SocketAddr>,
+    ops: Option<OpsEndpoint>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -77,6 +79,9 @@ impl Running {
     /// Stops accepting connections, finishes in-flight requests, returns.
     pub async fn stop(self) -> Result<(), ServeError> {
         let _ = self.shutdown.send(());
+        if let Some(ops) = self.ops {
+            ops.stop().await;
+        }
         self.server
             .await
             .map_err(|e| ServeError::Io(e.to_string()))?
@@ -121,20 +126,19 @@ pub async fn start(
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    let all = cairn_proto::with_reflection(routes(core.clone()).add_service(health_service))
-        .map_err(|e| ServeError::Io(e.to_string()))?;
+    let all =
+        cairn_proto::with_reflection(routes(core.clone()).add_service(health_service.clone()))
+            .map_err(|e| ServeError::Io(e.to_string()))?;
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let (metrics_stop, metrics_stopped) = tokio::sync::watch::channel(false);
-    let metrics_addr = match config.metrics_listen {
-        Some(addr) => {
-            let mut stopped = metrics_stopped.clone();
-            let (bound, _task) = metrics
-                .serve(addr, async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await?;
-            Some(bound)
-        }
+    let ops = match config.metrics_listen {
+        Some(addr) => Some(
+            metrics
+                .serve(
+                    addr,
+                    tonic::service::Routes::new(health_service.clone()).into_axum_router(),
+                )
+                .await?,
+        ),
         None => None,
     };
     let server = tokio::spawn(
@@ -152,7 +156,6 @@ pub async fn start(
             .add_routes(all)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = shutdown_rx.await;
-                let _ = metrics_stop.send(true);
             }),
     );
     tracing::info!(%addr, service = health_name, "record service listening");
@@ -160,7 +163,8 @@ pub async fn start(
         addr,
         core,
         metrics,
-        metrics_addr,
+        metrics_addr: ops.as_ref().map(|o| o.addr),
+        ops,
         shutdown,
         server,
     })

@@ -170,13 +170,15 @@ impl Metrics {
             .observe(started.elapsed().as_secs_f64());
     }
 
-    /// Serves `GET /metrics` over plain HTTP on `addr` until `shutdown`
-    /// resolves; returns the bound address.
+    /// Serves the operations endpoint on `addr` over plain HTTP (HTTP/1.1
+    /// and HTTP/2 without TLS): `GET /metrics`, plus `extra` (the gRPC
+    /// health service, for orchestrators' probes). Runs until the returned
+    /// [`OpsEndpoint`] is dropped.
     pub async fn serve(
         &self,
         addr: SocketAddr,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), TelemetryError> {
+        extra: axum::Router,
+    ) -> Result<OpsEndpoint, TelemetryError> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| TelemetryError::Metrics(format!("binding {addr}: {e}")))?;
@@ -184,31 +186,67 @@ impl Metrics {
             .local_addr()
             .map_err(|e| TelemetryError::Metrics(e.to_string()))?;
         let me = self.clone();
-        let app = axum::Router::new().route(
-            "/metrics",
-            axum::routing::get(move || {
-                let me = me.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        me.scrape().await,
-                    )
-                }
-            }),
-        );
+        let app = axum::Router::new()
+            .route(
+                "/metrics",
+                axum::routing::get(move || {
+                    let me = me.clone();
+                    async move {
+                        (
+                            [(
+                                axum::http::header::CONTENT_TYPE,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                            )],
+                            me.scrape().await,
+                        )
+                    }
+                }),
+            )
+            .merge(extra);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
                 .await
             {
-                tracing::warn!(error = %e, "metrics endpoint stopped");
+                tracing::warn!(error = %e, "operations endpoint stopped");
             }
         });
         tracing::info!(addr = %bound, "metrics on http://{bound}/metrics");
-        Ok((bound, task))
+        Ok(OpsEndpoint {
+            addr: bound,
+            stop: Some(stop),
+            task,
+        })
+    }
+}
+
+/// A running operations endpoint (`/metrics`, health); stops when dropped.
+#[derive(Debug)]
+pub struct OpsEndpoint {
+    /// The bound address.
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OpsEndpoint {
+    /// Stops serving and waits until the listener is closed.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for OpsEndpoint {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
     }
 }
 
@@ -358,13 +396,11 @@ mod tests {
             let (g, n) = (g2.clone(), n2.clone());
             async move { g.set(n.load(std::sync::atomic::Ordering::SeqCst)) }
         });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr, task) = m
-            .serve("127.0.0.1:0".parse().unwrap(), async {
-                let _ = stopped.await;
-            })
+        let ops = m
+            .serve("127.0.0.1:0".parse().unwrap(), axum::Router::new())
             .await
             .unwrap();
+        let addr = ops.addr;
         let get = || async {
             use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
             let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -383,8 +419,8 @@ mod tests {
         );
         n.store(9, std::sync::atomic::Ordering::SeqCst);
         assert!(get().await.contains(r#"cairn_log_size{service="audit"} 9"#));
-        stop.send(()).unwrap();
-        task.await.unwrap();
+        ops.stop().await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     }
 
     #[test]

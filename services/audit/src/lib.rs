@@ -27,7 +27,7 @@ use cairn_log::{Log, LogConfig};
 use cairn_proto::audit::v1::audit_log_server::AuditLogServer;
 use cairn_proto::audit::v1::witness_server::WitnessServer;
 use cairn_store::{Store, StoreLocation};
-use cairn_telemetry::metrics::{BATCH_BUCKETS, Metrics};
+use cairn_telemetry::metrics::{BATCH_BUCKETS, Metrics, OpsEndpoint};
 use cairn_tlog::note::{ALG_COSIGNATURE_V1, ALG_ED25519, NoteSigner, VerifierKey};
 use tokio::net::TcpListener;
 
@@ -91,8 +91,10 @@ pub struct RunningAudit {
     pub cosigned: tokio::sync::watch::Receiver<Option<String>>,
     /// The metrics (rendered at `/metrics`).
     pub metrics: Metrics,
-    /// Where `/metrics` is served, if it is.
+    /// Where `/metrics` and the plaintext gRPC health service are served,
+    /// if they are.
     pub metrics_addr: Option<SocketAddr>,
+    ops: Option<OpsEndpoint>,
     /// The sequencer lease, on a shared store.
     pub lease: Option<Arc<Lease>>,
     shutdown: tokio::sync::oneshot::Sender<()>,
@@ -113,6 +115,9 @@ impl RunningAudit {
     /// Stops serving and waits for the server and the sequencer.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.shutdown.send(());
+        if let Some(ops) = self.ops {
+            ops.stop().await;
+        }
         self.server
             .await
             .context("server task")?
@@ -141,6 +146,23 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
     )
     .map_err(Metrics::error)?;
     metrics.register(&batch_size)?;
+    // Health and metrics come first: a standby replica answers probes
+    // (NOT_SERVING) while it waits for the lease.
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_not_serving::<AuditLogServer<AuditService>>()
+        .await;
+    let ops = match config.metrics_listen {
+        Some(addr) => Some(
+            metrics
+                .serve(
+                    addr,
+                    tonic::service::Routes::new(health_service.clone()).into_axum_router(),
+                )
+                .await?,
+        ),
+        None => None,
+    };
     let mut log_config = LogConfig::new(signer);
     // Replicas on one database: only the lease holder sequences, and every
     // log commit is fenced by the lease's epoch. A standby waits here.
@@ -218,7 +240,6 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
     let server_config = tls::server_config(&identity, directory.clone())?;
     let incoming = TlsIncoming::new(listener, server_config, directory.clone());
 
-    let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AuditLogServer<AuditService>>().await;
     let mut routes = tonic::service::Routes::new(health_service).add_service(AuditLogServer::new(
         AuditService::new(log.clone(), directory.clone()),
@@ -231,19 +252,6 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
     let router = tiles_http::add_routes(routes.into_axum_router(), log.clone());
 
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let (metrics_stop, metrics_stopped) = tokio::sync::watch::channel(false);
-    let metrics_addr = match config.metrics_listen {
-        Some(addr) => {
-            let mut stopped = metrics_stopped.clone();
-            let (bound, _task) = metrics
-                .serve(addr, async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await?;
-            Some(bound)
-        }
-        None => None,
-    };
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .accept_http1(true)
@@ -251,7 +259,6 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
             .add_routes(tonic::service::Routes::from(router))
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = shutdown_rx.await;
-                let _ = metrics_stop.send(true);
             }),
     );
     tracing::info!(%addr, origin = %config.origin, "audit service listening");
@@ -262,7 +269,8 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
         witness_verifier,
         cosigned,
         metrics,
-        metrics_addr,
+        metrics_addr: ops.as_ref().map(|o| o.addr),
+        ops,
         lease,
         shutdown,
         server,

@@ -32,7 +32,19 @@ async fn the_standby_takes_over_from_a_killed_sequencer_without_a_fork() {
         .await
         .expect("the first replica did not start")
         .unwrap();
-    let (mut standby, standby_started) = spawn_audit(&net, &store, &ttl);
+    // The standby's operations port (health for probes) answers while it
+    // waits; the port is picked free by the OS, then handed over.
+    let ops: std::net::SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let ops_flag = ops.to_string();
+    let (mut standby, standby_started) = spawn_audit(
+        &net,
+        &store,
+        &["--lease-ttl-ms", "1500", "--metrics-listen", &ops_flag],
+    );
+    assert_eq!(health(ops).await, NOT_SERVING);
 
     // Appenders on the sequencer until it is killed.
     let receipts: Arc<Mutex<Vec<Receipt>>> = Arc::default();
@@ -79,6 +91,7 @@ async fn the_standby_takes_over_from_a_killed_sequencer_without_a_fork() {
         .expect("the standby never took over")
         .unwrap();
     assert_eq!(key, key_b);
+    assert_eq!(health(ops).await, SERVING);
     let mut checkpoints: Vec<Checkpoint> = Vec::new();
     for r in receipts.lock().unwrap().iter() {
         let cp = open(&r.checkpoint, &key);
@@ -113,4 +126,30 @@ async fn the_standby_takes_over_from_a_killed_sequencer_without_a_fork() {
 
 fn head_size(checkpoints: &[Checkpoint]) -> u64 {
     checkpoints.iter().map(|c| c.size).max().unwrap_or(0)
+}
+
+const SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+const NOT_SERVING: i32 = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+
+/// The AuditLog health status on a plaintext operations port, once it
+/// answers (bounded wait: the process is starting).
+async fn health(ops: std::net::SocketAddr) -> i32 {
+    for _ in 0..600 {
+        if let Ok(channel) = tonic::transport::Channel::from_shared(format!("http://{ops}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            return tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: "cairn.audit.v1.AuditLog".into(),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing answers on {ops}");
 }
