@@ -92,7 +92,7 @@ impl Net {
                 directory: pki.join(layout::DIRECTORY),
                 tls_cert: d.join(layout::TLS_CERT),
                 tls_key: d.join(layout::TLS_KEY),
-                audit: audit_addr,
+                audit: audit_addr.to_string(),
                 core: core.clone(),
                 metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
             }

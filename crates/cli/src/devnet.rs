@@ -91,7 +91,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
         directory: pki.join(layout::DIRECTORY),
         tls_cert: svc(name).join(layout::TLS_CERT),
         tls_key: svc(name).join(layout::TLS_KEY),
-        audit: audit.addr,
+        audit: audit.addr.to_string(),
         core: RecordCoreConfig::default(),
         metrics_listen: Some(addr(base, offset + 3)),
     };

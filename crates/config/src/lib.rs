@@ -8,6 +8,8 @@
 //! deployment while an orchestrator overrides single settings (a secret's
 //! path, the listen address) through the environment.
 //!
+//! It also owns when a service binary stops ([`shutdown_signal`]).
+//!
 //! What this crate owns: reading the file, refusing what it does not
 //! understand (a missing or unknown `version`, a key that is not a flag of
 //! this binary, a value of the wrong shape) with an error naming the key,
@@ -19,6 +21,25 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+
+/// Resolves when the process is asked to stop: Ctrl-C (SIGINT) or, on
+/// Unix, SIGTERM — what container runtimes and Kubernetes send — so that
+/// a service stops gracefully (finishes requests, closes its log, gives up
+/// a lease) instead of dying mid-write.
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
 
 /// The file format version this build reads.
 pub const VERSION: i64 = 1;

@@ -595,21 +595,34 @@ pub fn channel(
     addr: SocketAddr,
     config: Arc<ClientConfig>,
 ) -> Result<tonic::transport::Channel, Error> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+    channel_to(&addr.to_string(), config)
+}
+
+/// Like [`channel`], to `host:port`, with the name resolved again at every
+/// (re)connection: behind a name that moves (a Kubernetes Service, a
+/// compose alias), a new connection follows it. The server is
+/// authenticated by its certificate's identity in the directory, so the
+/// name is only for finding it.
+pub fn channel_to(
+    target: &str,
+    config: Arc<ClientConfig>,
+) -> Result<tonic::transport::Channel, Error> {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{target}"))
         .map_err(|e| Error::Connect {
-            addr: addr.to_string(),
+            addr: target.to_owned(),
             detail: e.to_string(),
         })?
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true);
     let connector = tokio_rustls::TlsConnector::from(config);
+    let target = target.to_owned();
     Ok(endpoint.connect_with_connector_lazy(tower::service_fn(
         move |_uri: tonic::transport::Uri| {
-            let connector = connector.clone();
+            let (connector, target) = (connector.clone(), target.clone());
             async move {
-                let tcp = TcpStream::connect(addr).await?;
+                let tcp = TcpStream::connect(target.as_str()).await?;
                 tcp.set_nodelay(true)?;
-                let name = ServerName::IpAddress(addr.ip().into());
+                let name = ServerName::IpAddress(tcp.peer_addr()?.ip().into());
                 let tls = connector.connect(name, tcp).await?;
                 Ok::<_, io::Error>(hyper_util::rt::TokioIo::new(tls))
             }

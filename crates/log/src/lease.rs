@@ -66,6 +66,8 @@ impl Held {
 pub struct Lease {
     epoch: u64,
     holder: String,
+    store: Arc<dyn Store>,
+    current: Arc<std::sync::Mutex<Vec<u8>>>,
     lost: watch::Receiver<bool>,
     renewer: tokio::task::JoinHandle<()>,
 }
@@ -88,7 +90,7 @@ impl Drop for Lease {
 impl Lease {
     /// Waits until the lease is free or expired, takes it for `holder`
     /// with a new epoch, and keeps renewing it. While another holds it,
-    /// checks again every quarter of `ttl`.
+    /// checks again every quarter of `ttl`, and at least every second.
     pub async fn acquire(
         store: Arc<dyn Store>,
         holder: &str,
@@ -127,15 +129,19 @@ impl Lease {
                     Ok(()) => {
                         tracing::info!(epoch, holder, "took the sequencer lease");
                         let (lost_tx, lost) = watch::channel(false);
+                        let current = Arc::new(std::sync::Mutex::new(mine.encode()));
                         let renewer = tokio::spawn(renew(
-                            store,
+                            store.clone(),
                             mine,
                             Duration::from_millis(ttl_ms),
                             lost_tx,
+                            current.clone(),
                         ));
                         return Ok(Self {
                             epoch,
                             holder: holder.to_owned(),
+                            store,
+                            current,
                             lost,
                             renewer,
                         });
@@ -151,7 +157,9 @@ impl Lease {
                 waiting_on = Some(h.holder.clone());
             }
             let remaining = held.map_or(0, |h| h.expires_ms.saturating_sub(now));
-            let pause = remaining.clamp(10, ttl_ms / 4);
+            // At least once a second, so that a released lease is seen
+            // at once whatever its lifetime.
+            let pause = remaining.clamp(10, (ttl_ms / 4).min(1000));
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
     }
@@ -171,6 +179,32 @@ impl Lease {
         )
     }
 
+    /// Gives the lease up (on a graceful stop, after the log is closed): a
+    /// standby takes over at once instead of waiting for it to expire. The
+    /// epoch stays, so nothing of ours can commit after the next holder's
+    /// takeover.
+    pub async fn release(self) -> Result<(), LogError> {
+        self.renewer.abort();
+        let current = self
+            .current
+            .lock()
+            .map(|c| c.clone())
+            .map_err(|_| LogError::Stopped)?;
+        let mut released = Held::decode(&current)?;
+        released.expires_ms = 0;
+        let mut b = WriteBatch::new();
+        b.expect(NS_LEASE, LEASE_KEY.to_vec(), Some(current)).put(
+            NS_LEASE,
+            LEASE_KEY.to_vec(),
+            released.encode(),
+        );
+        match self.store.commit(b).await {
+            // Taken over meanwhile: nothing to give up.
+            Ok(()) | Err(StoreError::Conflict { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Resolves once the lease is lost (taken over, or not renewable before
     /// it expired).
     pub async fn lost(&self) {
@@ -181,7 +215,13 @@ impl Lease {
 
 /// Renews every third of `ttl`; says `lost` when another holder took over
 /// or the lease expired without a successful renewal.
-async fn renew(store: Arc<dyn Store>, mut mine: Held, ttl: Duration, lost: watch::Sender<bool>) {
+async fn renew(
+    store: Arc<dyn Store>,
+    mut mine: Held,
+    ttl: Duration,
+    lost: watch::Sender<bool>,
+    current: Arc<std::sync::Mutex<Vec<u8>>>,
+) {
     let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
     loop {
         tokio::time::sleep(ttl / 3).await;
@@ -193,7 +233,12 @@ async fn renew(store: Arc<dyn Store>, mut mine: Held, ttl: Duration, lost: watch
         b.expect(NS_LEASE, LEASE_KEY.to_vec(), Some(mine.encode()))
             .put(NS_LEASE, LEASE_KEY.to_vec(), next.encode());
         match store.commit(b).await {
-            Ok(()) => mine = next,
+            Ok(()) => {
+                if let Ok(mut c) = current.lock() {
+                    *c = next.encode();
+                }
+                mine = next;
+            }
             Err(StoreError::Conflict { .. }) => {
                 tracing::error!(epoch = mine.epoch, "the sequencer lease was taken over");
                 let _ = lost.send(true);
@@ -291,6 +336,25 @@ mod tests {
         let r = new.append(b"by b".to_vec()).await.unwrap();
         assert_eq!(r.leaf_index, 1);
         assert_eq!(new.snapshot().size, 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_released_lease_is_taken_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).unwrap());
+        // A lifetime far longer than the test: only the release lets b in.
+        let ttl = Duration::from_secs(600);
+        let a = Lease::acquire(store.clone(), "a", ttl).await.unwrap();
+        a.release().await.unwrap();
+        let b = tokio::time::timeout(
+            Duration::from_secs(10),
+            Lease::acquire(store.clone(), "b", ttl),
+        )
+        .await
+        .expect("b waited for a released lease")
+        .unwrap();
+        assert_eq!(b.epoch(), 2);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,7 +2,7 @@
 //! `cairn-intake` and `cairn-evals`: read its configuration (flags, their
 //! environment variables, a versioned config file: `cairn_config`), set up
 //! logging and metrics, start, print the bound address on stdout,
-//! run until Ctrl-C, stop gracefully. Exit code 2 with a message naming
+//! run until Ctrl-C or SIGTERM, stop gracefully. Exit code 2 with a message naming
 //! the problem when any of that fails.
 
 use std::future::Future;
@@ -45,9 +45,10 @@ pub struct ServiceArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "CAIRN_TLS_KEY")]
     pub tls_key: PathBuf,
-    /// The audit service's address.
+    /// The audit service's address, `host:port` (a name is resolved once,
+    /// at start: in Kubernetes, the audit Service's stable cluster IP).
     #[arg(long, env = "CAIRN_AUDIT")]
-    pub audit: SocketAddr,
+    pub audit: String,
     /// Largest record body in bytes.
     #[arg(long, env = "CAIRN_MAX_BODY", default_value_t = 1024 * 1024)]
     pub max_body: usize,
@@ -68,7 +69,7 @@ pub struct ServiceArgs {
 }
 
 /// Runs the record service `name` (its `about` shown by `--help`) with
-/// `start` until Ctrl-C.
+/// `start` until Ctrl-C or SIGTERM.
 pub fn main<S, F>(name: &'static str, about: &'static str, start: S) -> ExitCode
 where
     S: FnOnce(ServeConfig) -> F,
@@ -123,6 +124,19 @@ where
         receipt_wait: Duration::from_millis(args.receipt_wait_ms),
         ..RecordCoreConfig::default()
     };
+    // Checked once here so that a typo fails at start; connections resolve
+    // the name again each time.
+    if tokio::net::lookup_host(&args.audit)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_none()
+    {
+        return Err(ServeError::Io(format!(
+            "--audit {}: not host:port, or the name does not resolve",
+            args.audit
+        )));
+    }
     let running = start(ServeConfig {
         listen: args.listen,
         store: cairn_store::StoreLocation::from_flags(args.data_dir, args.postgres)?,
@@ -140,7 +154,7 @@ where
         println!("{name} metrics on http://{m}/metrics");
     }
     std::io::stdout().flush().map_err(io)?;
-    tokio::signal::ctrl_c().await.map_err(io)?;
+    cairn_config::shutdown_signal().await.map_err(io)?;
     tracing::info!("stopping");
     running.stop().await
 }

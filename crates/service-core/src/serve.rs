@@ -29,8 +29,8 @@ pub struct ServeConfig {
     pub tls_cert: PathBuf,
     /// TLS key.
     pub tls_key: PathBuf,
-    /// The audit service.
-    pub audit: SocketAddr,
+    /// The audit service, `host:port` (resolved at every connection).
+    pub audit: String,
     /// Limits and timings.
     pub core: RecordCoreConfig,
     /// Where to serve Prometheus `/metrics` over plain HTTP (`None`: not
@@ -102,7 +102,7 @@ pub async fn start(
     let identity = TlsIdentity::load(&config.tls_cert, &config.tls_key)?;
     let store: Arc<dyn Store> = config.store.open(policy.service).await?;
     let audit_tls = tls::client_config(&identity, directory.clone(), "audit")?;
-    let audit = AuditLogClient::new(tls::channel(config.audit, audit_tls)?);
+    let audit = AuditLogClient::new(tls::channel_to(&config.audit, audit_tls)?);
     let metrics = Metrics::new(policy.service)?;
     let core =
         RecordCore::open(store, directory.clone(), policy, config.core.clone(), audit).await?;

@@ -123,6 +123,9 @@ impl RunningAudit {
             .context("server task")?
             .context("server")?;
         self.log.close().await;
+        if let Some(lease) = self.lease.and_then(Arc::into_inner) {
+            lease.release().await?;
+        }
         Ok(())
     }
 }

@@ -138,7 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     std::io::stdout().flush().context("stdout")?;
     tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for ctrl-c")?,
+        r = cairn_config::shutdown_signal() => r.context("waiting for a stop signal")?,
         () = running.lease_lost() => {
             anyhow::bail!("lost the sequencer lease to another replica; exiting to come back as a standby");
         }

@@ -153,3 +153,50 @@ async fn health(ops: std::net::SocketAddr) -> i32 {
     }
     panic!("nothing answers on {ops}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequencer_stopped_with_sigterm_hands_over_at_once() {
+    let Some(url) = postgres_test_url() else {
+        return;
+    };
+    let store = StoreLocation::Postgres(fresh_postgres_database(&url, "handover").await);
+    let net = Net::new();
+    // A lease far longer than the test's patience: only a release on the
+    // graceful stop lets the standby in in time.
+    let ttl = ["--lease-ttl-ms", "600000"];
+    let (mut leader, started) = spawn_audit(&net, &store, &ttl);
+    let (addr_a, key) = tokio::time::timeout(Duration::from_secs(60), started)
+        .await
+        .expect("the first replica did not start")
+        .unwrap();
+    let (mut standby, standby_started) = spawn_audit(&net, &store, &ttl);
+    let mut client = net.audit_client(&net.service_identity("intake"), addr_a);
+    let before = client
+        .append_batch(pb::AppendBatchRequest {
+            leaves: vec![b"before the handover".to_vec()],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .receipts;
+    let pid = leader.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(30), leader.wait())
+        .await
+        .expect("the sequencer did not stop on SIGTERM")
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let (addr_b, _) = tokio::time::timeout(Duration::from_secs(30), standby_started)
+        .await
+        .expect("the standby waited for the lease to expire")
+        .unwrap();
+    let checkpoints = vec![open(&before[0].checkpoint, &key)];
+    let head = check_everything(&net, addr_b, &key, &before, &checkpoints).await;
+    assert_eq!(head.size, 1);
+    standby.start_kill().unwrap();
+    standby.wait().await.unwrap();
+}
