@@ -211,15 +211,13 @@ fn kubernetes_manifests_carry_the_required_fields() {
             path.display()
         );
         let mut files: Vec<&str> = Vec::new();
-        for list in ["resources"] {
-            files.extend(
-                k[list]
-                    .as_vec()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r.as_str().unwrap()),
-            );
-        }
+        files.extend(
+            k["resources"]
+                .as_vec()
+                .unwrap()
+                .iter()
+                .map(|r| r.as_str().unwrap()),
+        );
         if let Some(patches) = k["patches"].as_vec() {
             files.extend(patches.iter().map(|p| p["path"].as_str().unwrap()));
         }
