@@ -36,6 +36,11 @@ pub struct ServiceArgs {
     /// `host=db port=5432 user=cairn dbname=cairn` or a postgres:// URL.
     #[arg(long, env = "CAIRN_POSTGRES")]
     pub postgres: Option<String>,
+    /// The CA certificate (PEM) of the database server: the connection is
+    /// then TLS 1.3 and the server's name is verified. Without it the
+    /// connection is not encrypted (loopback, or a network that encrypts).
+    #[arg(long, env = "CAIRN_POSTGRES_CA")]
+    pub postgres_ca: Option<PathBuf>,
     /// The network directory file.
     #[arg(long, env = "CAIRN_DIRECTORY")]
     pub directory: PathBuf,
@@ -139,7 +144,11 @@ where
     }
     let running = start(ServeConfig {
         listen: args.listen,
-        store: cairn_store::StoreLocation::from_flags(args.data_dir, args.postgres)?,
+        store: cairn_store::StoreLocation::from_flags(
+            args.data_dir,
+            args.postgres,
+            args.postgres_ca,
+        )?,
         directory: args.directory,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,

@@ -239,9 +239,14 @@ pub trait Store: Send + Sync + 'static {
 pub enum StoreLocation {
     /// An embedded sled store in this directory (one process).
     Sled(std::path::PathBuf),
-    /// A table of a PostgreSQL-wire database (a connection string), which
-    /// replicas may share.
-    Postgres(String),
+    /// A table of a PostgreSQL-wire database, which replicas may share.
+    Postgres {
+        /// The connection string.
+        url: String,
+        /// The CA that the server's certificate chains to: given, the
+        /// connection is TLS 1.3 with the server verified.
+        ca_file: Option<std::path::PathBuf>,
+    },
 }
 
 impl StoreLocation {
@@ -250,8 +255,10 @@ impl StoreLocation {
     pub async fn open(&self, name: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         Ok(match self {
             Self::Sled(dir) => std::sync::Arc::new(SledStore::open(SledStoreConfig::new(dir))?),
-            Self::Postgres(url) => {
-                std::sync::Arc::new(PostgresStore::open(&PostgresConfig::new(url, name)).await?)
+            Self::Postgres { url, ca_file } => {
+                let mut config = PostgresConfig::new(url, name);
+                config.ca_file = ca_file.clone();
+                std::sync::Arc::new(PostgresStore::open(&config).await?)
             }
         })
     }
@@ -261,10 +268,19 @@ impl StoreLocation {
     pub fn from_flags(
         data_dir: Option<std::path::PathBuf>,
         postgres: Option<String>,
+        postgres_ca: Option<std::path::PathBuf>,
     ) -> Result<Self, StoreError> {
+        if postgres.is_none() && postgres_ca.is_some() {
+            return Err(StoreError::Backend(
+                "--postgres-ca is for a database given with --postgres".into(),
+            ));
+        }
         match (data_dir, postgres) {
             (Some(d), None) => Ok(Self::Sled(d)),
-            (None, Some(p)) => Ok(Self::Postgres(p)),
+            (None, Some(url)) => Ok(Self::Postgres {
+                url,
+                ca_file: postgres_ca,
+            }),
             (Some(_), Some(_)) => Err(StoreError::Backend(
                 "give either --data-dir (sled) or --postgres (a database), not both".into(),
             )),

@@ -45,6 +45,12 @@ pub struct PostgresConfig {
     pub name: String,
     /// Most pooled connections.
     pub pool_size: usize,
+    /// The CA certificate(s) (PEM) that the database server's certificate
+    /// must chain to. Given, every connection is TLS 1.3 and the server's
+    /// name (the connection string's host) is verified; absent, the
+    /// connection is not encrypted — for loopback or a network that
+    /// encrypts on its own.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl PostgresConfig {
@@ -54,6 +60,7 @@ impl PostgresConfig {
             url: url.into(),
             name: name.into(),
             pool_size: 16,
+            ca_file: None,
         }
     }
 }
@@ -132,18 +139,33 @@ impl PostgresStore {
     /// and creates the table if needed). See [`PostgresStore::open`].
     pub fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
         check_name(&config.name)?;
-        let pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
+        let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
             StoreError::Backend(format!(
                 "the PostgreSQL connection string is not valid: {e}"
             ))
         })?;
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &config.ca_file {
+            Some(ca) => {
+                pg.ssl_mode(tokio_postgres::config::SslMode::Require);
+                Manager::from_config(pg, tls_connector(ca)?, manager_config)
+            }
+            None => {
+                let remote = pg.get_hosts().iter().any(|h| match h {
+                    tokio_postgres::config::Host::Tcp(name) => !is_loopback(name),
+                    #[cfg(unix)]
+                    tokio_postgres::config::Host::Unix(_) => false,
+                });
+                if remote {
+                    tracing::warn!(
+                        "the connection to the database is not encrypted; give the CA of its certificate (--postgres-ca) unless the network encrypts it"
+                    );
+                }
+                Manager::from_config(pg, NoTls, manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size.max(1))
             .build()
@@ -264,6 +286,39 @@ impl PostgresStore {
         tx.commit().await?;
         Ok(Ok(()))
     }
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// TLS 1.3 only (ring), trusting only the CA certificates in `ca`.
+fn tls_connector(
+    ca: &std::path::Path,
+) -> Result<tokio_postgres_rustls::MakeRustlsConnect, StoreError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject as _;
+    let io = |e: &dyn std::fmt::Display| {
+        StoreError::Backend(format!("database CA file {}: {e}", ca.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| io(&e))? {
+        roots.add(cert.map_err(|e| io(&e))?).map_err(|e| io(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(io(&"no certificate in it"));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .map_err(backend)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
 /// A pause of about `base` (±50%), from the clock's low bits: spreads out

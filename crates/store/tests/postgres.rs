@@ -81,3 +81,61 @@ async fn an_unreachable_server_is_an_error_naming_it() {
     .to_string();
     assert!(e.contains("PostgreSQL"), "{e}");
 }
+
+/// `CAIRN_TEST_POSTGRES_CA`: the CA of the test server's TLS certificate
+/// (`scripts/pg-throwaway` makes one). Required with the server in CI.
+fn test_ca() -> Option<std::path::PathBuf> {
+    let ca = std::env::var_os("CAIRN_TEST_POSTGRES_CA").map(std::path::PathBuf::from);
+    if ca.is_none() {
+        assert!(
+            std::env::var("CAIRN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "CAIRN_REQUIRE_POSTGRES=1 but CAIRN_TEST_POSTGRES_CA is not set"
+        );
+        eprintln!("skipping: the TLS test needs CAIRN_TEST_POSTGRES_CA");
+    }
+    ca
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_ca_the_connection_is_tls_1_3_and_the_server_is_verified() {
+    let (Some(url), Some(ca)) = (postgres_test_url(), test_ca()) else {
+        return;
+    };
+    let app = unique_store_name("tls");
+    let mut config = PostgresConfig::new(format!("{url} application_name={app}"), app.clone());
+    config.ca_file = Some(ca.clone());
+    let s = PostgresStore::open(&config).await.unwrap();
+    let mut b = WriteBatch::new();
+    b.put("k", b"a".to_vec(), b"sealed bytes".to_vec());
+    s.commit(b).await.unwrap();
+    // The server's view of our pooled connection.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    let task = tokio::spawn(connection);
+    let rows = client
+        .query(
+            "SELECT s.ssl, s.version FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    assert!(!rows.is_empty(), "no connection of ours");
+    for r in rows {
+        assert!(r.get::<_, bool>(0), "a connection is not encrypted");
+        assert_eq!(r.get::<_, Option<String>>(1).as_deref(), Some("TLSv1.3"));
+    }
+    drop(client);
+    let _ = task.await;
+
+    // A CA that did not issue the server's certificate: refused.
+    let mut wrong = PostgresConfig::new(url, unique_store_name("tls"));
+    wrong.ca_file = Some(ca.with_file_name("server.pem"));
+    let e = PostgresStore::open(&wrong).await.unwrap_err().to_string();
+    assert!(e.contains("cannot reach PostgreSQL"), "{e}");
+    // No CA file: refused by name.
+    let mut missing = PostgresConfig::new("host=127.0.0.1", "x");
+    missing.ca_file = Some("/nonexistent/ca.pem".into());
+    let e = PostgresStore::connect(&missing).unwrap_err().to_string();
+    assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+}

@@ -27,6 +27,11 @@ struct Args {
     /// (one sequences at a time, under a lease).
     #[arg(long, env = "CAIRN_POSTGRES")]
     postgres: Option<String>,
+    /// The CA certificate (PEM) of the database server: the connection is
+    /// then TLS 1.3 and the server's name is verified. Without it the
+    /// connection is not encrypted (loopback, or a network that encrypts).
+    #[arg(long, env = "CAIRN_POSTGRES_CA")]
+    postgres_ca: Option<PathBuf>,
     /// The network directory file.
     #[arg(long, env = "CAIRN_DIRECTORY")]
     directory: PathBuf,
@@ -111,7 +116,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let running = start(AuditConfig {
         listen: args.listen,
-        store: cairn_store::StoreLocation::from_flags(args.data_dir, args.postgres)?,
+        store: cairn_store::StoreLocation::from_flags(
+            args.data_dir,
+            args.postgres,
+            args.postgres_ca,
+        )?,
         directory: args.directory,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,

@@ -24,7 +24,11 @@ async fn the_standby_takes_over_from_a_killed_sequencer_without_a_fork() {
     let Some(url) = postgres_test_url() else {
         return;
     };
-    let store = StoreLocation::Postgres(fresh_postgres_database(&url, "failover").await);
+    let store = StoreLocation::Postgres {
+        url: fresh_postgres_database(&url, "failover").await,
+        // Encrypted to the database when the test server offers TLS.
+        ca_file: std::env::var_os("CAIRN_TEST_POSTGRES_CA").map(Into::into),
+    };
     let net = Net::new();
     let ttl = ["--lease-ttl-ms", "1500"];
     let (mut leader, started) = spawn_audit(&net, &store, &ttl);
@@ -159,7 +163,11 @@ async fn a_sequencer_stopped_with_sigterm_hands_over_at_once() {
     let Some(url) = postgres_test_url() else {
         return;
     };
-    let store = StoreLocation::Postgres(fresh_postgres_database(&url, "handover").await);
+    let store = StoreLocation::Postgres {
+        url: fresh_postgres_database(&url, "handover").await,
+        // Encrypted to the database when the test server offers TLS.
+        ca_file: std::env::var_os("CAIRN_TEST_POSTGRES_CA").map(Into::into),
+    };
     let net = Net::new();
     // A lease far longer than the test's patience: only a release on the
     // graceful stop lets the standby in in time.

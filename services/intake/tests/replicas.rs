@@ -23,7 +23,12 @@ use tonic::transport::Channel;
 
 async fn replica(net: &Net, postgres: &str) -> (Child, SocketAddr) {
     let svc = net.pki.join(layout::SERVICES).join("intake");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn-intake"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn-intake"));
+    // Encrypted to the database when the test server offers TLS.
+    if let Some(ca) = std::env::var_os("CAIRN_TEST_POSTGRES_CA") {
+        cmd.arg("--postgres-ca").arg(ca);
+    }
+    let mut child = cmd
         .args(["--listen", "127.0.0.1:0", "--log", "warn"])
         .arg("--audit")
         .arg(net.audit_addr.to_string())

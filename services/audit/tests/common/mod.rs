@@ -134,7 +134,13 @@ pub fn spawn_audit(
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn-audit"));
     match store {
         StoreLocation::Sled(dir) => cmd.arg("--data-dir").arg(dir),
-        StoreLocation::Postgres(url) => cmd.arg("--postgres").arg(url),
+        StoreLocation::Postgres { url, ca_file } => {
+            cmd.arg("--postgres").arg(url);
+            if let Some(ca) = ca_file {
+                cmd.arg("--postgres-ca").arg(ca);
+            }
+            &mut cmd
+        }
     };
     let mut child = cmd
         .args(["--listen", "127.0.0.1:0", "--log", "warn"])
