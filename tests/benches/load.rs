@@ -7,6 +7,10 @@
 //! cargo bench -p cairn-tests --bench load -- --service evals
 //! cargo bench -p cairn-tests --bench load -- --connections 8 --in-flight 256 \
 //!     --count 40000 --body 4096 --rate 2000 --duration 20
+//! # every service on PostgreSQL (a fresh database on that server), and
+//! # two intake replicas on it:
+//! cargo bench -p cairn-tests --bench load -- --postgres "host=127.0.0.1 port=5432 user=postgres"
+//! cargo bench -p cairn-tests --bench load -- --postgres "…" --replicas 2
 //! ```
 //!
 //! Every record is built, signed (Ed25519, DSSE) and sealed (HPKE to the
@@ -57,6 +61,8 @@ struct Args {
     duration: Option<Duration>,
     body: usize,
     rate: Option<f64>,
+    postgres: Option<String>,
+    replicas: usize,
 }
 
 fn parse_args() -> Args {
@@ -68,6 +74,8 @@ fn parse_args() -> Args {
         duration: None,
         body: 4096,
         rate: None,
+        postgres: None,
+        replicas: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -94,11 +102,24 @@ fn parse_args() -> Args {
             "--duration" => a.duration = Some(Duration::from_secs_f64(num(&value))),
             "--body" => a.body = num(&value) as usize,
             "--rate" => a.rate = Some(num(&value)),
+            "--postgres" => a.postgres = Some(value),
+            "--replicas" => a.replicas = num(&value) as usize,
             other => panic!("unknown flag {other}"),
         }
     }
-    assert!(a.connections > 0 && a.in_flight > 0 && a.count > 0);
+    assert!(a.connections > 0 && a.in_flight > 0 && a.count > 0 && a.replicas > 0);
+    assert!(
+        a.replicas == 1 || a.postgres.is_some(),
+        "--replicas needs --postgres: replicas share a database"
+    );
     a
+}
+
+fn name_of(s: Service) -> &'static str {
+    match s {
+        Service::Intake => "intake",
+        Service::Evals => "evals",
+    }
 }
 
 /// Content of about `body` bytes: sealed, so the services never parse it,
@@ -261,7 +282,26 @@ async fn run(args: Args) {
         burst_per_member: 1e9,
         ..RecordCoreConfig::default()
     };
-    let net = Net::start_with(core).await;
+    let net = match &args.postgres {
+        None => Net::start_with(core).await,
+        Some(url) => {
+            let db = cairn_store::conformance::fresh_postgres_database(url, "load").await;
+            println!("store: PostgreSQL, a fresh database ({db})");
+            Net::start_postgres(core, &db).await
+        }
+    };
+    // Replicas beyond the first, in this process, each with its own pool
+    // and sequencer turn; connection c goes to replica c % R.
+    let mut extra = Vec::new();
+    for _ in 1..args.replicas {
+        extra.push(net.start_replica(name_of(args.service)).await);
+    }
+    let mut targets = vec![match args.service {
+        Service::Intake => net.intake.addr,
+        Service::Evals => net.evals.addr,
+    }];
+    targets.extend(extra.iter().map(|r| r.addr));
+    println!("{} replica(s) of {}", targets.len(), name_of(args.service));
     let authors: Vec<&str> = match args.service {
         Service::Intake => MEMBERS.to_vec(),
         Service::Evals => vec!["jp-aisi", "uk-aisi"], // the evaluators
@@ -297,17 +337,7 @@ async fn run(args: Args) {
     );
 
     let channels: Vec<_> = (0..args.connections)
-        .map(|c| {
-            net.channel(
-                conn_author(c),
-                if args.service == Service::Intake {
-                    net.intake.addr
-                } else {
-                    net.evals.addr
-                },
-                name,
-            )
-        })
+        .map(|c| net.channel(conn_author(c), targets[c % targets.len()], name))
         .collect();
     // Open every connection (TLS handshake) before timing.
     for ch in &channels {

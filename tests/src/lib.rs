@@ -37,6 +37,8 @@ pub struct Net {
     pub log_key: VerifierKey,
     pub intake: Running,
     pub evals: Running,
+    core: RecordCoreConfig,
+    postgres: Option<String>,
 }
 
 pub const MEMBERS: [&str; 3] = ["eu-aio", "jp-aisi", "uk-aisi"];
@@ -70,25 +72,60 @@ impl Net {
 
     /// Starts the network with its members as `spec` says.
     pub async fn start_spec(spec: DevPkiSpec, core: RecordCoreConfig) -> Self {
+        Self::start_full(spec, core, None).await
+    }
+
+    /// Starts the network with every service on the PostgreSQL database
+    /// `url` (a fresh one per network: tables have fixed names).
+    pub async fn start_postgres(core: RecordCoreConfig, url: &str) -> Self {
+        Self::start_full(DevPkiSpec::example(), core, Some(url.to_owned())).await
+    }
+
+    fn store(&self, name: &str) -> StoreLocation {
+        store_for(self.tmp.path(), self.postgres.as_deref(), name)
+    }
+
+    /// Another replica of record service `name` (`intake` or `evals`) on
+    /// the same store (a database: see [`Net::start_postgres`]).
+    pub async fn start_replica(&self, name: &str) -> Running {
+        let d = self.pki.join(layout::SERVICES).join(name);
+        let config = ServeConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            store: self.store(name),
+            directory: self.pki.join(layout::DIRECTORY),
+            tls_cert: d.join(layout::TLS_CERT),
+            tls_key: d.join(layout::TLS_KEY),
+            audit: self.audit_addr.to_string(),
+            core: self.core.clone(),
+            metrics_listen: None,
+        };
+        match name {
+            "intake" => cairn_intake::start(config).await.unwrap(),
+            "evals" => cairn_evals::start(config).await.unwrap(),
+            other => panic!("no record service {other}"),
+        }
+    }
+
+    async fn start_full(
+        spec: DevPkiSpec,
+        core: RecordCoreConfig,
+        postgres: Option<String>,
+    ) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let pki = tmp.path().join("pki");
         DevPki::generate(&spec).unwrap().write_to(&pki).unwrap();
         let directory = Directory::load(&pki.join(layout::DIRECTORY)).unwrap();
         let handle = DirectoryHandle::new(directory.clone());
-        let audit = cairn_audit::start(Self::audit_config(
-            &pki,
-            tmp.path(),
-            "127.0.0.1:0".parse().unwrap(),
-        ))
-        .await
-        .unwrap();
+        let mut audit_config = Self::audit_config(&pki, tmp.path(), "127.0.0.1:0".parse().unwrap());
+        audit_config.store = store_for(tmp.path(), postgres.as_deref(), "audit");
+        let audit = cairn_audit::start(audit_config).await.unwrap();
         let audit_addr = audit.addr;
         let log_key = audit.log_verifier.clone();
         let service = |name: &str| {
             let d = pki.join(layout::SERVICES).join(name);
             ServeConfig {
                 listen: "127.0.0.1:0".parse().unwrap(),
-                store: StoreLocation::Sled(tmp.path().join(format!("{name}-data"))),
+                store: store_for(tmp.path(), postgres.as_deref(), name),
                 directory: pki.join(layout::DIRECTORY),
                 tls_cert: d.join(layout::TLS_CERT),
                 tls_key: d.join(layout::TLS_KEY),
@@ -109,6 +146,8 @@ impl Net {
             log_key,
             intake,
             evals,
+            core,
+            postgres,
         }
     }
 
@@ -120,7 +159,7 @@ impl Net {
         let d = pki.join(layout::SERVICES).join("audit");
         AuditConfig {
             listen,
-            store: StoreLocation::Sled(data.join("audit-data")),
+            store: store_for(data, None, "audit"),
             directory: pki.join(layout::DIRECTORY),
             tls_cert: d.join(layout::TLS_CERT),
             tls_key: d.join(layout::TLS_KEY),
@@ -142,13 +181,9 @@ impl Net {
 
     /// Starts the audit service again on the same address and data.
     pub async fn restart_audit(&mut self) {
-        let a = cairn_audit::start(Self::audit_config(
-            &self.pki,
-            self.tmp.path(),
-            self.audit_addr,
-        ))
-        .await
-        .unwrap();
+        let mut config = Self::audit_config(&self.pki, self.tmp.path(), self.audit_addr);
+        config.store = self.store("audit");
+        let a = cairn_audit::start(config).await.unwrap();
         self.audit = Some(a);
     }
 
@@ -244,6 +279,17 @@ impl Net {
         );
         let s = self.sign(author, &d);
         (d, s)
+    }
+}
+
+/// Where service `name` of a test network keeps its data.
+fn store_for(tmp: &std::path::Path, postgres: Option<&str>, name: &str) -> StoreLocation {
+    match postgres {
+        None => StoreLocation::Sled(tmp.join(format!("{name}-data"))),
+        Some(url) => StoreLocation::Postgres {
+            url: url.to_owned(),
+            ca_file: std::env::var_os("CAIRN_TEST_POSTGRES_CA").map(Into::into),
+        },
     }
 }
 

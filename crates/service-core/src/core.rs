@@ -13,7 +13,7 @@ use cairn_record::{dsse, record};
 use cairn_store::{Store, StoreError, WriteBatch};
 use prost::Message as _;
 use time::OffsetDateTime;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tonic::transport::Channel;
 
 use crate::error::ServiceError;
@@ -146,55 +146,6 @@ impl Sequencer {
     }
 }
 
-/// The sequence number of one commit attempt.
-///
-/// With a store of its own, a process hands numbers out from memory and
-/// the [`Sequencer`] tracks which are done. When replicas share the store,
-/// that cannot work (each would hand out the same numbers and none would
-/// know what the others have in flight), so the number is taken in the
-/// commit itself: the batch moves the store's counter from `n - 1` to `n`
-/// by compare-and-swap. Numbers are then unique across replicas and
-/// committed in order, without gaps, and the counter is the committed
-/// frontier. A replica takes its turns one at a time (`_turn`) so its own
-/// commits do not collide; replicas that collide retry.
-enum Number<'a> {
-    Local(Ticket<'a>),
-    Shared {
-        n: u64,
-        _turn: tokio::sync::MutexGuard<'a, ()>,
-    },
-}
-
-impl Number<'_> {
-    fn n(&self) -> u64 {
-        match self {
-            Self::Local(t) => t.n,
-            Self::Shared { n, .. } => *n,
-        }
-    }
-
-    /// Adds the counter's compare-and-swap (shared stores) to `batch`.
-    fn fence(&self, batch: &mut WriteBatch) {
-        if let Self::Shared { n, .. } = self {
-            batch
-                .expect(
-                    NS_META,
-                    META_SEQ_KEY.to_vec(),
-                    Some((n - 1).to_be_bytes().to_vec()),
-                )
-                .put(NS_META, META_SEQ_KEY.to_vec(), n.to_be_bytes().to_vec());
-        }
-    }
-
-    /// The batch with this number is committed.
-    fn committed(self, sequencer: &Sequencer) {
-        match self {
-            Self::Local(ticket) => drop(ticket),
-            Self::Shared { n, .. } => advance(sequencer, n),
-        }
-    }
-}
-
 /// Moves the frontier up to `n` (never down).
 fn advance(sequencer: &Sequencer, n: u64) {
     sequencer.frontier.send_if_modified(|f| {
@@ -202,18 +153,6 @@ fn advance(sequencer: &Sequencer, n: u64) {
         *f = (*f).max(n);
         moved
     });
-}
-
-fn decode_seq(bytes: Option<Vec<u8>>) -> Result<Option<u64>, ServiceError> {
-    bytes
-        .map(|b| {
-            <[u8; 8]>::try_from(b.as_slice())
-                .map(u64::from_be_bytes)
-                .map_err(|_| {
-                    ServiceError::Internal("the stored sequence counter is not 8 bytes".into())
-                })
-        })
-        .transpose()
 }
 
 /// Attempts of a commit that keeps conflicting (a changed record, or, on a
@@ -229,12 +168,8 @@ async fn follow_shared_counter(core: std::sync::Weak<RecordCore>) {
     loop {
         tokio::time::sleep(SHARED_FRONTIER_POLL).await;
         let Some(core) = core.upgrade() else { return };
-        match core.store.get(NS_META, META_SEQ_KEY).await {
-            Ok(bytes) => {
-                if let Ok(Some(n)) = decode_seq(bytes) {
-                    advance(&core.sequencer, n);
-                }
-            }
+        match crate::group::last_number(&*core.store).await {
+            Ok(n) => advance(&core.sequencer, n),
             Err(e) => tracing::warn!(error = %e, "reading the shared sequence counter"),
         }
     }
@@ -288,9 +223,9 @@ pub struct RecordCore {
     tokens: Tokens,
     audit: AuditLogClient<Channel>,
     sequencer: Sequencer,
-    /// `Some` when replicas share the store: one numbered commit at a time
-    /// per replica (see [`Number`]).
-    shared_turn: Option<tokio::sync::Mutex<()>>,
+    /// `Some` when replicas share the store: numbered commits go through
+    /// this replica's group committer ([`crate::group`]).
+    shared: Option<tokio::sync::mpsc::Sender<crate::group::Pending>>,
     limiter: RateLimiter,
 }
 
@@ -515,7 +450,7 @@ impl RecordCore {
         if shared {
             // The counter, not a scan, is the truth; the first replica on a
             // store seeds it (a no-op when another already has).
-            match decode_seq(store.get(NS_META, META_SEQ_KEY).await?)? {
+            match crate::group::stored_number(&*store).await? {
                 Some(n) => last = last.max(n),
                 None => {
                     let mut b = WriteBatch::new();
@@ -528,7 +463,7 @@ impl RecordCore {
                         Ok(()) | Err(StoreError::Conflict { .. }) => {}
                         Err(e) => return Err(e.into()),
                     }
-                    if let Some(n) = decode_seq(store.get(NS_META, META_SEQ_KEY).await?)? {
+                    if let Some(n) = crate::group::stored_number(&*store).await? {
                         last = n;
                     }
                 }
@@ -545,7 +480,8 @@ impl RecordCore {
             burst: config.burst_per_member,
             buckets: Mutex::new(std::collections::HashMap::new()),
         };
-        Ok(Arc::new(Self {
+        let (group_tx, group_rx) = tokio::sync::mpsc::channel(4096);
+        let core = Arc::new(Self {
             store,
             directory,
             policy,
@@ -554,27 +490,52 @@ impl RecordCore {
             tokens: Tokens::new(&key),
             audit,
             sequencer: Sequencer::new(last),
-            shared_turn: shared.then(|| tokio::sync::Mutex::new(())),
+            shared: shared.then_some(group_tx),
             limiter,
-        }))
-        .inspect(|core| {
-            if shared {
-                tokio::spawn(follow_shared_counter(Arc::downgrade(core)));
-            }
-        })
+        });
+        if shared {
+            let weak = Arc::downgrade(&core);
+            tokio::spawn(crate::group::run(
+                core.store.clone(),
+                core.outbox.clone(),
+                move |n| {
+                    if let Some(c) = weak.upgrade() {
+                        advance(&c.sequencer, n);
+                    }
+                },
+                group_rx,
+            ));
+            tokio::spawn(follow_shared_counter(Arc::downgrade(&core)));
+        }
+        Ok(core)
     }
 
-    /// The number for a commit attempt (see [`Number`]).
-    async fn number(&self) -> Result<Number<'_>, ServiceError> {
-        match &self.shared_turn {
-            None => Ok(Number::Local(self.ticket())),
-            Some(turn) => {
-                let turn = turn.lock().await;
-                let last = decode_seq(self.store.get(NS_META, META_SEQ_KEY).await?)?.unwrap_or(0);
-                Ok(Number::Shared {
-                    n: last + 1,
-                    _turn: turn,
-                })
+    /// Commits the batch that `build` makes for its sequence number: the
+    /// next from memory with a store of our own; in a group of this
+    /// replica's commits, by compare-and-swap on the store's counter, when
+    /// replicas share the store. Returns the number and the waiter for its
+    /// outbox item's receipt; a conflict is [`StoreError::Conflict`] (the
+    /// caller re-reads and retries).
+    async fn commit_numbered(
+        &self,
+        mut build: crate::group::Build,
+    ) -> Result<crate::group::Numbered, StoreError> {
+        match &self.shared {
+            None => {
+                let ticket = self.ticket();
+                let waiter = self.outbox.wait(ticket.n);
+                // The ticket is done when dropped: committed or abandoned.
+                self.store.commit(build(ticket.n)).await?;
+                Ok((ticket.n, waiter))
+            }
+            Some(group) => {
+                let (reply, rx) = oneshot::channel();
+                group
+                    .send(crate::group::Pending { build, reply })
+                    .await
+                    .map_err(|_| StoreError::Backend("the group committer stopped".into()))?;
+                rx.await
+                    .map_err(|_| StoreError::Backend("the group committer stopped".into()))?
             }
         }
     }
@@ -583,16 +544,16 @@ impl RecordCore {
     /// read on one replica sees what another just committed).
     async fn frontier(&self) -> Result<u64, ServiceError> {
         let local = *self.sequencer.frontier.borrow();
-        if self.shared_turn.is_none() {
+        if self.shared.is_none() {
             return Ok(local);
         }
-        let stored = decode_seq(self.store.get(NS_META, META_SEQ_KEY).await?)?.unwrap_or(0);
+        let stored = crate::group::last_number(&*self.store).await?;
         Ok(local.max(stored))
     }
 
     /// A pause after a lost compare-and-swap race with another replica.
     async fn after_conflict(&self, attempt: u32) {
-        if self.shared_turn.is_some() {
+        if self.shared.is_some() {
             let ms = 1u64 << attempt.min(6);
             let jitter = crate::stored::now_ms() % (ms + 1);
             tokio::time::sleep(Duration::from_millis(ms / 2 + jitter)).await;
@@ -789,12 +750,11 @@ impl RecordCore {
                 }
                 return self.outcome(id, e, true, reporting_deadline).await;
             }
-            let number = self.number().await?;
             let (leaf, salt) = self.leaf_for(&h, &signed.envelope, now)?;
-            let entry = Entry {
+            let mut entry = Entry {
                 envelope: signed.envelope.clone(),
                 body: signed.body.clone(),
-                seq: number.n(),
+                seq: 0,
                 receipt: None,
                 leaf: leaf.clone(),
                 state: RecordState::Active as i32,
@@ -805,36 +765,35 @@ impl RecordCore {
                 erasure_leaf: Vec::new(),
                 erasure_receipt: None,
             };
-            let mut batch = WriteBatch::new();
-            batch
-                .expect_absent(NS_RECORDS, id.as_bytes().to_vec())
-                .put(NS_RECORDS, id.as_bytes().to_vec(), entry.encode_to_vec())
-                .put(
-                    NS_SEQ,
-                    number.n().to_be_bytes().to_vec(),
-                    id.as_bytes().to_vec(),
-                )
-                .put(
-                    NS_OUTBOX,
-                    number.n().to_be_bytes().to_vec(),
-                    OutboxItem {
-                        record_id: id.clone(),
-                        leaf,
-                        erasure: false,
-                        queued_at_ms: crate::stored::now_ms(),
-                        owner: self.outbox.owner().to_owned(),
-                    }
-                    .encode_to_vec(),
-                );
+            let mut life = WriteBatch::new();
             if let Some(target) = h.supersedes.or(h.retracts) {
-                self.lifecycle(&h, &target.hyphenated().to_string(), &id, &mut batch)
+                self.lifecycle(&h, &target.hyphenated().to_string(), &id, &mut life)
                     .await?;
             }
-            number.fence(&mut batch);
-            let waiter = self.outbox.wait(number.n());
-            match self.store.commit(batch).await {
-                Ok(()) => {
-                    number.committed(&self.sequencer);
+            let item = OutboxItem {
+                record_id: id.clone(),
+                leaf,
+                erasure: false,
+                queued_at_ms: crate::stored::now_ms(),
+                owner: self.outbox.owner().to_owned(),
+            }
+            .encode_to_vec();
+            let key = id.as_bytes().to_vec();
+            // Record, sequence entry, outbox item (and the superseded or
+            // retracted record's new state) under the number it gets.
+            let build = move |n: u64| {
+                entry.seq = n;
+                let mut batch = WriteBatch::new();
+                batch
+                    .expect_absent(NS_RECORDS, key.clone())
+                    .put(NS_RECORDS, key.clone(), entry.encode_to_vec())
+                    .put(NS_SEQ, n.to_be_bytes().to_vec(), key.clone())
+                    .put(NS_OUTBOX, n.to_be_bytes().to_vec(), item.clone())
+                    .append(life.clone());
+                batch
+            };
+            match self.commit_numbered(Box::new(build)).await {
+                Ok((_, waiter)) => {
                     self.outbox.wake();
                     tracing::info!("record accepted");
                     // 7. The audit append, by the outbox; 8. the receipt.
@@ -861,7 +820,6 @@ impl RecordCore {
                     };
                 }
                 Err(StoreError::Conflict { .. }) => {
-                    drop(number);
                     self.after_conflict(attempt).await;
                     continue;
                 }
@@ -1414,7 +1372,6 @@ impl RecordCore {
                 let e = self.with_receipts(id.as_bytes(), e).await?;
                 return Ok((e.erasure_receipt.clone(), e.erasure_receipt.is_none()));
             }
-            let number = self.number().await?;
             let now = OffsetDateTime::now_utc();
             let leaf = pb::LogLeaf {
                 kind: h.kind as i32,
@@ -1431,27 +1388,25 @@ impl RecordCore {
             e.state = RecordState::Erased as i32;
             e.erasure_order = order_bytes.to_vec();
             e.erasure_leaf = leaf.clone();
-            let mut batch = WriteBatch::new();
-            batch
-                .expect(NS_RECORDS, id.as_bytes().to_vec(), Some(old))
-                .put(NS_RECORDS, id.as_bytes().to_vec(), e.encode_to_vec())
-                .put(
-                    NS_OUTBOX,
-                    number.n().to_be_bytes().to_vec(),
-                    OutboxItem {
-                        record_id: id.clone(),
-                        leaf,
-                        erasure: true,
-                        queued_at_ms: crate::stored::now_ms(),
-                        owner: self.outbox.owner().to_owned(),
-                    }
-                    .encode_to_vec(),
-                );
-            number.fence(&mut batch);
-            let waiter = self.outbox.wait(number.n());
-            match self.store.commit(batch).await {
-                Ok(()) => {
-                    number.committed(&self.sequencer);
+            let item = OutboxItem {
+                record_id: id.clone(),
+                leaf,
+                erasure: true,
+                queued_at_ms: crate::stored::now_ms(),
+                owner: self.outbox.owner().to_owned(),
+            }
+            .encode_to_vec();
+            let (key, erased) = (id.as_bytes().to_vec(), e.encode_to_vec());
+            let build = move |n: u64| {
+                let mut batch = WriteBatch::new();
+                batch
+                    .expect(NS_RECORDS, key.clone(), Some(old.clone()))
+                    .put(NS_RECORDS, key.clone(), erased.clone())
+                    .put(NS_OUTBOX, n.to_be_bytes().to_vec(), item.clone());
+                batch
+            };
+            match self.commit_numbered(Box::new(build)).await {
+                Ok((_, waiter)) => {
                     self.outbox.wake();
                     tracing::info!(record_id = %id, by, "record erased");
                     return match tokio::time::timeout(self.config.receipt_wait, waiter).await {
@@ -1460,7 +1415,6 @@ impl RecordCore {
                     };
                 }
                 Err(StoreError::Conflict { .. }) => {
-                    drop(number);
                     self.after_conflict(attempt).await;
                     continue;
                 }

@@ -15,6 +15,7 @@
 pub mod binary;
 pub mod core;
 pub mod error;
+mod group;
 mod outbox;
 pub mod serve;
 mod stored;

@@ -160,6 +160,13 @@ impl WriteBatch {
         self
     }
 
+    /// Appends `other`'s operations (its preconditions, too, are then
+    /// checked against the state before the whole batch).
+    pub fn append(&mut self, other: WriteBatch) -> &mut Self {
+        self.ops.extend(other.ops);
+        self
+    }
+
     /// The operations, in order.
     pub fn ops(&self) -> &[Op] {
         &self.ops
