@@ -17,7 +17,9 @@
 //! one record id must not both pass "absent"). If the group's transaction
 //! conflicts — another replica moved the counter, or one member's
 //! precondition failed — each member is committed on its own, and only the
-//! one that conflicts is told so (its caller re-reads and retries).
+//! one that conflicts is told so (its caller re-reads and retries). A group
+//! that only lost the counter to another replica is numbered again and
+//! retried whole.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -31,6 +33,10 @@ use crate::stored::{META_SEQ_KEY, NS_META};
 
 /// Most batches in one group.
 const MAX_GROUP: usize = 512;
+
+/// Groups in a row renumbered after losing the counter to another
+/// replica, before its members are committed one by one.
+const MAX_LOST: u32 = 16;
 
 /// A batch's writes given its sequence number.
 pub type Build = Box<dyn FnMut(u64) -> WriteBatch + Send>;
@@ -106,6 +112,8 @@ pub async fn run(
     mut rx: mpsc::Receiver<Pending>,
 ) {
     let mut waiting: VecDeque<Pending> = VecDeque::new();
+    // Groups in a row that lost the counter to another replica.
+    let mut lost = 0u32;
     loop {
         if waiting.is_empty() {
             match rx.recv().await {
@@ -151,13 +159,27 @@ pub async fn run(
         let waiters: Vec<_> = (last + 1..=to).map(|n| outbox.wait(n)).collect();
         match store.commit(all).await {
             Ok(()) => {
+                lost = 0;
                 advance(to);
                 for (p, (i, waiter)) in group.into_iter().zip(waiters.into_iter().enumerate()) {
                     let _ = p.reply.send(Ok((last + 1 + i as u64, waiter)));
                 }
             }
+            // Another replica moved the counter first: number the same
+            // group again from the new value (it committed nothing).
+            Err(StoreError::Conflict { namespace, key })
+                if namespace == NS_META && key.as_bytes() == META_SEQ_KEY && lost < MAX_LOST =>
+            {
+                drop(waiters);
+                lost += 1;
+                for p in group.into_iter().rev() {
+                    waiting.push_front(p);
+                }
+                continue;
+            }
             Err(StoreError::Conflict { .. }) => {
                 drop(waiters);
+                lost = 0;
                 for mut p in group {
                     let result = alone(&*store, &outbox, &mut p.build).await;
                     if let Ok((n, _)) = &result {

@@ -17,6 +17,7 @@
 //! PostgreSQL's default `synchronous_commit = on` a committed batch is in
 //! the WAL on disk.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -234,24 +235,31 @@ impl PostgresStore {
             Err(e) => return Ok(Err(e)),
         };
         let t = &self.inner.table;
+        // Whatever its size, a batch is five round trips: BEGIN, one SELECT
+        // for every precondition, one UPSERT and one DELETE for the final
+        // value of every written key (arrays, UNNEST), COMMIT.
+        let plan = Plan::of(batch);
         let tx = client
             .build_transaction()
             .isolation_level(IsolationLevel::Serializable)
             .start()
             .await?;
-        let select = tx
-            .prepare_cached(&format!("SELECT v FROM {t} WHERE ns = $1 AND k = $2"))
-            .await?;
-        for op in batch.ops() {
-            if let Op::Expect {
-                namespace,
-                key,
-                value,
-            } = op
-            {
-                let row = tx.query_opt(&select, &[namespace, key]).await?;
-                let current: Option<Vec<u8>> = row.map(|r| r.get(0));
-                if current.as_ref() != value.as_ref() {
+        if !plan.expect_ns.is_empty() {
+            let select = tx
+                .prepare_cached(&format!(
+                    "SELECT ns, k, v FROM {t} WHERE (ns, k) IN (SELECT * FROM UNNEST($1::text[], $2::bytea[]))"
+                ))
+                .await?;
+            let rows = tx
+                .query(&select, &[&plan.expect_ns, &plan.expect_keys])
+                .await?;
+            let found: HashMap<(String, Vec<u8>), Vec<u8>> = rows
+                .into_iter()
+                .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+                .collect();
+            for (namespace, key, value) in &plan.expects {
+                let current = found.get(&((*namespace).to_owned(), key.to_vec()));
+                if current.map(Vec::as_slice) != *value {
                     tx.rollback().await?;
                     return Ok(Err(StoreError::Conflict {
                         namespace: (*namespace).to_owned(),
@@ -260,31 +268,102 @@ impl PostgresStore {
                 }
             }
         }
-        let upsert = tx
-            .prepare_cached(&format!(
-                "INSERT INTO {t} (ns, k, v) VALUES ($1, $2, $3) ON CONFLICT (ns, k) DO UPDATE SET v = excluded.v"
-            ))
-            .await?;
-        let delete = tx
-            .prepare_cached(&format!("DELETE FROM {t} WHERE ns = $1 AND k = $2"))
-            .await?;
+        if !plan.put_ns.is_empty() {
+            let upsert = tx
+                .prepare_cached(&format!(
+                    "INSERT INTO {t} (ns, k, v) SELECT * FROM UNNEST($1::text[], $2::bytea[], $3::bytea[]) ON CONFLICT (ns, k) DO UPDATE SET v = excluded.v"
+                ))
+                .await?;
+            tx.execute(&upsert, &[&plan.put_ns, &plan.put_keys, &plan.put_values])
+                .await?;
+        }
+        if !plan.delete_ns.is_empty() {
+            let delete = tx
+                .prepare_cached(&format!(
+                    "DELETE FROM {t} WHERE (ns, k) IN (SELECT * FROM UNNEST($1::text[], $2::bytea[]))"
+                ))
+                .await?;
+            tx.execute(&delete, &[&plan.delete_ns, &plan.delete_keys])
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+}
+
+/// A precondition: namespace, key, the value it must hold (`None`: absent).
+type Expectation<'a> = (&'static str, &'a [u8], Option<&'a [u8]>);
+
+/// A batch as statements: its preconditions (in order, so the first that
+/// fails is the one reported) and the final value of every key it writes
+/// (a later write of a key replaces an earlier one, as applying the
+/// operations in order would).
+struct Plan<'a> {
+    expects: Vec<Expectation<'a>>,
+    expect_ns: Vec<&'static str>,
+    expect_keys: Vec<&'a [u8]>,
+    put_ns: Vec<&'static str>,
+    put_keys: Vec<&'a [u8]>,
+    put_values: Vec<&'a [u8]>,
+    delete_ns: Vec<&'static str>,
+    delete_keys: Vec<&'a [u8]>,
+}
+
+impl<'a> Plan<'a> {
+    fn of(batch: &'a WriteBatch) -> Self {
+        let mut expects = Vec::new();
+        let mut last: HashMap<(&'static str, &'a [u8]), Option<&'a [u8]>> = HashMap::new();
+        let mut order = Vec::new();
         for op in batch.ops() {
             match op {
+                Op::Expect {
+                    namespace,
+                    key,
+                    value,
+                } => expects.push((*namespace, key.as_slice(), value.as_deref())),
                 Op::Put {
                     namespace,
                     key,
                     value,
                 } => {
-                    tx.execute(&upsert, &[namespace, key, value]).await?;
+                    if last
+                        .insert((*namespace, key.as_slice()), Some(value.as_slice()))
+                        .is_none()
+                    {
+                        order.push((*namespace, key.as_slice()));
+                    }
                 }
                 Op::Delete { namespace, key } => {
-                    tx.execute(&delete, &[namespace, key]).await?;
+                    if last.insert((*namespace, key.as_slice()), None).is_none() {
+                        order.push((*namespace, key.as_slice()));
+                    }
                 }
-                Op::Expect { .. } => {}
             }
         }
-        tx.commit().await?;
-        Ok(Ok(()))
+        let mut plan = Plan {
+            expect_ns: expects.iter().map(|e| e.0).collect(),
+            expect_keys: expects.iter().map(|e| e.1).collect(),
+            expects,
+            put_ns: Vec::new(),
+            put_keys: Vec::new(),
+            put_values: Vec::new(),
+            delete_ns: Vec::new(),
+            delete_keys: Vec::new(),
+        };
+        for (ns, key) in order {
+            match last.get(&(ns, key)).copied().flatten() {
+                Some(value) => {
+                    plan.put_ns.push(ns);
+                    plan.put_keys.push(key);
+                    plan.put_values.push(value);
+                }
+                None => {
+                    plan.delete_ns.push(ns);
+                    plan.delete_keys.push(key);
+                }
+            }
+        }
+        plan
     }
 }
 
@@ -458,6 +537,29 @@ impl Store for PostgresStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plan_keeps_every_precondition_and_each_key_s_last_write() {
+        let mut b = WriteBatch::new();
+        b.expect_absent("a", b"x".to_vec())
+            .put("a", b"x".to_vec(), b"1".to_vec())
+            .put("a", b"y".to_vec(), b"2".to_vec())
+            .delete("a", b"x".to_vec())
+            .expect("b", b"z".to_vec(), Some(b"3".to_vec()))
+            .put("a", b"y".to_vec(), b"4".to_vec())
+            .delete("b", b"w".to_vec())
+            .put("b", b"w".to_vec(), b"5".to_vec());
+        let p = Plan::of(&b);
+        assert_eq!(
+            p.expects,
+            vec![("a", &b"x"[..], None), ("b", &b"z"[..], Some(&b"3"[..]))]
+        );
+        assert_eq!(p.put_ns, ["a", "b"]);
+        assert_eq!(p.put_keys, [&b"y"[..], &b"w"[..]]);
+        assert_eq!(p.put_values, [&b"4"[..], &b"5"[..]]);
+        assert_eq!(p.delete_ns, ["a"]);
+        assert_eq!(p.delete_keys, [&b"x"[..]]);
+    }
 
     #[test]
     fn names_become_safe_table_names() {
