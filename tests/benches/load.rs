@@ -174,6 +174,21 @@ fn cpu_time() -> Duration {
     Duration::from_millis((ticks(14) + ticks(15)) * 10)
 }
 
+/// CPU time of the whole machine (every process: the database server
+/// too) from the first line of /proc/stat, in USER_HZ (100) ticks.
+fn machine_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat (Linux only)");
+    let line = stat.lines().next().expect("/proc/stat format");
+    // cpu user nice system idle iowait irq softirq steal ...
+    let f: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().expect("/proc/stat field"))
+        .collect();
+    let busy = f[0] + f[1] + f[2] + f[5] + f[6] + f.get(7).copied().unwrap_or(0);
+    Duration::from_millis(busy * 10)
+}
+
 /// The work every record must pay, measured on this machine in this run
 /// (one core, best case): CPU per record and the fsync bound.
 struct Floor {
@@ -351,6 +366,7 @@ async fn run(args: Args) {
     let next = Arc::new(AtomicUsize::new(0));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let cpu0 = cpu_time();
+    let machine0 = machine_cpu_time();
     let start = Instant::now();
     let deadline = args.duration.map(|d| start + d);
     let mut workers = Vec::with_capacity(args.in_flight);
@@ -429,6 +445,7 @@ async fn run(args: Args) {
     }
     let elapsed = start.elapsed();
     let cpu = cpu_time() - cpu0;
+    let machine = machine_cpu_time() - machine0;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let t = tally.lock().await;
     let done = t.receipted + t.pending;
@@ -467,6 +484,12 @@ async fn run(args: Args) {
         cpu.as_secs_f64(),
         cpu.as_secs_f64() * 1e6 / done.max(1) as f64,
         100.0 * cpu.as_secs_f64() / (cores as f64 * elapsed.as_secs_f64())
+    );
+    println!(
+        "  machine CPU {:.1} s = {:.0} µs per record (every process, the database server too; {:.0}% busy)",
+        machine.as_secs_f64(),
+        machine.as_secs_f64() * 1e6 / done.max(1) as f64,
+        100.0 * machine.as_secs_f64() / (cores as f64 * elapsed.as_secs_f64())
     );
     let f = floor(&net, &records[0], args.in_flight);
     let floor_rate = f.rate(cores);

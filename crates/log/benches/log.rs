@@ -5,6 +5,10 @@
 //!
 //! cargo bench -p cairn-log --bench log                 # up to 10^6 leaves
 //! cargo bench -p cairn-log --bench log -- --big        # also 10^7 leaves
+//! # append throughput on PostgreSQL (a fresh database on that server),
+//! # with the sequencer lease's fence on every commit as in a replicated
+//! # deployment: the single sequencer's ceiling
+//! cargo bench -p cairn-log --bench log -- --postgres "host=127.0.0.1 port=5432 user=postgres"
 //!
 //! Leaves are 128 random-looking bytes (a cairn LogLeaf is ~120 bytes).
 
@@ -31,12 +35,35 @@ fn leaf(i: u64) -> Vec<u8> {
     out
 }
 
+static POSTGRES: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
 async fn open(dir: &std::path::Path) -> Log {
-    let store: Arc<dyn Store> =
-        Arc::new(SledStore::open(SledStoreConfig::new(dir)).expect("store"));
     let signer =
         Arc::new(NoteSigner::from_seed("bench.example/log", ALG_ED25519, &[9; 32]).expect("key"));
-    Log::open(store, LogConfig::new(signer)).await.expect("log")
+    let mut config = LogConfig::new(signer);
+    let store: Arc<dyn Store> = match POSTGRES.get().and_then(Option::as_ref) {
+        None => Arc::new(SledStore::open(SledStoreConfig::new(dir)).expect("store")),
+        Some(url) => {
+            let db = cairn_store::conformance::fresh_postgres_database(url, "logbench").await;
+            let store: Arc<dyn Store> = Arc::new(
+                cairn_store::PostgresStore::open(&cairn_store::PostgresConfig::new(db, "audit"))
+                    .await
+                    .expect("postgres"),
+            );
+            let lease = cairn_log::lease::Lease::acquire(
+                store.clone(),
+                "bench",
+                Duration::from_secs(60),
+            )
+            .await
+            .expect("lease");
+            config.fence = Some(lease.fence());
+            // Held (and renewed) for the rest of the run.
+            std::mem::forget(lease);
+            store
+        }
+    };
+    Log::open(store, config).await.expect("log")
 }
 
 fn dir_size(path: &std::path::Path) -> u64 {
@@ -193,13 +220,24 @@ async fn proofs(size: u64) {
 }
 
 fn main() {
-    let big = std::env::args().any(|a| a == "--big");
+    let args: Vec<String> = std::env::args().collect();
+    let big = args.iter().any(|a| a == "--big");
+    let postgres = args
+        .iter()
+        .position(|a| a == "--postgres")
+        .map(|i| args.get(i + 1).expect("--postgres needs a connection string").clone());
+    let on_postgres = postgres.is_some();
+    POSTGRES.set(postgres).expect("once");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
         throughput().await;
+        if on_postgres {
+            // Proof latency and disk use are the sled figures' business.
+            return;
+        }
         proofs(1_000_000).await;
         if big {
             proofs(10_000_000).await;
