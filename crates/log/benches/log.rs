@@ -50,13 +50,10 @@ async fn open(dir: &std::path::Path) -> Log {
                     .await
                     .expect("postgres"),
             );
-            let lease = cairn_log::lease::Lease::acquire(
-                store.clone(),
-                "bench",
-                Duration::from_secs(60),
-            )
-            .await
-            .expect("lease");
+            let lease =
+                cairn_log::lease::Lease::acquire(store.clone(), "bench", Duration::from_secs(60))
+                    .await
+                    .expect("lease");
             config.fence = Some(lease.fence());
             // Held (and renewed) for the rest of the run.
             std::mem::forget(lease);
@@ -222,10 +219,11 @@ async fn proofs(size: u64) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let big = args.iter().any(|a| a == "--big");
-    let postgres = args
-        .iter()
-        .position(|a| a == "--postgres")
-        .map(|i| args.get(i + 1).expect("--postgres needs a connection string").clone());
+    let postgres = args.iter().position(|a| a == "--postgres").map(|i| {
+        args.get(i + 1)
+            .expect("--postgres needs a connection string")
+            .clone()
+    });
     let on_postgres = postgres.is_some();
     POSTGRES.set(postgres).expect("once");
     let rt = tokio::runtime::Builder::new_multi_thread()
