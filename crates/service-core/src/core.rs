@@ -109,40 +109,18 @@ pub struct SubmitOutcome {
     pub reporting_deadline: Option<OffsetDateTime>,
 }
 
-/// Hands out sequence numbers and tracks the committed frontier: the
-/// largest number such that every smaller one is committed or abandoned.
-/// Readers never look past it, so a watcher cannot skip a record that
-/// commits late.
+/// The committed frontier: the last sequence number committed, every
+/// smaller one committed too (numbers are taken in their commits: see
+/// [`crate::group`]). Readers never look past it, and watchers wake when
+/// it moves.
 struct Sequencer {
-    next: Mutex<(u64, u64, BTreeSet<u64>)>,
     frontier: watch::Sender<u64>,
 }
 
 impl Sequencer {
     fn new(last: u64) -> Self {
         let (frontier, _) = watch::channel(last);
-        Self {
-            next: Mutex::new((last + 1, last, BTreeSet::new())),
-            frontier,
-        }
-    }
-
-    fn take(&self) -> u64 {
-        let mut g = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        let n = g.0;
-        g.0 += 1;
-        n
-    }
-
-    fn done(&self, n: u64) {
-        let mut g = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        g.2.insert(n);
-        let mut f = g.1;
-        while g.2.remove(&(f + 1)) {
-            f += 1;
-        }
-        g.1 = f;
-        self.frontier.send_replace(f);
+        Self { frontier }
     }
 }
 
@@ -153,6 +131,30 @@ fn advance(sequencer: &Sequencer, n: u64) {
         *f = (*f).max(n);
         moved
     });
+}
+
+/// The last sequence number a store written before the counter existed
+/// used: the larger of its last sequence entry and its last outbox item
+/// (erasures take numbers too). Scans both namespaces; run once, to seed
+/// the counter.
+async fn last_used(store: &dyn Store) -> Result<u64, ServiceError> {
+    let mut last = 0;
+    for ns in [NS_SEQ, NS_OUTBOX] {
+        let mut start = Vec::new();
+        loop {
+            let page = store.scan(ns, &start, None, 4096).await?;
+            let Some((k, _)) = page.last() else { break };
+            if let Ok(b) = <[u8; 8]>::try_from(k.as_slice()) {
+                last = last.max(u64::from_be_bytes(b));
+            }
+            if page.len() < 4096 {
+                break;
+            }
+            start = k.clone();
+            start.push(0);
+        }
+    }
+    Ok(last)
 }
 
 /// Attempts of a commit that keeps conflicting (a changed record, or, on a
@@ -172,18 +174,6 @@ async fn follow_shared_counter(core: std::sync::Weak<RecordCore>) {
             Ok(n) => advance(&core.sequencer, n),
             Err(e) => tracing::warn!(error = %e, "reading the shared sequence counter"),
         }
-    }
-}
-
-/// A number that is marked done (committed or abandoned) when dropped.
-struct Ticket<'a> {
-    seq: &'a Sequencer,
-    n: u64,
-}
-
-impl Drop for Ticket<'_> {
-    fn drop(&mut self) {
-        self.seq.done(self.n);
     }
 }
 
@@ -223,9 +213,11 @@ pub struct RecordCore {
     tokens: Tokens,
     audit: AuditLogClient<Channel>,
     sequencer: Sequencer,
-    /// `Some` when replicas share the store: numbered commits go through
-    /// this replica's group committer ([`crate::group`]).
-    shared: Option<tokio::sync::mpsc::Sender<crate::group::Pending>>,
+    /// Numbered commits go through this process's group committer
+    /// ([`crate::group`]).
+    group: tokio::sync::mpsc::Sender<crate::group::Pending>,
+    /// Other processes write the same store (replicas on a database).
+    shared: bool,
     limiter: RateLimiter,
 }
 
@@ -415,60 +407,27 @@ impl RecordCore {
                 }
             }
         };
-        // The last sequence number used: the larger of the last record and
-        // the last outbox item (erasures use numbers too).
-        let last_of = |entries: Vec<(Vec<u8>, Vec<u8>)>| {
-            entries
-                .last()
-                .and_then(|(k, _)| <[u8; 8]>::try_from(k.as_slice()).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0)
+        // The last sequence number: the store's counter. A store written
+        // before the counter existed is scanned once to seed it.
+        let last = match crate::group::stored_number(&*store).await? {
+            Some(n) => n,
+            None => {
+                let scanned = last_used(&*store).await?;
+                let mut b = WriteBatch::new();
+                b.expect_absent(NS_META, META_SEQ_KEY.to_vec()).put(
+                    NS_META,
+                    META_SEQ_KEY.to_vec(),
+                    scanned.to_be_bytes().to_vec(),
+                );
+                match store.commit(b).await {
+                    // Another replica seeded it first.
+                    Ok(()) | Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                crate::group::last_number(&*store).await?
+            }
         };
-        let mut last = 0;
-        for ns in [NS_SEQ, NS_OUTBOX] {
-            // Keys are u64 BE: scanning from the top is a scan of the whole
-            // range; read the tail cheaply by probing downwards in pages.
-            let mut start = Vec::new();
-            loop {
-                let page = store.scan(ns, &start, None, 4096).await?;
-                if page.len() < 4096 {
-                    last = last.max(last_of(page));
-                    break;
-                }
-                last = last.max(last_of(page.clone()));
-                start = page
-                    .last()
-                    .map(|(k, _)| {
-                        let mut k = k.clone();
-                        k.push(0);
-                        k
-                    })
-                    .unwrap_or_default();
-            }
-        }
         let shared = store.is_shared();
-        if shared {
-            // The counter, not a scan, is the truth; the first replica on a
-            // store seeds it (a no-op when another already has).
-            match crate::group::stored_number(&*store).await? {
-                Some(n) => last = last.max(n),
-                None => {
-                    let mut b = WriteBatch::new();
-                    b.expect_absent(NS_META, META_SEQ_KEY.to_vec()).put(
-                        NS_META,
-                        META_SEQ_KEY.to_vec(),
-                        last.to_be_bytes().to_vec(),
-                    );
-                    match store.commit(b).await {
-                        Ok(()) | Err(StoreError::Conflict { .. }) => {}
-                        Err(e) => return Err(e.into()),
-                    }
-                    if let Some(n) = crate::group::stored_number(&*store).await? {
-                        last = n;
-                    }
-                }
-            }
-        }
         // Replicas tag their outbox items, so that each appends its own
         // (and a stopped replica's, once they are old).
         let replica = shared.then(|| uuid::Uuid::new_v4().to_string());
@@ -490,61 +449,50 @@ impl RecordCore {
             tokens: Tokens::new(&key),
             audit,
             sequencer: Sequencer::new(last),
-            shared: shared.then_some(group_tx),
+            group: group_tx,
+            shared,
             limiter,
         });
+        let weak = Arc::downgrade(&core);
+        tokio::spawn(crate::group::run(
+            core.store.clone(),
+            core.outbox.clone(),
+            move |n| {
+                if let Some(c) = weak.upgrade() {
+                    advance(&c.sequencer, n);
+                }
+            },
+            group_rx,
+        ));
         if shared {
-            let weak = Arc::downgrade(&core);
-            tokio::spawn(crate::group::run(
-                core.store.clone(),
-                core.outbox.clone(),
-                move |n| {
-                    if let Some(c) = weak.upgrade() {
-                        advance(&c.sequencer, n);
-                    }
-                },
-                group_rx,
-            ));
             tokio::spawn(follow_shared_counter(Arc::downgrade(&core)));
         }
         Ok(core)
     }
 
-    /// Commits the batch that `build` makes for its sequence number: the
-    /// next from memory with a store of our own; in a group of this
-    /// replica's commits, by compare-and-swap on the store's counter, when
-    /// replicas share the store. Returns the number and the waiter for its
-    /// outbox item's receipt; a conflict is [`StoreError::Conflict`] (the
-    /// caller re-reads and retries).
+    /// Commits the batch that `build` makes for its sequence number, in a
+    /// group with the other commits waiting (see [`crate::group`]).
+    /// Returns the number and the waiter for its outbox item's receipt; a
+    /// conflict is [`StoreError::Conflict`] (the caller re-reads and
+    /// retries).
     async fn commit_numbered(
         &self,
-        mut build: crate::group::Build,
+        build: crate::group::Build,
     ) -> Result<crate::group::Numbered, StoreError> {
-        match &self.shared {
-            None => {
-                let ticket = self.ticket();
-                let waiter = self.outbox.wait(ticket.n);
-                // The ticket is done when dropped: committed or abandoned.
-                self.store.commit(build(ticket.n)).await?;
-                Ok((ticket.n, waiter))
-            }
-            Some(group) => {
-                let (reply, rx) = oneshot::channel();
-                group
-                    .send(crate::group::Pending { build, reply })
-                    .await
-                    .map_err(|_| StoreError::Backend("the group committer stopped".into()))?;
-                rx.await
-                    .map_err(|_| StoreError::Backend("the group committer stopped".into()))?
-            }
-        }
+        let stopped = || StoreError::Backend("the group committer stopped".into());
+        let (reply, rx) = oneshot::channel();
+        self.group
+            .send(crate::group::Pending { build, reply })
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 
     /// The committed frontier: from the store when replicas share it (so a
     /// read on one replica sees what another just committed).
     async fn frontier(&self) -> Result<u64, ServiceError> {
         let local = *self.sequencer.frontier.borrow();
-        if self.shared.is_none() {
+        if !self.shared {
             return Ok(local);
         }
         let stored = crate::group::last_number(&*self.store).await?;
@@ -553,7 +501,7 @@ impl RecordCore {
 
     /// A pause after a lost compare-and-swap race with another replica.
     async fn after_conflict(&self, attempt: u32) {
-        if self.shared.is_some() {
+        if self.shared {
             let ms = 1u64 << attempt.min(6);
             let jitter = crate::stored::now_ms() % (ms + 1);
             tokio::time::sleep(Duration::from_millis(ms / 2 + jitter)).await;
@@ -592,13 +540,6 @@ impl RecordCore {
     /// the transport refuses outright.
     pub fn max_message_len(&self) -> usize {
         4 * (self.config.max_body + self.config.max_envelope)
-    }
-
-    fn ticket(&self) -> Ticket<'_> {
-        Ticket {
-            seq: &self.sequencer,
-            n: self.sequencer.take(),
-        }
     }
 
     /// Accepts a signed record from `peer`, in the order of checks the API
@@ -1424,25 +1365,5 @@ impl RecordCore {
         Err(ServiceError::Unavailable(
             "the record kept changing; retry".into(),
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_frontier_waits_for_late_commits() {
-        let s = Sequencer::new(10);
-        let a = s.take();
-        let b = s.take();
-        let c = s.take();
-        assert_eq!((a, b, c), (11, 12, 13));
-        s.done(c);
-        assert_eq!(*s.frontier.borrow(), 10);
-        s.done(a);
-        assert_eq!(*s.frontier.borrow(), 11);
-        s.done(b);
-        assert_eq!(*s.frontier.borrow(), 13);
     }
 }

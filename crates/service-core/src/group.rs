@@ -1,15 +1,15 @@
-//! Numbered commits when replicas share the store.
+//! Numbered commits: every accepted record (and erasure) takes the next
+//! sequence number in the same commit that stores it.
 //!
-//! With a store of its own, a process hands sequence numbers out from
-//! memory (`core::Sequencer`). When replicas share the store, that cannot
-//! work — each would hand out the same numbers, and none would know what
-//! the others have in flight — so a number is taken *in* the commit: the
-//! batch moves the store's counter from `last` to `last + k` by
-//! compare-and-swap. Numbers are then unique across replicas and committed
-//! in order, without gaps, and the counter is the committed frontier that
-//! watchers follow.
+//! A number is taken *in* the commit: the batch moves the store's counter
+//! from `last` to `last + k` by compare-and-swap. Numbers are then unique
+//! and committed in order, without gaps — also across replicas sharing a
+//! database, which could not hand numbers out from memory (each would
+//! hand out the same ones, and none would know what the others have in
+//! flight) — and the counter is the committed frontier that watchers
+//! follow.
 //!
-//! One counter means one commit at a time per store, so each replica
+//! One counter means one commit at a time per store, so each process
 //! commits in groups: a single task takes every numbered batch waiting,
 //! numbers them `last + 1 ..= last + k`, and commits them as one
 //! transaction with one counter update. Batches that touch a key another

@@ -23,8 +23,8 @@ pub const NS_META: &str = "record_meta";
 pub const NS_OUTBOX: &str = "outbox";
 pub const NS_RECEIPTS: &str = "record_receipts";
 pub const META_TOKEN_KEY: &[u8] = b"token_key";
-/// The last sequence number committed (u64 BE), kept when replicas share
-/// the store: every numbered commit moves it by compare-and-swap.
+/// The last sequence number committed (u64 BE): every numbered commit
+/// moves it by compare-and-swap (see `group`).
 pub const META_SEQ_KEY: &[u8] = b"seq";
 
 /// Where the receipt of record `id`'s leaf (or of its erasure) is kept.
