@@ -25,7 +25,7 @@ pub enum AuditCommand {
     /// Print the log's current checkpoint (verified if --log-key is given).
     Checkpoint {
         /// The audit service.
-        #[arg(long, env = "CAIRN_AUDIT")]
+        #[arg(long, env = "CAIRN_AUDIT", value_parser = crate::connect::resolve)]
         server: SocketAddr,
         /// The log's verifier key (or a file holding it).
         #[arg(long, env = "CAIRN_LOG_KEY")]
@@ -36,7 +36,7 @@ pub enum AuditCommand {
     /// Get and check an inclusion proof.
     Prove {
         /// The audit service.
-        #[arg(long, env = "CAIRN_AUDIT")]
+        #[arg(long, env = "CAIRN_AUDIT", value_parser = crate::connect::resolve)]
         server: SocketAddr,
         /// The log's verifier key (or a file holding it).
         #[arg(long, env = "CAIRN_LOG_KEY")]
@@ -71,7 +71,7 @@ pub enum AuditCommand {
         #[arg(long, requires = "trusted")]
         update_trusted: bool,
         /// The audit service (to fetch the checkpoint and proofs).
-        #[arg(long, env = "CAIRN_AUDIT")]
+        #[arg(long, env = "CAIRN_AUDIT", value_parser = crate::connect::resolve)]
         server: Option<SocketAddr>,
         /// The checkpoint to verify, from a file instead of the server.
         #[arg(long)]

@@ -13,6 +13,16 @@ use cairn_identity::{Directory, DirectoryHandle};
 use cairn_tlog::note::VerifierKey;
 use clap::Args;
 
+/// `host:port` to an address (a name is looked up once, now): service
+/// flags take names as well as addresses, e.g. a Kubernetes Service.
+pub fn resolve(s: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs as _;
+    s.to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not host:port or does not resolve: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
 /// What `cairn devnet` writes so that other commands find the network.
 #[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
 pub struct DevnetInfo {
@@ -54,10 +64,10 @@ pub struct ConnectArgs {
     #[arg(long, env = "CAIRN_KEY", global = true)]
     pub key: Option<PathBuf>,
     /// cairn-intake's address.
-    #[arg(long, env = "CAIRN_INTAKE", global = true)]
+    #[arg(long, env = "CAIRN_INTAKE", global = true, value_parser = resolve)]
     pub intake: Option<SocketAddr>,
     /// cairn-evals's address.
-    #[arg(long, env = "CAIRN_EVALS", global = true)]
+    #[arg(long, env = "CAIRN_EVALS", global = true, value_parser = resolve)]
     pub evals: Option<SocketAddr>,
 }
 
@@ -189,4 +199,21 @@ fn list_members(pki: &std::path::Path) -> String {
                 .join(", ")
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_flags_take_names_and_addresses() {
+        assert_eq!(
+            resolve("127.0.0.1:7402").unwrap(),
+            SocketAddr::from(([127, 0, 0, 1], 7402))
+        );
+        assert!(resolve("localhost:7402").unwrap().ip().is_loopback());
+        let e = resolve("no-port").unwrap_err();
+        assert!(e.contains("no-port"), "{e}");
+        assert!(resolve("name.invalid:7402").is_err());
+    }
 }
