@@ -64,10 +64,7 @@ async fn open_with_store(dir: &std::path::Path) -> (Log, Arc<dyn Store>) {
             store
         }
     };
-    (
-        Log::open(store.clone(), config).await.expect("log"),
-        store,
-    )
+    (Log::open(store.clone(), config).await.expect("log"), store)
 }
 
 /// PostgreSQL: bytes per leaf after `size` appends in batches of 1024
