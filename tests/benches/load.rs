@@ -33,6 +33,11 @@
 //! fdatasync amortised per batch), and reports end-to-end throughput as a
 //! fraction of the rate that work alone would allow.
 
+// The services' allocator (their binaries use jemalloc too): the bench
+// runs them in this process.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

@@ -14,6 +14,13 @@ mod devnet;
 mod keys;
 mod records;
 
+// jemalloc instead of the system allocator: the record path allocates per
+// request on many threads, where glibc malloc cost 18% of the CPU
+// (BENCHMARKS.md, "Allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

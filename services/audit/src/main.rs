@@ -1,5 +1,12 @@
 //! `cairn-audit`: run the audit log (and optionally a witness).
 
+// jemalloc instead of the system allocator: the record path allocates per
+// request on many threads, where glibc malloc cost 18% of the CPU
+// (BENCHMARKS.md, "Allocator").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
