@@ -251,6 +251,8 @@ impl Outbox {
                 .lag_seconds
                 .observe(now.saturating_sub(item.queued_at_ms) as f64 / 1000.0);
         }
+        // Before anyone hears of these receipts, they are no longer pending.
+        self.metrics.pending.sub(decoded.len() as i64);
         let mut waiters = self
             .waiters
             .lock()
