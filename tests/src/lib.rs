@@ -88,17 +88,13 @@ impl Net {
     /// Another replica of record service `name` (`intake` or `evals`) on
     /// the same store (a database: see [`Net::start_postgres`]).
     pub async fn start_replica(&self, name: &str) -> Running {
-        let d = self.pki.join(layout::SERVICES).join(name);
-        let config = ServeConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            store: self.store(name),
-            directory: self.pki.join(layout::DIRECTORY),
-            tls_cert: d.join(layout::TLS_CERT),
-            tls_key: d.join(layout::TLS_KEY),
-            audit: self.audit_addr.to_string(),
-            core: self.core.clone(),
-            metrics_listen: None,
-        };
+        let config = record_service(
+            &self.pki,
+            self.store(name),
+            self.audit_addr,
+            &self.core,
+            name,
+        );
         match name {
             "intake" => cairn_intake::start(config).await.unwrap(),
             "evals" => cairn_evals::start(config).await.unwrap(),
@@ -122,16 +118,10 @@ impl Net {
         let audit_addr = audit.addr;
         let log_key = audit.log_verifier.clone();
         let service = |name: &str| {
-            let d = pki.join(layout::SERVICES).join(name);
+            let store = store_for(tmp.path(), postgres.as_deref(), name);
             ServeConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                store: store_for(tmp.path(), postgres.as_deref(), name),
-                directory: pki.join(layout::DIRECTORY),
-                tls_cert: d.join(layout::TLS_CERT),
-                tls_key: d.join(layout::TLS_KEY),
-                audit: audit_addr.to_string(),
-                core: core.clone(),
                 metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
+                ..record_service(&pki, store, audit_addr, &core, name)
             }
         };
         let intake = cairn_intake::start(service("intake")).await.unwrap();
@@ -282,13 +272,34 @@ impl Net {
     }
 }
 
+/// Record service `name` of a test network on a free loopback port.
+fn record_service(
+    pki: &std::path::Path,
+    store: StoreLocation,
+    audit: SocketAddr,
+    core: &RecordCoreConfig,
+    name: &str,
+) -> ServeConfig {
+    let d = pki.join(layout::SERVICES).join(name);
+    ServeConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        store,
+        directory: pki.join(layout::DIRECTORY),
+        tls_cert: d.join(layout::TLS_CERT),
+        tls_key: d.join(layout::TLS_KEY),
+        audit: audit.to_string(),
+        core: core.clone(),
+        metrics_listen: None,
+    }
+}
+
 /// Where service `name` of a test network keeps its data.
 fn store_for(tmp: &std::path::Path, postgres: Option<&str>, name: &str) -> StoreLocation {
     match postgres {
         None => StoreLocation::Sled(tmp.join(format!("{name}-data"))),
         Some(url) => StoreLocation::Postgres {
             url: url.to_owned(),
-            ca_file: std::env::var_os("CAIRN_TEST_POSTGRES_CA").map(Into::into),
+            ca_file: cairn_store::conformance::postgres_test_ca(),
         },
     }
 }

@@ -130,17 +130,12 @@ pub async fn start(
         cairn_proto::with_reflection(routes(core.clone()).add_service(health_service.clone()))
             .map_err(|e| ServeError::Io(e.to_string()))?;
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let ops = match config.metrics_listen {
-        Some(addr) => Some(
-            metrics
-                .serve(
-                    addr,
-                    tonic::service::Routes::new(health_service.clone()).into_axum_router(),
-                )
-                .await?,
-        ),
-        None => None,
-    };
+    let ops = metrics
+        .serve(
+            config.metrics_listen,
+            tonic::service::Routes::new(health_service.clone()).into_axum_router(),
+        )
+        .await?;
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .layer(metrics.grpc_layer())

@@ -486,6 +486,21 @@ pub fn postgres_test_url() -> Option<String> {
     }
 }
 
+/// The CA of the test server's TLS certificate: `CAIRN_TEST_POSTGRES_CA`
+/// (`scripts/pg-throwaway` makes one). Unset, tests connect in plaintext
+/// and the TLS test is skipped — unless `CAIRN_REQUIRE_POSTGRES=1`, when it
+/// fails.
+pub fn postgres_test_ca() -> Option<std::path::PathBuf> {
+    let ca = std::env::var_os("CAIRN_TEST_POSTGRES_CA").map(std::path::PathBuf::from);
+    if ca.is_none() {
+        assert!(
+            std::env::var("CAIRN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+            "CAIRN_REQUIRE_POSTGRES=1 but CAIRN_TEST_POSTGRES_CA is not set"
+        );
+    }
+    ca
+}
+
 /// A store name no other test uses (tables are left behind in the
 /// throwaway cluster).
 pub fn unique_store_name(prefix: &str) -> String {

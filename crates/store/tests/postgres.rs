@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use cairn_store::conformance::{StoreFactory, postgres_test_url, unique_store_name};
+use cairn_store::conformance::{
+    StoreFactory, postgres_test_ca, postgres_test_url, unique_store_name,
+};
 use cairn_store::{PostgresConfig, PostgresStore, Store, StoreError, WriteBatch};
 
 struct Factory {
@@ -82,23 +84,10 @@ async fn an_unreachable_server_is_an_error_naming_it() {
     assert!(e.contains("PostgreSQL"), "{e}");
 }
 
-/// `CAIRN_TEST_POSTGRES_CA`: the CA of the test server's TLS certificate
-/// (`scripts/pg-throwaway` makes one). Required with the server in CI.
-fn test_ca() -> Option<std::path::PathBuf> {
-    let ca = std::env::var_os("CAIRN_TEST_POSTGRES_CA").map(std::path::PathBuf::from);
-    if ca.is_none() {
-        assert!(
-            std::env::var("CAIRN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
-            "CAIRN_REQUIRE_POSTGRES=1 but CAIRN_TEST_POSTGRES_CA is not set"
-        );
-        eprintln!("skipping: the TLS test needs CAIRN_TEST_POSTGRES_CA");
-    }
-    ca
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_ca_the_connection_is_tls_1_3_and_the_server_is_verified() {
-    let (Some(url), Some(ca)) = (postgres_test_url(), test_ca()) else {
+    let (Some(url), Some(ca)) = (postgres_test_url(), postgres_test_ca()) else {
+        eprintln!("skipping: the TLS test needs CAIRN_TEST_POSTGRES and CAIRN_TEST_POSTGRES_CA");
         return;
     };
     let app = unique_store_name("tls");

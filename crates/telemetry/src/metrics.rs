@@ -173,12 +173,16 @@ impl Metrics {
     /// Serves the operations endpoint on `addr` over plain HTTP (HTTP/1.1
     /// and HTTP/2 without TLS): `GET /metrics`, plus `extra` (the gRPC
     /// health service, for orchestrators' probes). Runs until the returned
-    /// [`OpsEndpoint`] is dropped.
+    /// [`OpsEndpoint`] is dropped. `None`: not served (the metrics are
+    /// still kept).
     pub async fn serve(
         &self,
-        addr: SocketAddr,
+        addr: Option<SocketAddr>,
         extra: axum::Router,
-    ) -> Result<OpsEndpoint, TelemetryError> {
+    ) -> Result<Option<OpsEndpoint>, TelemetryError> {
+        let Some(addr) = addr else {
+            return Ok(None);
+        };
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| TelemetryError::Metrics(format!("binding {addr}: {e}")))?;
@@ -215,11 +219,11 @@ impl Metrics {
             }
         });
         tracing::info!(addr = %bound, "metrics on http://{bound}/metrics");
-        Ok(OpsEndpoint {
+        Ok(Some(OpsEndpoint {
             addr: bound,
             stop: Some(stop),
             task,
-        })
+        }))
     }
 }
 
@@ -397,9 +401,11 @@ mod tests {
             async move { g.set(n.load(std::sync::atomic::Ordering::SeqCst)) }
         });
         let ops = m
-            .serve("127.0.0.1:0".parse().unwrap(), axum::Router::new())
+            .serve(Some("127.0.0.1:0".parse().unwrap()), axum::Router::new())
             .await
+            .unwrap()
             .unwrap();
+        assert!(m.serve(None, axum::Router::new()).await.unwrap().is_none());
         let addr = ops.addr;
         let get = || async {
             use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

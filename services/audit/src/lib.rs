@@ -155,17 +155,12 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
     health
         .set_not_serving::<AuditLogServer<AuditService>>()
         .await;
-    let ops = match config.metrics_listen {
-        Some(addr) => Some(
-            metrics
-                .serve(
-                    addr,
-                    tonic::service::Routes::new(health_service.clone()).into_axum_router(),
-                )
-                .await?,
-        ),
-        None => None,
-    };
+    let ops = metrics
+        .serve(
+            config.metrics_listen,
+            tonic::service::Routes::new(health_service.clone()).into_axum_router(),
+        )
+        .await?;
     let mut log_config = LogConfig::new(signer);
     // Replicas on one database: only the lease holder sequences, and every
     // log commit is fenced by the lease's epoch. A standby waits here.

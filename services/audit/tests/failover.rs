@@ -15,7 +15,7 @@ use std::time::Duration;
 use cairn_proto::audit::v1 as pb;
 use cairn_proto::common::v1::Receipt;
 use cairn_store::StoreLocation;
-use cairn_store::conformance::{fresh_postgres_database, postgres_test_url};
+use cairn_store::conformance::{fresh_postgres_database, postgres_test_ca, postgres_test_url};
 use cairn_tlog::checkpoint::Checkpoint;
 use common::{Net, check_everything, open, spawn_audit};
 
@@ -27,7 +27,7 @@ async fn the_standby_takes_over_from_a_killed_sequencer_without_a_fork() {
     let store = StoreLocation::Postgres {
         url: fresh_postgres_database(&url, "failover").await,
         // Encrypted to the database when the test server offers TLS.
-        ca_file: std::env::var_os("CAIRN_TEST_POSTGRES_CA").map(Into::into),
+        ca_file: postgres_test_ca(),
     };
     let net = Net::new();
     // The default lifetime (10 s; renewed every 3.3 s): a loaded machine
@@ -169,7 +169,7 @@ async fn a_sequencer_stopped_with_sigterm_hands_over_at_once() {
     let store = StoreLocation::Postgres {
         url: fresh_postgres_database(&url, "handover").await,
         // Encrypted to the database when the test server offers TLS.
-        ca_file: std::env::var_os("CAIRN_TEST_POSTGRES_CA").map(Into::into),
+        ca_file: postgres_test_ca(),
     };
     let net = Net::new();
     // A lease far longer than the test's patience: only a release on the

@@ -14,7 +14,7 @@ use cairn_identity::devpki::layout;
 use cairn_proto::intake::v1 as intake;
 use cairn_proto::intake::v1::incident_intake_client::IncidentIntakeClient;
 use cairn_record::pb::SharingLabel;
-use cairn_store::conformance::{fresh_postgres_database, postgres_test_url};
+use cairn_store::conformance::{fresh_postgres_database, postgres_test_ca, postgres_test_url};
 use cairn_tests::Net;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
@@ -25,7 +25,7 @@ async fn replica(net: &Net, postgres: &str) -> (Child, SocketAddr) {
     let svc = net.pki.join(layout::SERVICES).join("intake");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn-intake"));
     // Encrypted to the database when the test server offers TLS.
-    if let Some(ca) = std::env::var_os("CAIRN_TEST_POSTGRES_CA") {
+    if let Some(ca) = postgres_test_ca() {
         cmd.arg("--postgres-ca").arg(ca);
     }
     let mut child = cmd
