@@ -165,6 +165,10 @@ const MAX_ATTEMPTS: u32 = 32;
 /// the others (its own it sees at once).
 const SHARED_FRONTIER_POLL: Duration = Duration::from_millis(100);
 
+/// Longest wait for a visible commit to become durable before a read or a
+/// duplicate submission is answered `UNAVAILABLE`.
+const DURABLE_WAIT: Duration = Duration::from_secs(10);
+
 /// Follows the shared counter for watchers, until the core is dropped.
 async fn follow_shared_counter(core: std::sync::Weak<RecordCore>) {
     loop {
@@ -431,7 +435,12 @@ impl RecordCore {
         // Replicas tag their outbox items, so that each appends its own
         // (and a stopped replica's, once they are old).
         let replica = shared.then(|| uuid::Uuid::new_v4().to_string());
-        let outbox = Outbox::new(store.clone(), audit.clone(), replica)
+        let sequencer = Sequencer::new(last);
+        // A shared (SQL) store shows a commit only once it is durable; sled
+        // shows it before its sync, so the outbox follows the frontier,
+        // which moves once a commit has returned.
+        let durable = (!shared).then(|| sequencer.frontier.subscribe());
+        let outbox = Outbox::new(store.clone(), audit.clone(), replica, durable)
             .map_err(|e| ServiceError::Internal(format!("metrics: {e}")))?;
         tokio::spawn(outbox.clone().run());
         let limiter = RateLimiter {
@@ -448,7 +457,7 @@ impl RecordCore {
             outbox,
             tokens: Tokens::new(&key),
             audit,
-            sequencer: Sequencer::new(last),
+            sequencer,
             group: group_tx,
             shared,
             limiter,
@@ -486,6 +495,28 @@ impl RecordCore {
             .await
             .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
+    }
+
+    /// Waits until everything this process has read so far is durable. On
+    /// sled a commit is visible before its sync has returned; whatever a
+    /// reader is shown or a submitter is told must survive a crash. Call
+    /// it after the read: the store's counter then covers every commit the
+    /// read could have seen (each moves it in the same transaction), and
+    /// the frontier passes it once those commits have returned. A shared
+    /// (SQL) store shows a commit only once it is durable: no wait there.
+    async fn until_durable(&self, what: &str) -> Result<(), ServiceError> {
+        if self.shared {
+            return Ok(());
+        }
+        let visible = crate::group::last_number(&*self.store).await?;
+        let mut frontier = self.sequencer.frontier.subscribe();
+        let durable = frontier.wait_for(|f| *f >= visible);
+        match tokio::time::timeout(DURABLE_WAIT, durable).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ServiceError::Unavailable(format!(
+                "{what} is stored but not yet durable (the store is not syncing); retry"
+            ))),
+        }
     }
 
     /// The committed frontier: from the store when replicas share it (so a
@@ -814,6 +845,7 @@ impl RecordCore {
         duplicate: bool,
         reporting_deadline: Option<OffsetDateTime>,
     ) -> Result<SubmitOutcome, ServiceError> {
+        self.until_durable(&format!("record {id}")).await?;
         if let Some(r) = e.receipt {
             return Ok(SubmitOutcome {
                 record_id: id,
@@ -1035,6 +1067,7 @@ impl RecordCore {
             .ok_or_else(not_found)?;
         let e =
             Entry::decode(bytes.as_slice()).map_err(|e| ServiceError::Internal(e.to_string()))?;
+        self.until_durable(&format!("record {id}")).await?;
         let e = self.with_receipts(id.as_bytes(), e).await?;
         let (_, h) = header_of(&e.envelope)?;
         let vis = visibility(&h, &member);
@@ -1180,6 +1213,11 @@ impl RecordCore {
             }
         }
         let more = last < frontier;
+        // An entry read here may carry a later, not yet durable change (a
+        // supersession, an erasure).
+        if !out.is_empty() {
+            self.until_durable("a listed record").await?;
+        }
         Ok((out, last, more))
     }
 
@@ -1310,6 +1348,8 @@ impl RecordCore {
                 )));
             }
             if e.state == RecordState::Erased as i32 {
+                self.until_durable(&format!("the erasure of record {id}"))
+                    .await?;
                 let e = self.with_receipts(id.as_bytes(), e).await?;
                 return Ok((e.erasure_receipt.clone(), e.erasure_receipt.is_none()));
             }

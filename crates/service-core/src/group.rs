@@ -227,7 +227,7 @@ mod tests {
         let audit = AuditLogClient::new(
             tonic::transport::Channel::from_static("http://127.0.0.1:9").connect_lazy(),
         );
-        let outbox = Outbox::new(store.clone(), audit, Some("r".into())).unwrap();
+        let outbox = Outbox::new(store.clone(), audit, Some("r".into()), None).unwrap();
         (dir, store, outbox)
     }
 

@@ -8,6 +8,11 @@
 //! batch but before the receipts were stored, the leaves are appended
 //! again on restart and the records keep the receipts of the second
 //! append. Both log entries prove the same record.
+//!
+//! Only durable items are delivered: on a store where a commit is visible
+//! before it is synced (sled), the outbox reads no further than the
+//! committed frontier, so that the log never holds the leaf of a record a
+//! crash could still take away.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,7 +23,7 @@ use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_record::pb;
 use cairn_store::{Store, WriteBatch};
 use prost::Message as _;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 use tonic::transport::Channel;
 
 use crate::stored::{NS_OUTBOX, NS_RECEIPTS, OutboxItem, now_ms, receipt_key};
@@ -97,13 +102,19 @@ pub struct Outbox {
     audit: AuditLogClient<Channel>,
     wake: Notify,
     waiters: Mutex<HashMap<u64, Vec<oneshot::Sender<pb::Receipt>>>>,
+    /// The last durable item number, where the store shows commits before
+    /// they are durable; `None` where what is visible is durable.
+    durable: Option<watch::Receiver<u64>>,
 }
 
 impl Outbox {
+    /// `durable` follows the last durable item number on a store that
+    /// shows commits before they are synced (items beyond it wait).
     pub fn new(
         store: Arc<dyn Store>,
         audit: AuditLogClient<Channel>,
         owner: Option<String>,
+        durable: Option<watch::Receiver<u64>>,
     ) -> Result<Arc<Self>, prometheus::Error> {
         Ok(Arc::new(Self {
             metrics: OutboxMetrics::new()?,
@@ -112,6 +123,7 @@ impl Outbox {
             audit,
             wake: Notify::new(),
             waiters: Mutex::new(HashMap::new()),
+            durable,
         }))
     }
 
@@ -149,7 +161,7 @@ impl Outbox {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let items = match self.store.scan(NS_OUTBOX, &[], None, MAX_BATCH).await {
+            let items = match self.waiting().await {
                 Ok(items) => items,
                 Err(e) => {
                     tracing::warn!(error = %e, "outbox scan failed");
@@ -183,6 +195,18 @@ impl Outbox {
                 }
             }
         }
+    }
+
+    /// The items waiting, in order, up to one batch: only durable ones.
+    async fn waiting(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, cairn_store::StoreError> {
+        // Items are keyed by their number: stop after the durable ones.
+        let end = self
+            .durable
+            .as_ref()
+            .map(|d| d.borrow().saturating_add(1).to_be_bytes());
+        self.store
+            .scan(NS_OUTBOX, &[], end.as_ref().map(|e| &e[..]), MAX_BATCH)
+            .await
     }
 
     /// Appends `items` that are this replica's to deliver and stores their
@@ -268,5 +292,41 @@ impl Outbox {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use cairn_store::{SledStore, SledStoreConfig};
+
+    #[tokio::test]
+    async fn only_durable_items_are_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).unwrap());
+        let mut b = WriteBatch::new();
+        for n in 1u64..=3 {
+            b.put(NS_OUTBOX, n.to_be_bytes().to_vec(), vec![n as u8]);
+        }
+        store.commit(b).await.unwrap();
+        // Never called: nothing here delivers.
+        let audit = AuditLogClient::new(
+            tonic::transport::Channel::from_static("http://127.0.0.1:9").connect_lazy(),
+        );
+        let numbers = |items: Vec<(Vec<u8>, Vec<u8>)>| -> Vec<u8> {
+            items.into_iter().map(|(_, v)| v[0]).collect()
+        };
+
+        let (durable, follows) = watch::channel(1u64);
+        let outbox = Outbox::new(store.clone(), audit.clone(), None, Some(follows)).unwrap();
+        assert_eq!(numbers(outbox.waiting().await.unwrap()), [1]);
+        durable.send_replace(3);
+        assert_eq!(numbers(outbox.waiting().await.unwrap()), [1, 2, 3]);
+
+        // Where what is visible is durable: everything.
+        let outbox = Outbox::new(store, audit, None, None).unwrap();
+        assert_eq!(numbers(outbox.waiting().await.unwrap()), [1, 2, 3]);
     }
 }

@@ -229,7 +229,11 @@ pub trait Store: Send + Sync + 'static {
     /// Whether other processes may write to the same data at the same time
     /// (replicas on one database). Then nothing that the store holds may be
     /// cached as if this process were its only writer: sequence counters
-    /// in particular are allocated in the store.
+    /// in particular are allocated in the store. A shared store's commit
+    /// is visible to readers only once it is durable (a database
+    /// transaction); an embedded store may show a commit while its sync is
+    /// still running, and callers that must not expose anything a crash
+    /// could undo wait for [`Store::commit`] to return.
     fn is_shared(&self) -> bool {
         false
     }
