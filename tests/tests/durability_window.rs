@@ -85,6 +85,12 @@ async fn still_waiting<T>(task: &mut tokio::task::JoinHandle<T>) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_visible_but_not_durable_is_shown_or_acknowledged() {
+    tokio::time::timeout(Duration::from_secs(120), scenario())
+        .await
+        .expect("the scenario finishes");
+}
+
+async fn scenario() {
     let net = Net::start(Duration::from_secs(10)).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(GatedStore {
