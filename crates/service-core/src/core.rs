@@ -766,7 +766,6 @@ impl RecordCore {
             };
             match self.commit_numbered(Box::new(build)).await {
                 Ok((_, waiter)) => {
-                    self.outbox.wake();
                     tracing::info!("record accepted");
                     // 7. The audit append, by the outbox; 8. the receipt.
                     return match tokio::time::timeout(self.config.receipt_wait, waiter).await {
@@ -1388,7 +1387,6 @@ impl RecordCore {
             };
             match self.commit_numbered(Box::new(build)).await {
                 Ok((_, waiter)) => {
-                    self.outbox.wake();
                     tracing::info!(record_id = %id, by, "record erased");
                     return match tokio::time::timeout(self.config.receipt_wait, waiter).await {
                         Ok(Ok(r)) => Ok((Some(r), false)),

@@ -161,6 +161,9 @@ pub async fn run(
             Ok(()) => {
                 lost = 0;
                 advance(to);
+                // Durable now: the outbox may take the group's items (it
+                // reads no further than the frontier).
+                outbox.wake();
                 for (p, (i, waiter)) in group.into_iter().zip(waiters.into_iter().enumerate()) {
                     let _ = p.reply.send(Ok((last + 1 + i as u64, waiter)));
                 }
@@ -184,6 +187,7 @@ pub async fn run(
                     let result = alone(&*store, &outbox, &mut p.build).await;
                     if let Ok((n, _)) = &result {
                         advance(*n);
+                        outbox.wake();
                     }
                     let _ = p.reply.send(result);
                 }
