@@ -405,29 +405,13 @@ pub async fn namespaces_are_checked<F: StoreFactory>(f: &F) {
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($factory:expr) => {
-        mod store_conformance {
-            #[allow(unused_imports)]
-            use super::*;
-            $crate::store_conformance_tests!(@tests $factory;
-                put_get_delete,
-                namespaces_are_isolated,
-                scans_are_ordered_and_bounded,
-                failed_preconditions_write_nothing,
-                expectations_compare_values,
-                concurrent_increments_are_linearizable,
-                insert_if_absent_has_one_winner,
-                large_values_and_the_limit,
-                committed_data_survives_reopen,
-                unsynced_commits_are_atomic_and_visible,
-                namespaces_are_checked
-            );
-        }
+        $crate::store_conformance_tests!(optional Some($factory));
     };
     (optional $factory:expr) => {
         mod store_conformance {
             #[allow(unused_imports)]
             use super::*;
-            $crate::store_conformance_tests!(@optional $factory;
+            $crate::store_conformance_tests!(@each $factory;
                 put_get_delete,
                 namespaces_are_isolated,
                 scans_are_ordered_and_bounded,
@@ -442,7 +426,7 @@ macro_rules! store_conformance_tests {
             );
         }
     };
-    (@optional $factory:expr; $($name:ident),*) => {
+    (@each $factory:expr; $($name:ident),*) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
@@ -451,15 +435,6 @@ macro_rules! store_conformance_tests {
                 if let Some(factory) = $factory {
                     $crate::conformance::$name(&factory).await;
                 }
-            }
-        )*
-    };
-    (@tests $factory:expr; $($name:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                let factory = $factory;
-                $crate::conformance::$name(&factory).await;
             }
         )*
     };

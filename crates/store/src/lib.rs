@@ -178,14 +178,23 @@ impl WriteBatch {
     }
 }
 
-/// Checks a namespace name: `[a-z][a-z0-9_]{0,31}`.
-pub fn check_namespace(namespace: &str) -> Result<(), StoreError> {
-    let b = namespace.as_bytes();
-    let ok = (1..=32).contains(&b.len())
+/// Whether `name` is `[a-z][a-z0-9_]*` of at most `max` bytes.
+pub(crate) fn is_plain_name(name: &str, max: usize) -> bool {
+    let b = name.as_bytes();
+    (1..=max).contains(&b.len())
         && b[0].is_ascii_lowercase()
         && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
-    if ok {
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+}
+
+/// A backend's own error, as text.
+pub(crate) fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Checks a namespace name: `[a-z][a-z0-9_]{0,31}`.
+pub fn check_namespace(namespace: &str) -> Result<(), StoreError> {
+    if is_plain_name(namespace, 32) {
         Ok(())
     } else {
         Err(StoreError::InvalidNamespace(namespace.to_owned()))

@@ -26,7 +26,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
-use crate::{Entry, Op, Store, StoreError, WriteBatch, check_namespace};
+use crate::{Entry, Op, Store, StoreError, WriteBatch, backend, check_namespace};
 
 /// The largest value stored (PostgreSQL allows 1 GiB per `BYTEA`; records
 /// and log tiles are far smaller).
@@ -86,10 +86,6 @@ impl std::fmt::Debug for PostgresStore {
     }
 }
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 /// A database error, with its SQLSTATE and message (tokio-postgres's
 /// `Display` says only "db error").
 fn db(e: tokio_postgres::Error) -> StoreError {
@@ -118,15 +114,10 @@ fn retryable(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// Checks a store name: `[a-z][a-z0-9_]{0,40}` (it becomes part of a
+/// Checks a store name: `[a-z][a-z0-9_]{0,39}` (it becomes part of a
 /// table name, which SQL cannot take as a parameter).
 fn check_name(name: &str) -> Result<(), StoreError> {
-    let b = name.as_bytes();
-    let ok = (1..=40).contains(&b.len())
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_');
-    if ok {
+    if crate::is_plain_name(name, 40) {
         Ok(())
     } else {
         Err(StoreError::Backend(format!(

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 
-use crate::{Entry, Op, Store, StoreError, WriteBatch, check_namespace};
+use crate::{Entry, Op, Store, StoreError, WriteBatch, backend, check_namespace};
 
 /// Largest piece of a value stored under one sled key.
 const CHUNK_LEN: usize = 32 * 1024;
@@ -69,10 +69,6 @@ impl std::fmt::Debug for SledStore {
             .field("path", &self.inner.path)
             .finish_non_exhaustive()
     }
-}
-
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
 }
 
 fn io(path: &Path, source: std::io::Error) -> StoreError {
