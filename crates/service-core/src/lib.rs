@@ -1,25 +1,46 @@
-//! What cairn-intake and cairn-evals share, built once: the submission
-//! chain (identity and role → signature by that member → header → label
-//! rules → idempotency → durable store → audit append → receipt), label
-//! enforcement on every read, the audit outbox, paging and watching, and
-//! the lifecycle (supersede, retract, erase).
+//! What cairn-intake and cairn-evals share, built once, one module per job:
 //!
-//! A service supplies a [`ServicePolicy`] (which kinds it accepts and which
-//! role each needs) and its gRPC handlers; [`serve::start`] runs it with
-//! mTLS, health, reflection and a graceful stop. This crate must not know
-//! one service's schema beyond what `cairn-record` validates. Errors map to
-//! `tonic::Status` in one table, [`error`].
+//! - [`policy`]: what a service accepts and which roles each kind needs,
+//!   and the [`ServiceSchema`] through which the service decodes its own
+//!   messages (the core never decodes an incident or an erasure order);
+//! - [`labels`]: the label and recipient rules, as pure functions;
+//! - `limiter`: the per-member rate limit;
+//! - `frontier`: the committed frontier readers never look past;
+//! - `leaves`: the audit-log leaves of records and erasures;
+//! - `filter`: list and watch filters;
+//! - `submit`, `reads`, `erase`: the operations, on [`RecordCore`];
+//! - `core`: the core's state and the one commit-and-retry path
+//!   every change takes; `group` (numbered group commits), `outbox` (the
+//!   audit append), `stored` (the store layout), `tokens` (page tokens);
+//! - [`error`]: the error contract, one table to gRPC codes;
+//! - [`serve`], [`binary`]: running a service and its process edge.
+//!
+//! This crate must not know one service's schema beyond what
+//! `cairn-record` validates, must not hold plaintext of sealed bodies, and
+//! must not build a `tonic::Status` anywhere but [`error`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod binary;
-pub mod core;
+mod core;
+mod erase;
 pub mod error;
+mod filter;
+mod frontier;
 mod group;
+pub mod labels;
+mod leaves;
+mod limiter;
 mod outbox;
+pub mod policy;
+mod reads;
 pub mod serve;
 mod stored;
+mod submit;
 mod tokens;
 
-pub use crate::core::{RecordCore, RecordCoreConfig, ServicePolicy, SubmitKind, SubmitOutcome};
+pub use crate::core::{RecordCore, RecordCoreConfig};
 pub use error::ServiceError;
+pub use policy::{ErasureOrder, ServicePolicy, ServiceSchema, SubmitKind};
+pub use reads::WatchReceiver;
+pub use submit::SubmitOutcome;

@@ -13,7 +13,8 @@ use cairn_store::{Store, StoreLocation};
 use cairn_telemetry::metrics::{Metrics, OpsEndpoint};
 use tokio::net::TcpListener;
 
-use crate::core::{RecordCore, RecordCoreConfig, ServicePolicy};
+use crate::core::{RecordCore, RecordCoreConfig};
+use crate::policy::ServicePolicy;
 
 /// Where a record service runs and what it talks to.
 #[derive(Clone, Debug)]
@@ -87,6 +88,16 @@ impl Running {
             .map_err(|e| ServeError::Io(e.to_string()))?
             .map_err(|e| ServeError::Io(e.to_string()))
     }
+}
+
+/// The authenticated member or service on `request`'s connection (the
+/// mTLS listener admits nobody else).
+pub fn peer<T>(
+    request: &tonic::Request<T>,
+) -> Result<cairn_identity::PeerIdentity, crate::ServiceError> {
+    tls::peer_info(request)
+        .map(|p| p.identity.clone())
+        .ok_or(crate::ServiceError::NoPeer)
 }
 
 /// Opens the store and core, and serves `routes(core)` plus health and

@@ -103,3 +103,18 @@ pub fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// The header of a stored envelope (checked when it was accepted; a
+/// failure here is corruption).
+pub fn header_of(
+    envelope: &[u8],
+) -> Result<(pb::RecordHeader, cairn_record::header::CheckedHeader), crate::ServiceError> {
+    use crate::ServiceError;
+    let env = cairn_record::record::decode_envelope(envelope)
+        .map_err(|e| ServiceError::corrupt("envelope", e))?;
+    let raw = cairn_record::record::decode_header(&env.payload)
+        .map_err(|e| ServiceError::corrupt("header", e))?;
+    let checked =
+        cairn_record::header::check(&raw).map_err(|e| ServiceError::corrupt("header", e))?;
+    Ok((raw, checked))
+}

@@ -40,15 +40,11 @@ impl Tokens {
 
     /// The sequence number in `token` (empty: 0, the start), if `member`
     /// was given it.
-    pub fn read(&self, member: &str, token: &str, what: &str) -> Result<u64, ServiceError> {
+    pub fn read(&self, member: &str, token: &str, what: &'static str) -> Result<u64, ServiceError> {
         if token.is_empty() {
             return Ok(0);
         }
-        let bad = || {
-            ServiceError::InvalidArgument(format!(
-                "{what}: not a token this service issued to you (tampered, truncated or from another member)"
-            ))
-        };
+        let bad = || ServiceError::BadToken { field: what };
         let raw = B64.decode(token).map_err(|_| bad())?;
         if raw.len() != 8 + MAC_LEN {
             return Err(bad());

@@ -10,14 +10,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use cairn_identity::Role;
-use cairn_identity::tls::peer_info;
 use cairn_proto::common::v1 as common;
 use cairn_proto::evals::v1 as pb;
 use cairn_proto::evals::v1::evaluation_results_server::{
     EvaluationResults, EvaluationResultsServer,
 };
-use cairn_service_core::serve::{self, Running, ServeConfig, ServeError};
-use cairn_service_core::{RecordCore, ServicePolicy, SubmitKind, SubmitOutcome};
+use cairn_service_core::serve::{self, Running, ServeConfig, ServeError, peer};
+use cairn_service_core::{
+    ErasureOrder, RecordCore, ServiceError, ServicePolicy, ServiceSchema, SubmitKind, SubmitOutcome,
+};
+use prost::Message as _;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -33,18 +35,33 @@ pub fn policy() -> ServicePolicy {
                 vec![Role::Evaluator, Role::Governance, Role::Auditor],
             ),
         ],
+        schema: Arc::new(EvalsSchema),
+    }
+}
+
+/// What the core needs of the evaluation schema: decoding erasure orders.
+#[derive(Debug)]
+pub struct EvalsSchema;
+
+impl ServiceSchema for EvalsSchema {
+    fn erasure_order(&self, payload: &[u8]) -> Result<ErasureOrder, ServiceError> {
+        let order = pb::ErasureOrder::decode(payload).map_err(|e| ServiceError::BadField {
+            field: "order",
+            problem: format!("not an ErasureOrder ({e})"),
+        })?;
+        Ok(ErasureOrder {
+            record_id: order.record_id.map(|r| r.uuid).unwrap_or_default(),
+            ordered_by: order.ordered_by.map(|m| m.id).unwrap_or_default(),
+            ordered_at: order.ordered_at,
+            signing_key_id: order.signing_key_id,
+            reason: order.reason,
+        })
     }
 }
 
 /// The gRPC service.
 pub struct EvalsService {
     core: Arc<RecordCore>,
-}
-
-fn peer<T>(r: &Request<T>) -> Result<cairn_identity::PeerIdentity, Status> {
-    peer_info(r)
-        .map(|p| p.identity.clone())
-        .ok_or_else(|| Status::unauthenticated("no authenticated peer on this connection"))
 }
 
 fn published(out: SubmitOutcome) -> Response<pb::PublishResultResponse> {
@@ -65,7 +82,7 @@ impl EvalsService {
         record: Option<common::SignedRecord>,
         kind: SubmitKind,
     ) -> Result<Response<pb::PublishResultResponse>, Status> {
-        let record = record.ok_or_else(|| Status::invalid_argument("record: is required"))?;
+        let record = record.ok_or(ServiceError::Missing { field: "record" })?;
         Ok(published(self.core.submit(peer, record, kind).await?))
     }
 }

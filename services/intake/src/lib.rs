@@ -9,12 +9,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use cairn_identity::Role;
-use cairn_identity::tls::peer_info;
 use cairn_proto::common::v1 as common;
 use cairn_proto::intake::v1 as pb;
 use cairn_proto::intake::v1::incident_intake_server::{IncidentIntake, IncidentIntakeServer};
-use cairn_service_core::serve::{self, Running, ServeConfig, ServeError};
-use cairn_service_core::{RecordCore, ServicePolicy, SubmitKind};
+use cairn_service_core::serve::{self, Running, ServeConfig, ServeError, peer};
+use cairn_service_core::{RecordCore, ServiceError, ServicePolicy, ServiceSchema, SubmitKind};
+use prost::Message as _;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -23,18 +23,34 @@ pub fn policy() -> ServicePolicy {
     ServicePolicy {
         service: "intake",
         kinds: vec![(common::RecordKind::Incident, vec![Role::Submitter])],
+        schema: Arc::new(IncidentSchema),
+    }
+}
+
+/// What the core needs of the incident schema: a TLP:CLEAR serious
+/// incident's Art. 73 reporting deadline.
+#[derive(Debug)]
+pub struct IncidentSchema;
+
+impl ServiceSchema for IncidentSchema {
+    fn reporting_deadline(
+        &self,
+        kind: common::RecordKind,
+        content: &[u8],
+    ) -> Option<time::OffsetDateTime> {
+        if kind != common::RecordKind::Incident {
+            return None;
+        }
+        pb::Incident::decode(content)
+            .ok()
+            .as_ref()
+            .and_then(cairn_record::content::art73_deadline)
     }
 }
 
 /// The gRPC service.
 pub struct IntakeService {
     core: Arc<RecordCore>,
-}
-
-fn peer<T>(r: &Request<T>) -> Result<cairn_identity::PeerIdentity, Status> {
-    peer_info(r)
-        .map(|p| p.identity.clone())
-        .ok_or_else(|| Status::unauthenticated("no authenticated peer on this connection"))
 }
 
 #[tonic::async_trait]
@@ -47,7 +63,7 @@ impl IncidentIntake for IntakeService {
         let record = request
             .into_inner()
             .record
-            .ok_or_else(|| Status::invalid_argument("record: is required"))?;
+            .ok_or(ServiceError::Missing { field: "record" })?;
         let out = self
             .core
             .submit(&peer, record, SubmitKind::SubmitOrCorrect)
