@@ -11,17 +11,29 @@
 //! - [`witness::Witness`]: per-origin state of the last cosigned checkpoint,
 //!   advanced only with a valid consistency proof, atomically.
 //!
+//! Modules follow the pipeline: `config`, `cache` (full tiles in memory),
+//! `recovery` (the head and right edge read back at open), `sequencer` (the
+//! batching task), `stages` (sequence, integrate, publish, commit,
+//! receipts), `reads` (proofs, entries, tiles), `engine` (the handle).
+//!
 //! This crate must not know gRPC, TLS or what a leaf means: leaves are
 //! bytes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cache;
+mod config;
 mod engine;
 mod error;
 mod layout;
 pub mod lease;
 mod nodes;
+mod reads;
+mod recovery;
+mod sequencer;
+mod stages;
 pub mod witness;
 
-pub use engine::{BatchObserver, Log, LogConfig, Receipt, Snapshot};
+pub use config::{BatchObserver, LogConfig};
+pub use engine::{Log, Receipt, Snapshot};
 pub use error::LogError;
