@@ -459,7 +459,68 @@ async fn non_submit(net: &Net, input: &str, as_: &str) -> Result<(), Status> {
             })
             .await
             .map(drop),
+        "malformed_protobuf" => raw_submit(net, as_, vec![0xff; 16]).await,
+        // Beyond the transport's limit (4 x (1 MiB body + 64 KiB envelope)).
+        "oversized_message" => raw_submit(net, as_, vec![0; 5 * 1024 * 1024]).await,
         other => panic!("the catalogue names an input this test does not know: {other}"),
+    }
+}
+
+/// Sends `bytes` as the whole SubmitIncident request message, unchecked.
+async fn raw_submit(net: &Net, as_: &str, bytes: Vec<u8>) -> Result<(), Status> {
+    let mut grpc = tonic::client::Grpc::new(net.channel(as_, net.intake.addr, "intake"));
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(
+        "/cairn.intake.v1.IncidentIntake/SubmitIncident",
+    );
+    grpc.unary(tonic::Request::new(bytes), path, RawCodec)
+        .await
+        .map(drop)
+}
+
+/// A codec that sends its bytes as the message and ignores the answer.
+#[derive(Clone, Copy, Default)]
+struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = ();
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), Status> {
+        bytes::BufMut::put_slice(buf, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = ();
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<()>, Status> {
+        let n = bytes::Buf::remaining(buf);
+        bytes::Buf::advance(buf, n);
+        Ok(Some(()))
     }
 }
 

@@ -5,6 +5,10 @@
 //! reflection). The `.proto` files are the API's source of truth and its
 //! documentation; read them there.
 //!
+//! The one exception to "no logic" is [`codec`], the wire codec the
+//! generated stubs use: prost's, except that a malformed message is the
+//! caller's `INVALID_ARGUMENT` (DESIGN.md section 5), not `INTERNAL`.
+//!
 //! Packages map to modules: `cairn.common.v1` is [`common::v1`] and so on.
 //! [`FILE_DESCRIPTOR_SET`] holds the compiled descriptors for gRPC server
 //! reflection.
@@ -31,6 +35,8 @@ pub fn with_reflection(
         .add_service(builder().build_v1()?)
         .add_service(builder().build_v1alpha()?))
 }
+
+pub mod codec;
 
 /// `cairn.common.v1`: identifiers, records, receipts, log leaves.
 pub mod common {

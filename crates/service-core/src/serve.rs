@@ -148,17 +148,10 @@ pub async fn start(
         )
         .await?;
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        // The same limits and status edge as every cairn service.
+        cairn_server::builder()
             .layer(metrics.grpc_layer())
-            // Limits: a request may take at most a minute (watch streams
-            // keep streaming), at most 256 concurrent streams per
-            // connection, and dead or idle-silent peers are found by
-            // HTTP/2 and TCP keepalives.
-            .timeout(std::time::Duration::from_secs(60))
-            .max_concurrent_streams(Some(256))
-            .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
-            .tcp_keepalive(Some(std::time::Duration::from_secs(60)))
+            .layer(cairn_server::StatusEdgeLayer)
             .add_routes(all)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = shutdown_rx.await;

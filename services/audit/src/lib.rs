@@ -251,9 +251,11 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
 
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
-        tonic::transport::Server::builder()
+        // The same limits and status edge as every cairn service.
+        cairn_server::builder()
             .accept_http1(true)
             .layer(metrics.grpc_layer())
+            .layer(cairn_server::StatusEdgeLayer)
             .add_routes(tonic::service::Routes::from(router))
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = shutdown_rx.await;
