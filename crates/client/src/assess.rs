@@ -82,7 +82,36 @@ pub struct Evidence {
     pub result: Option<evals::EvaluationResult>,
 }
 
-fn judged(c: &evals::Criterion, metric: &evals::Metric) -> Result<f64, String> {
+/// Why a readable result does not count for a criterion. The first two
+/// are not about evidence at all (the result is about something else), so
+/// they are not reported as refusals.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+enum Disqualified {
+    #[error("another model")]
+    AnotherModel,
+    #[error("another task")]
+    AnotherTask,
+    #[error("task version {found} (the baseline needs {needed})")]
+    TaskVersion { found: String, needed: String },
+    #[error("too few samples ({found} < {needed})")]
+    TooFewSamples { found: u64, needed: u64 },
+    #[error("no completion time")]
+    NoCompletionTime,
+    #[error("completed after the assessment time")]
+    CompletedAfter,
+    #[error("stale (older than {max_age_days} days)")]
+    Stale { max_age_days: u32 },
+    #[error("an evaluator relationship the baseline excludes")]
+    Relationship,
+    #[error("no metric {metric}")]
+    NoMetric { metric: String },
+    #[error("no 95 % confidence interval")]
+    NoConfidenceInterval,
+    #[error("the criterion judges no estimate")]
+    NoEstimate,
+}
+
+fn judged(c: &evals::Criterion, metric: &evals::Metric) -> Result<f64, Disqualified> {
     let e = c.evidence.clone().unwrap_or_default();
     match evals::Estimate::try_from(e.judged).unwrap_or(evals::Estimate::Unspecified) {
         evals::Estimate::Point => Ok(metric.value),
@@ -91,14 +120,14 @@ fn judged(c: &evals::Criterion, metric: &evals::Metric) -> Result<f64, String> {
                 .ci
                 .as_ref()
                 .filter(|ci| (ci.level - 0.95).abs() < 1e-9)
-                .ok_or("no 95 % confidence interval")?;
+                .ok_or(Disqualified::NoConfidenceInterval)?;
             Ok(if est == evals::Estimate::Ci95Lower {
                 ci.lower
             } else {
                 ci.upper
             })
         }
-        evals::Estimate::Unspecified => Err("the criterion judges no estimate".into()),
+        evals::Estimate::Unspecified => Err(Disqualified::NoEstimate),
     }
 }
 
@@ -129,48 +158,52 @@ fn qualify(
     model: &ModelRef,
     r: &evals::EvaluationResult,
     at: OffsetDateTime,
-) -> Result<(f64, OffsetDateTime), String> {
+) -> Result<(f64, OffsetDateTime), Disqualified> {
     if !r.model.as_ref().is_some_and(|m| model.matches(m)) {
-        return Err("another model".into());
+        return Err(Disqualified::AnotherModel);
     }
     let task = r.task.clone().unwrap_or_default();
     if task.id != c.task_id {
-        return Err("another task".into());
+        return Err(Disqualified::AnotherTask);
     }
     if task.version != c.task_version {
-        return Err(format!(
-            "task version {} (the baseline needs {})",
-            task.version, c.task_version
-        ));
+        return Err(Disqualified::TaskVersion {
+            found: task.version,
+            needed: c.task_version.clone(),
+        });
     }
     let rule = c.evidence.clone().unwrap_or_default();
     let samples = r.samples.as_ref().map(|s| s.completed).unwrap_or(0);
     if samples < rule.min_samples {
-        return Err(format!(
-            "too few samples ({samples} < {})",
-            rule.min_samples
-        ));
+        return Err(Disqualified::TooFewSamples {
+            found: samples,
+            needed: rule.min_samples,
+        });
     }
     let completed = r
         .completed_at
         .as_ref()
         .and_then(|t| timestamp_to_time(t).ok())
-        .ok_or("no completion time")?;
+        .ok_or(Disqualified::NoCompletionTime)?;
     if completed > at {
-        return Err("completed after the assessment time".into());
+        return Err(Disqualified::CompletedAfter);
     }
     if rule.max_age_days > 0 && completed < at - time::Duration::days(i64::from(rule.max_age_days))
     {
-        return Err(format!("stale (older than {} days)", rule.max_age_days));
+        return Err(Disqualified::Stale {
+            max_age_days: rule.max_age_days,
+        });
     }
     if !rule.relationships.is_empty() && !rule.relationships.contains(&r.relationship) {
-        return Err("an evaluator relationship the baseline excludes".into());
+        return Err(Disqualified::Relationship);
     }
     let metric = r
         .metrics
         .iter()
         .find(|m| m.name == c.metric)
-        .ok_or_else(|| format!("no metric {}", c.metric))?;
+        .ok_or_else(|| Disqualified::NoMetric {
+            metric: c.metric.clone(),
+        })?;
     Ok((judged(c, metric)?, completed))
 }
 
@@ -201,8 +234,8 @@ pub fn criterion_outcome(
                         best = Some((completed, e.record_id.as_str(), value, e));
                     }
                 }
-                Err(why) if why != "another model" && why != "another task" => refusals.push(why),
-                Err(_) => {}
+                Err(Disqualified::AnotherModel | Disqualified::AnotherTask) => {}
+                Err(why) => refusals.push(why.to_string()),
             },
             None if index_covers(e, c, model) => unreadable.push(e),
             None => {}

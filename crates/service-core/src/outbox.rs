@@ -28,6 +28,26 @@ use tonic::transport::Channel;
 
 use crate::stored::{NS_OUTBOX, NS_RECEIPTS, OutboxItem, now_ms, receipt_key};
 
+/// Why a batch of outbox items was not delivered (they stay in the
+/// outbox and are tried again).
+#[derive(Debug, thiserror::Error)]
+enum DeliveryError {
+    /// The audit service refused or did not answer.
+    #[error("audit log: {}: {}", .0.code(), .0.message())]
+    Audit(tonic::Status),
+    /// The audit service answered with the wrong number of receipts.
+    #[error("audit returned {receipts} receipts for {leaves} leaves")]
+    ReceiptCount {
+        /// Receipts returned.
+        receipts: usize,
+        /// Leaves sent.
+        leaves: usize,
+    },
+    /// Storing the receipts failed.
+    #[error("storing receipts: {0}")]
+    Store(cairn_store::StoreError),
+}
+
 /// Most leaves per AppendBatch.
 const MAX_BATCH: usize = 1000;
 
@@ -211,7 +231,7 @@ impl Outbox {
 
     /// Appends `items` that are this replica's to deliver and stores their
     /// receipts; `Ok(false)` when none were.
-    async fn deliver(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<bool, String> {
+    async fn deliver(&self, items: Vec<(Vec<u8>, Vec<u8>)>) -> Result<bool, DeliveryError> {
         let decoded: Vec<(Vec<u8>, OutboxItem)> = items
             .into_iter()
             .filter_map(|(k, v)| OutboxItem::decode(v.as_slice()).ok().map(|i| (k, i)))
@@ -238,15 +258,14 @@ impl Outbox {
         let receipts = audit
             .append_batch(audit::AppendBatchRequest { leaves })
             .await
-            .map_err(|s| format!("{}: {}", s.code(), s.message()))?
+            .map_err(DeliveryError::Audit)?
             .into_inner()
             .receipts;
         if receipts.len() != decoded.len() {
-            return Err(format!(
-                "audit returned {} receipts for {} leaves",
-                receipts.len(),
-                decoded.len()
-            ));
+            return Err(DeliveryError::ReceiptCount {
+                receipts: receipts.len(),
+                leaves: decoded.len(),
+            });
         }
         // Store all receipts and clear the items in one commit. Receipts
         // live in their own namespace, so this never rewrites (or races
@@ -268,7 +287,7 @@ impl Outbox {
         self.store
             .commit_unsynced(batch)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(DeliveryError::Store)?;
         let now = now_ms();
         for (_, item) in &decoded {
             self.metrics
@@ -277,10 +296,7 @@ impl Outbox {
         }
         // Before anyone hears of these receipts, they are no longer pending.
         self.metrics.pending.sub(decoded.len() as i64);
-        let mut waiters = self
-            .waiters
-            .lock()
-            .map_err(|_| "waiters poisoned".to_owned())?;
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         for ((key, _), receipt) in decoded.iter().zip(&receipts) {
             let n = key
                 .as_slice()
