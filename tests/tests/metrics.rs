@@ -170,4 +170,26 @@ async fn the_operations_port_answers_plaintext_grpc_health_probes() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unimplemented, "{err:?}");
+    assert!(err.message().contains("SubmitIncident"), "{err:?}");
+}
+
+/// A plain HTTP request for a path nothing serves is 404 (not 200 with a
+/// gRPC status), so an HTTP probe of a wrong path fails as it should.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unserved_http_paths_are_404_on_every_operations_port() {
+    let net = Net::start(Duration::from_secs(10)).await;
+    let audit_ops = net.audit.as_ref().unwrap().metrics_addr.unwrap();
+    for ops in [
+        net.intake.metrics_addr.unwrap(),
+        net.evals.metrics_addr.unwrap(),
+        audit_ops,
+    ] {
+        let mut s = tokio::net::TcpStream::connect(ops).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: cairn\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 404"), "{ops}: {out}");
+    }
 }

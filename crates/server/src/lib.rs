@@ -10,6 +10,11 @@
 //!   limits, so the layer rewrites that one refusal. (Malformed protobuf is
 //!   handled by the codec in `cairn-proto`.)
 //!
+//! - [`unserved`]: the answer to a path no service on the port serves —
+//!   `UNIMPLEMENTED` naming the path for a gRPC call, HTTP 404 for anything
+//!   else (so that an HTTP probe of a path that does not exist fails);
+//!   [`with_fallback`] installs it on a port's routes.
+//!
 //! This crate must not know any service, record or identity: it shapes
 //! transport behaviour only.
 #![forbid(unsafe_code)]
@@ -41,6 +46,32 @@ pub fn builder() -> tonic::transport::Server {
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .tcp_keepalive(Some(TCP_KEEPALIVE))
+}
+
+/// The answer to a request for a path no service on this port serves: a
+/// gRPC call gets `UNIMPLEMENTED` naming the path, any other request HTTP
+/// 404 (tonic's default answers every path HTTP 200 with grpc-status 12,
+/// so an HTTP probe of `/healthz` would always "pass").
+pub async fn unserved(request: axum::extract::Request) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let path = request.uri().path().to_owned();
+    let grpc = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/grpc"));
+    if grpc {
+        let status = tonic::Status::unimplemented(format!("{path} is not served on this port"));
+        let (parts, ()) = status.into_http::<()>().into_parts();
+        axum::response::Response::from_parts(parts, axum::body::Body::empty())
+    } else {
+        (http::StatusCode::NOT_FOUND, format!("not found: {path}\n")).into_response()
+    }
+}
+
+/// `routes` with [`unserved`] answering every path they do not serve.
+pub fn with_fallback(routes: tonic::service::Routes) -> tonic::service::Routes {
+    tonic::service::Routes::from(routes.into_axum_router().fallback(unserved))
 }
 
 /// The gRPC code tonic answers an oversized request with.
@@ -130,6 +161,24 @@ mod tests {
                 other.map(str::as_bytes)
             );
         }
+    }
+
+    #[tokio::test]
+    async fn unserved_paths_are_404_or_unimplemented_by_kind_of_request() {
+        let plain = http::Request::get("/healthz")
+            .body(axum::body::Body::empty())
+            .unwrap_or_default();
+        let r = unserved(plain).await;
+        assert_eq!(r.status(), http::StatusCode::NOT_FOUND);
+        let grpc = http::Request::post("/x.v1.Nope/Call")
+            .header("content-type", "application/grpc")
+            .body(axum::body::Body::empty())
+            .unwrap_or_default();
+        let r = unserved(grpc).await;
+        assert_eq!(r.status(), http::StatusCode::OK);
+        assert_eq!(r.headers()["grpc-status"], "12");
+        let message = r.headers()["grpc-message"].to_str().unwrap_or_default();
+        assert!(message.contains("Nope"), "{message}");
     }
 
     #[tokio::test]

@@ -140,6 +140,7 @@ pub async fn start(
     let all =
         cairn_proto::with_reflection(routes(core.clone()).add_service(health_service.clone()))
             .map_err(|e| ServeError::Io(e.to_string()))?;
+    let all = cairn_server::with_fallback(all);
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let ops = metrics
         .serve(

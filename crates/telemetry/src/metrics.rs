@@ -206,7 +206,8 @@ impl Metrics {
                     }
                 }),
             )
-            .merge(extra);
+            .merge(extra)
+            .fallback(cairn_server::unserved);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app)

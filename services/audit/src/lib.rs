@@ -247,7 +247,8 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
         routes = routes.add_service(WitnessServer::new(WitnessService::new(w)));
     }
     let routes = cairn_proto::with_reflection(routes)?;
-    let router = tiles_http::add_routes(routes.into_axum_router(), log.clone());
+    let router = tiles_http::add_routes(routes.into_axum_router(), log.clone())
+        .fallback(cairn_server::unserved);
 
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(

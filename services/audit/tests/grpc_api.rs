@@ -405,6 +405,8 @@ async fn tiles_are_served_over_https() {
     );
     assert_eq!(http_get(&net, running.addr, "tile/0/001.p/5").await.0, 404);
     assert_eq!(http_get(&net, running.addr, "tile/0/01").await.0, 400);
+    // A path nothing serves is 404, not 200 with a gRPC status.
+    assert_eq!(http_get(&net, running.addr, "healthz").await.0, 404);
     running.stop().await.unwrap();
 }
 
