@@ -67,7 +67,7 @@ impl RecordCore {
     ) -> Result<SubmitOutcome, ServiceError> {
         let directory = self.directory.current();
         let member = self.submitter(peer, &directory, &signed)?;
-        let kind = self.check_signer(&member, &signed)?;
+        let kind = self.check_signer(member, &signed)?;
         let (raw, h) = record::verify_envelope(&signed.envelope, &directory)?;
         let now = OffsetDateTime::now_utc();
         let body = self.check_header(&raw, &h, &signed, call, now)?;
@@ -81,7 +81,7 @@ impl RecordCore {
             id: id.clone(),
             h,
             signed: &signed,
-            submitter: &member,
+            submitter: member,
             received_at: now,
         };
         let outcome = |receipt: Option<pb::Receipt>, duplicate| SubmitOutcome {
@@ -104,12 +104,12 @@ impl RecordCore {
 
     /// Step 1: the connection's member, within its rate, holding a role
     /// this service serves; the envelope and body within their limits.
-    fn submitter(
+    fn submitter<'d>(
         &self,
         peer: &PeerIdentity,
-        directory: &Directory,
+        directory: &'d Directory,
         signed: &pb::SignedRecord,
-    ) -> Result<Member, ServiceError> {
+    ) -> Result<&'d Member, ServiceError> {
         let id = crate::core::member_of(peer)?;
         let member = directory
             .member(id)
@@ -136,7 +136,7 @@ impl RecordCore {
         {
             return Err(e);
         }
-        Ok(member.clone())
+        Ok(member)
     }
 
     /// Step 2, before the signature is checked: the header names the
