@@ -12,7 +12,7 @@
 
 use std::sync::Arc;
 
-use cairn_identity::devpki::{DevPki, DevPkiSpec, MemberFiles, layout};
+use cairn_devpki::{DevPki, DevPkiSpec, MemberFiles, layout};
 use cairn_identity::{Directory, SigningKey};
 use cairn_log::{Log, LogConfig};
 use cairn_record::pb::{RecordKind, SharingLabel};

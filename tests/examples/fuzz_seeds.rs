@@ -3,7 +3,7 @@
 //!
 //! cargo run -p cairn-tests --example fuzz_seeds
 
-use cairn_identity::devpki::{DevPki, DevPkiSpec};
+use cairn_devpki::{DevPki, DevPkiSpec};
 use cairn_record::pb::{RecordKind, SharingLabel};
 use cairn_record::{Recipient, RecordDraft};
 use prost::Message as _;

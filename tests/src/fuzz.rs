@@ -132,7 +132,7 @@ pub fn keys(data: &[u8]) {
     let _ = cairn_identity::SealingKey::from_pem("k", data);
     let _ = cairn_identity::SigningKey::from_pkcs8_der("k", data);
     let _ = cairn_identity::SealingKey::from_pkcs8_der("k", data);
-    let _ = cairn_identity::tls::parse_certificates(data);
+    let _ = cairn_mtls::parse_certificates(data);
 }
 
 /// A fuzz entry point.

@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cairn_audit::{AuditConfig, RunningAudit};
-use cairn_identity::devpki::{self, DevPki, DevPkiSpec, MemberFiles, layout};
-use cairn_identity::tls;
+use cairn_devpki::{self as devpki, DevPki, DevPkiSpec, MemberFiles, layout};
 use cairn_identity::{Directory, DirectoryHandle, SealingKey, SigningKey};
+use cairn_mtls as tls;
 use cairn_proto::evals::v1::evaluation_results_client::EvaluationResultsClient;
 use cairn_proto::intake::v1 as intake;
 use cairn_proto::intake::v1::incident_intake_client::IncidentIntakeClient;

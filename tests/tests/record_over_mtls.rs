@@ -4,9 +4,9 @@
 //! stored durably, read back after a reopen and opened only by recipients.
 #![allow(clippy::unwrap_used)]
 
-use cairn_identity::devpki::{self, DevPki, DevPkiSpec, MemberFiles};
-use cairn_identity::tls::{self, TlsIncoming};
+use cairn_devpki::{self as devpki, DevPki, DevPkiSpec, MemberFiles};
 use cairn_identity::{Directory, DirectoryHandle};
+use cairn_mtls::{self as tls, TlsIncoming};
 use cairn_record::pb::{self, RecordKind, SharingLabel};
 use cairn_record::{Recipient, RecordDraft, RecordError};
 use cairn_store::{SledStore, SledStoreConfig, Store as _, StoreError, WriteBatch};

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow};
 use cairn_client::{Client, Credentials, Endpoints};
-use cairn_identity::devpki::layout;
-use cairn_identity::tls::{self, TlsIdentity};
+use cairn_devpki::layout;
 use cairn_identity::{Directory, DirectoryHandle};
+use cairn_mtls::{self as tls, TlsIdentity};
 use cairn_tlog::note::VerifierKey;
 use clap::Args;
 

@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail, ensure};
-use cairn_identity::devpki::{self, DevPki, DevPkiSpec, MemberFiles};
-use cairn_identity::tls::{self, TlsIdentity};
+use cairn_devpki::{self as devpki, DevPki, DevPkiSpec, MemberFiles};
 use cairn_identity::{Directory, DirectoryHandle, PeerIdentity};
+use cairn_mtls::{self as tls, TlsIdentity};
 use cairn_record::pb::{RecordKind, SharingLabel};
 use cairn_record::{Recipient, RecordDraft, RecordError};
 use clap::Subcommand;

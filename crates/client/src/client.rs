@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use cairn_identity::devpki::MemberFiles;
-use cairn_identity::tls::{self, TlsIdentity};
+use cairn_devpki::MemberFiles;
 use cairn_identity::{Directory, DirectoryHandle, SealingKey, SigningKey};
+use cairn_mtls::{self as tls, TlsIdentity};
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_proto::evals::v1 as evals;
 use cairn_proto::evals::v1::evaluation_results_client::EvaluationResultsClient;

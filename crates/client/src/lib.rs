@@ -20,7 +20,7 @@
 //!
 //! ```
 //! use cairn_client::{Share, prepare};
-//! use cairn_identity::devpki::{DevPki, DevPkiSpec};
+//! use cairn_devpki::{DevPki, DevPkiSpec};
 //!
 //! let pki = DevPki::generate(&DevPkiSpec::example()).unwrap();
 //! let directory = pki.directory().unwrap();

@@ -62,9 +62,12 @@ pub enum Error {
         /// What went wrong.
         detail: String,
     },
-    /// Certificate generation failed.
-    #[error("certificate generation: {0}")]
-    CertificateGeneration(#[from] rcgen::Error),
+    /// Certificate generation (the dev PKI's) failed.
+    #[error("certificate generation: {detail}")]
+    CertificateGeneration {
+        /// The generator's complaint.
+        detail: String,
+    },
 }
 
 /// What is wrong with a key.
@@ -105,14 +108,16 @@ pub enum KeyProblem {
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// A failed file operation on `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
             source,
         }
     }
 
-    pub(crate) fn key(what: impl Into<String>, problem: KeyProblem) -> Self {
+    /// A malformed key named `what`.
+    pub fn key(what: impl Into<String>, problem: KeyProblem) -> Self {
         Error::Key {
             what: what.into(),
             problem,

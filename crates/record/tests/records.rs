@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
+use cairn_devpki::{DevPki, DevPkiSpec};
 use cairn_identity::Directory;
-use cairn_identity::devpki::{DevPki, DevPkiSpec};
 use cairn_record::pb::{self, RecordKind, SharingLabel};
 use cairn_record::record::{self, decode_envelope};
 use cairn_record::seal::{self, Binding, ContentKey, Recipient};

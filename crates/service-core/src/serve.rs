@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use cairn_identity::tls::{self, TlsIdentity, TlsIncoming};
 use cairn_identity::{Directory, DirectoryHandle};
+use cairn_mtls::{self as tls, TlsIdentity, TlsIncoming};
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_store::{Store, StoreLocation};
 use cairn_telemetry::metrics::{Metrics, OpsEndpoint};

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use cairn_identity::tls::peer_info;
 use cairn_identity::{DirectoryHandle, PeerIdentity, ServiceRight};
 use cairn_log::witness::Witness;
 use cairn_log::{Log, Receipt};
+use cairn_mtls::peer_info;
 use cairn_proto::audit::v1 as pb;
 use cairn_proto::audit::v1::audit_log_server::AuditLog;
 use cairn_proto::audit::v1::witness_server::Witness as WitnessApi;

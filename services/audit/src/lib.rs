@@ -19,11 +19,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use cairn_identity::tls::{self, TlsIdentity, TlsIncoming};
 use cairn_identity::{Directory, DirectoryHandle};
 use cairn_log::lease::Lease;
 use cairn_log::witness::Witness;
 use cairn_log::{Log, LogConfig};
+use cairn_mtls::{self as tls, TlsIdentity, TlsIncoming};
 use cairn_proto::audit::v1::audit_log_server::AuditLogServer;
 use cairn_proto::audit::v1::witness_server::WitnessServer;
 use cairn_store::{Store, StoreLocation};

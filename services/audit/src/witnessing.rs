@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cairn_identity::DirectoryHandle;
-use cairn_identity::tls::{self, TlsIdentity};
 use cairn_log::Log;
+use cairn_mtls::{self as tls, TlsIdentity};
 use cairn_proto::audit::v1 as pb;
 use cairn_proto::audit::v1::witness_client::WitnessClient;
 use cairn_tlog::note::{self, NoteSignature, VerifierKey};

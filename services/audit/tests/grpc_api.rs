@@ -324,7 +324,7 @@ async fn appends_proofs_entries_and_errors() {
 
 /// GET over HTTP/1.1 on an mTLS connection, as a tile client would.
 async fn http_get(net: &Net, addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    let mut config = (*cairn_identity::tls::client_config(
+    let mut config = (*cairn_mtls::client_config(
         &net.member_identity("uk-aisi"),
         net.directory.clone(),
         "audit",

@@ -14,9 +14,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_identity::devpki::{self, DevPki, DevPkiSpec, layout};
-use cairn_identity::tls;
+use cairn_devpki::{self as devpki, DevPki, DevPkiSpec, layout};
 use cairn_identity::{Directory, DirectoryHandle};
+use cairn_mtls as tls;
 use cairn_proto::audit::v1 as audit;
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_proto::intake::v1 as intake;

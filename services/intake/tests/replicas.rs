@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use cairn_identity::devpki::layout;
+use cairn_devpki::layout;
 use cairn_proto::intake::v1 as intake;
 use cairn_proto::intake::v1::incident_intake_client::IncidentIntakeClient;
 use cairn_record::pb::SharingLabel;

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use cairn_audit::{AuditConfig, WitnessConfig};
-use cairn_identity::devpki::{self, DevPki, DevPkiSpec, MemberFiles, layout};
-use cairn_identity::tls::{self, TlsIdentity};
+use cairn_devpki::{self as devpki, DevPki, DevPkiSpec, MemberFiles, layout};
 use cairn_identity::{Directory, DirectoryHandle};
+use cairn_mtls::{self as tls, TlsIdentity};
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_proto::audit::v1::witness_client::WitnessClient;
 use std::process::Stdio;

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 
-use cairn_identity::devpki::{DevCa, DevPki, DevPkiSpec, LeafSpec};
-use cairn_identity::tls::{self, ServiceServerVerifier, TlsIdentity, TlsIncoming};
+use cairn_devpki::{DevCa, DevPki, DevPkiSpec, LeafSpec};
 use cairn_identity::{Directory, DirectoryHandle, MemberId, PeerIdentity};
+use cairn_mtls::{self as tls, ServiceServerVerifier, TlsIdentity, TlsIncoming};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 use time::{Duration, OffsetDateTime};

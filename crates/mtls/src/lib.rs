@@ -12,6 +12,14 @@
 //! handler. Handlers read the result from [`PeerInfo`], which
 //! [`TlsIncoming`] attaches to every connection (tonic puts it in each
 //! request's extensions; see [`peer_info`]).
+//!
+//! This crate owns the rustls configurations, the verifiers, the accept
+//! loop and the channel helpers; who is who (the directory, keys, names)
+//! is `cairn-identity`'s, and it reports that crate's error. It must not
+//! know records or generate certificates (that is `cairn-devpki`'s job,
+//! and services never link it).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::io;
 use std::net::SocketAddr;
@@ -35,9 +43,8 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
-use crate::directory::DirectoryHandle;
-use crate::error::Error;
-use crate::spiffe::PeerIdentity;
+pub use cairn_identity::parse_certificates;
+use cairn_identity::{DirectoryHandle, Error, PeerIdentity};
 
 /// How long a TLS handshake may take before the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,23 +52,6 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The only crypto provider cairn uses: ring.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// Parses every `CERTIFICATE` block of a PEM document.
-pub fn parse_certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Error::Certificate {
-            what: "PEM".into(),
-            detail: format!("malformed PEM ({e})"),
-        })?;
-    if certs.is_empty() {
-        return Err(Error::Certificate {
-            what: "PEM".into(),
-            detail: "no CERTIFICATE block".into(),
-        });
-    }
-    Ok(certs)
 }
 
 /// The cairn identity a certificate claims: its single `spiffe://` URI SAN,

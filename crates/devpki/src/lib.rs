@@ -6,6 +6,13 @@
 //! For trying and testing cairn on one machine only. CA private keys are
 //! written next to the certificates so more can be issued; a real member
 //! keeps its CA key offline.
+//!
+//! This crate owns generating and writing a dev PKI (with rcgen) and the
+//! dev layout's file names ([`layout`], [`MemberFiles`]); it must not be
+//! linked by services, which only read identities (`cairn-identity`,
+//! `cairn-mtls`).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -17,14 +24,14 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
-use crate::directory::{
+use cairn_identity::Error;
+use cairn_identity::directory::{
     Directory, DirectoryDocument, KeyDocument, MemberDocument, Role, ServiceDocument, ServiceRight,
     SigningKeyDocument,
 };
-use crate::error::Error;
-use crate::keys::{SealingKey, SigningKey};
-use crate::spiffe::PeerIdentity;
-use crate::tls::TlsIdentity;
+use cairn_identity::keys::{SealingKey, SigningKey};
+use cairn_identity::spiffe::PeerIdentity;
+use cairn_mtls::TlsIdentity;
 
 /// The trust domain of development networks.
 pub const DEV_TRUST_DOMAIN: &str = "cairn.example";
@@ -196,14 +203,21 @@ impl IssuedCert {
     }
 }
 
+/// An rcgen failure as the identity error.
+fn generation(e: rcgen::Error) -> Error {
+    Error::CertificateGeneration {
+        detail: e.to_string(),
+    }
+}
+
 fn ia5(text: &str) -> Result<rcgen::string::Ia5String, Error> {
-    Ok(rcgen::string::Ia5String::try_from(text)?)
+    rcgen::string::Ia5String::try_from(text).map_err(generation)
 }
 
 impl DevCa {
     /// A new self-signed CA (ECDSA P-256), valid for ten years.
     pub fn new(common_name: &str) -> Result<Self, Error> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(generation)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, common_name);
@@ -218,7 +232,7 @@ impl DevCa {
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(3650);
-        let cert = params.self_signed(&key)?;
+        let cert = params.self_signed(&key).map_err(generation)?;
         let key_pem = Zeroizing::new(key.serialize_pem());
         Ok(Self {
             issuer: Issuer::new(params, key),
@@ -239,7 +253,7 @@ impl DevCa {
 
     /// Issues a leaf certificate with a fresh ECDSA P-256 key.
     pub fn issue(&self, spec: &LeafSpec) -> Result<IssuedCert, Error> {
-        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(generation)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, spec.common_name.as_str());
@@ -268,7 +282,7 @@ impl DevCa {
         for ip in &spec.ips {
             params.subject_alt_names.push(SanType::IpAddress(*ip));
         }
-        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert = params.signed_by(&key, &self.issuer).map_err(generation)?;
         Ok(IssuedCert {
             cert_pem: cert.pem(),
             key_pem: Zeroizing::new(key.serialize_pem()),
@@ -536,7 +550,7 @@ impl MemberFiles {
             (Some(sign), Some(seal)) => Ok((sign.to_owned(), seal.to_owned())),
             _ => Err(Error::Key {
                 what: path.display().to_string(),
-                problem: crate::KeyProblem::Rejected(
+                problem: cairn_identity::KeyProblem::Rejected(
                     "expected two lines: signing key id, sealing key id".into(),
                 ),
             }),
