@@ -12,7 +12,7 @@ use cairn_proto::audit::v1::witness_server::Witness as WitnessApi;
 use cairn_proto::common::v1 as common;
 use tonic::{Request, Response, Status};
 
-use crate::status::{log_status, witness_status};
+use crate::error::AuditError;
 
 /// Most leaves in one AppendBatch.
 pub const MAX_BATCH_LEAVES: usize = 1000;
@@ -32,22 +32,21 @@ impl AuditService {
         Self { log, directory }
     }
 
-    fn require_append<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let peer = peer_info(request)
-            .ok_or_else(|| Status::unauthenticated("no authenticated peer on this connection"))?;
+    fn require_append<T>(&self, request: &Request<T>) -> Result<(), AuditError> {
+        let peer = peer_info(request).ok_or(AuditError::NoPeer)?;
         match &peer.identity {
             PeerIdentity::Service { name } => {
                 let dir = self.directory.current();
                 match dir.service(name) {
                     Some(s) if s.rights.contains(&ServiceRight::Append) => Ok(()),
-                    _ => Err(Status::permission_denied(format!(
-                        "service {name} does not hold the append right"
-                    ))),
+                    _ => Err(AuditError::NoAppendRight {
+                        service: name.clone(),
+                    }),
                 }
             }
-            other => Err(Status::permission_denied(format!(
-                "only network services holding the append right may append; {other} may not"
-            ))),
+            other => Err(AuditError::NotAService {
+                peer: other.to_string(),
+            }),
         }
     }
 }
@@ -69,7 +68,11 @@ impl AuditLog for AuditService {
     ) -> Result<Response<pb::AppendResponse>, Status> {
         self.require_append(&request)?;
         let leaf = request.into_inner().leaf;
-        let r = self.log.append(leaf.clone()).await.map_err(log_status)?;
+        let r = self
+            .log
+            .append(leaf.clone())
+            .await
+            .map_err(AuditError::from)?;
         Ok(Response::new(pb::AppendResponse {
             receipt: Some(receipt(leaf, r)),
         }))
@@ -82,16 +85,17 @@ impl AuditLog for AuditService {
         self.require_append(&request)?;
         let leaves = request.into_inner().leaves;
         if leaves.is_empty() || leaves.len() > MAX_BATCH_LEAVES {
-            return Err(Status::invalid_argument(format!(
-                "leaves: {} leaves, give 1 to {MAX_BATCH_LEAVES}",
-                leaves.len()
-            )));
+            return Err(AuditError::BatchSize {
+                count: leaves.len(),
+                max: MAX_BATCH_LEAVES,
+            }
+            .into());
         }
         let receipts = self
             .log
             .append_batch(leaves.clone())
             .await
-            .map_err(log_status)?;
+            .map_err(AuditError::from)?;
         Ok(Response::new(pb::AppendBatchResponse {
             receipts: leaves
                 .into_iter()
@@ -105,7 +109,7 @@ impl AuditLog for AuditService {
         &self,
         _request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
-        let checkpoint = self.log.checkpoint_note().await.map_err(log_status)?;
+        let checkpoint = self.log.checkpoint_note().await.map_err(AuditError::from)?;
         Ok(Response::new(pb::GetCheckpointResponse { checkpoint }))
     }
 
@@ -117,19 +121,15 @@ impl AuditLog for AuditService {
         let index = match req.leaf {
             Some(pb::get_inclusion_proof_request::Leaf::LeafIndex(i)) => i,
             Some(pb::get_inclusion_proof_request::Leaf::LeafHash(h)) => {
-                self.log.index_of(&h).await.map_err(log_status)?
+                self.log.index_of(&h).await.map_err(AuditError::from)?
             }
-            None => {
-                return Err(Status::invalid_argument(
-                    "leaf: give leaf_index or leaf_hash",
-                ));
-            }
+            None => return Err(AuditError::NoLeaf.into()),
         };
         let (tree_size, proof) = self
             .log
             .inclusion_proof(index, req.tree_size)
             .await
-            .map_err(log_status)?;
+            .map_err(AuditError::from)?;
         Ok(Response::new(pb::GetInclusionProofResponse {
             leaf_index: index,
             tree_size,
@@ -146,7 +146,7 @@ impl AuditLog for AuditService {
             .log
             .consistency_proof(req.from_size, req.to_size)
             .await
-            .map_err(log_status)?;
+            .map_err(AuditError::from)?;
         Ok(Response::new(pb::GetConsistencyProofResponse {
             from_size: req.from_size,
             to_size,
@@ -162,9 +162,10 @@ impl AuditLog for AuditService {
         let page = match req.page_size {
             0 => MAX_ENTRIES_PAGE,
             n if n > MAX_ENTRIES_PAGE => {
-                return Err(Status::invalid_argument(format!(
-                    "page_size: at most {MAX_ENTRIES_PAGE}"
-                )));
+                return Err(AuditError::PageSize {
+                    max: MAX_ENTRIES_PAGE,
+                }
+                .into());
             }
             n => n,
         };
@@ -172,7 +173,7 @@ impl AuditLog for AuditService {
             .log
             .entries(req.start, req.end, page as usize)
             .await
-            .map_err(log_status)?;
+            .map_err(AuditError::from)?;
         Ok(Response::new(pb::GetEntriesResponse {
             entries: entries
                 .into_iter()
@@ -207,7 +208,7 @@ impl WitnessApi for WitnessService {
             .witness
             .add_checkpoint(req.old_size, &req.consistency_proof, &req.checkpoint)
             .await
-            .map_err(witness_status)?;
+            .map_err(AuditError::from)?;
         Ok(Response::new(pb::AddCheckpointResponse {
             cosignatures: vec![line],
         }))

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod error;
 mod grpc;
 pub mod status;
 mod tiles_http;
@@ -18,7 +19,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context as _;
 use cairn_identity::{Directory, DirectoryHandle};
 use cairn_log::lease::Lease;
 use cairn_log::witness::Witness;
@@ -31,6 +31,7 @@ use cairn_telemetry::metrics::{BATCH_BUCKETS, Metrics, OpsEndpoint};
 use cairn_tlog::note::{ALG_COSIGNATURE_V1, ALG_ED25519, NoteSigner, VerifierKey};
 use tokio::net::TcpListener;
 
+pub use error::AuditError;
 pub use grpc::{AuditService, WitnessService};
 
 /// Everything `cairn-audit` needs to run.
@@ -113,15 +114,15 @@ impl RunningAudit {
     }
 
     /// Stops serving and waits for the server and the sequencer.
-    pub async fn stop(self) -> anyhow::Result<()> {
+    pub async fn stop(self) -> Result<(), AuditError> {
         let _ = self.shutdown.send(());
         if let Some(ops) = self.ops {
             ops.stop().await;
         }
         self.server
             .await
-            .context("server task")?
-            .context("server")?;
+            .map_err(|e| AuditError::Server(e.to_string()))?
+            .map_err(|e| AuditError::Server(e.to_string()))?;
         self.log.close().await;
         if let Some(lease) = self.lease.and_then(Arc::into_inner) {
             lease.release().await?;
@@ -131,14 +132,19 @@ impl RunningAudit {
 }
 
 /// Opens the store and the log and starts serving.
-pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
+pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
     let directory = Directory::load(&config.directory)?;
     let directory = DirectoryHandle::new(directory);
     let identity = TlsIdentity::load(&config.tls_cert, &config.tls_key)?;
     let log_der = cairn_identity::keys::load_pkcs8_der(&config.log_key)?;
     let signer = Arc::new(
-        NoteSigner::from_pkcs8(&config.origin, ALG_ED25519, &log_der)
-            .with_context(|| format!("log key {}", config.log_key.display()))?,
+        NoteSigner::from_pkcs8(&config.origin, ALG_ED25519, &log_der).map_err(|source| {
+            AuditError::NoteKey {
+                what: "log key",
+                path: config.log_key.clone(),
+                source,
+            }
+        })?,
     );
     let log_verifier = signer.verifier().clone();
     let store: Arc<dyn Store> = config.store.open("audit").await?;
@@ -207,8 +213,13 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
         Some(w) => {
             let der = cairn_identity::keys::load_pkcs8_der(&w.key)?;
             let cosigner = Arc::new(
-                NoteSigner::from_pkcs8(&w.name, ALG_COSIGNATURE_V1, &der)
-                    .with_context(|| format!("witness key {}", w.key.display()))?,
+                NoteSigner::from_pkcs8(&w.name, ALG_COSIGNATURE_V1, &der).map_err(|source| {
+                    AuditError::NoteKey {
+                        what: "witness key",
+                        path: w.key.clone(),
+                        source,
+                    }
+                })?,
             );
             let logs = w
                 .logs
@@ -233,8 +244,14 @@ pub async fn start(config: AuditConfig) -> anyhow::Result<RunningAudit> {
 
     let listener = TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
+        .map_err(|source| AuditError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| AuditError::Bind {
+        addr: config.listen,
+        source,
+    })?;
     let server_config = tls::server_config(&identity, directory.clone())?;
     let incoming = TlsIncoming::new(listener, server_config, directory.clone());
 

@@ -138,7 +138,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             .cosigners
             .iter()
             .map(|c| cairn_audit::witnessing::WitnessPeer::parse(c))
-            .collect::<anyhow::Result<_>>()?,
+            .collect::<Result<_, _>>()?,
         metrics_listen: args.metrics_listen,
         lease_ttl: std::time::Duration::from_millis(args.lease_ttl_ms),
     })
@@ -159,5 +159,5 @@ async fn run(args: Args) -> anyhow::Result<()> {
             anyhow::bail!("lost the sequencer lease to another replica; exiting to come back as a standby");
         }
     }
-    running.stop().await
+    Ok(running.stop().await?)
 }

@@ -1,47 +1,111 @@
-//! The audit service's error contract: one table from domain errors to gRPC
-//! statuses (DESIGN.md section 5).
+//! The audit service's error contract: the one table from [`AuditError`]
+//! to gRPC statuses (DESIGN.md section 5). Handlers return `AuditError`;
+//! nothing else builds a `Status`.
 
 use cairn_log::LogError;
 use cairn_log::witness::WitnessError;
 use tonic::{Code, Status};
 
+use crate::error::AuditError;
+
 /// Metadata key carrying the size a witness holds, on FAILED_PRECONDITION.
 pub const WITNESS_SIZE_METADATA: &str = "cairn-witness-size";
 
-/// Maps a log error to a status.
-pub fn log_status(e: LogError) -> Status {
-    let code = match &e {
-        LogError::InvalidArgument(_) => Code::InvalidArgument,
+/// The gRPC code of each error.
+pub fn code(e: &AuditError) -> Code {
+    use AuditError as E;
+    match e {
+        E::NoPeer => Code::Unauthenticated,
+        E::NotAService { .. } | E::NoAppendRight { .. } => Code::PermissionDenied,
+        E::BatchSize { .. } | E::NoLeaf | E::PageSize { .. } | E::Tlog(_) => Code::InvalidArgument,
+        E::CosignerSpec { .. } => Code::InvalidArgument,
+        E::Log(l) => log_code(l),
+        E::Witness(w) => witness_code(w),
+        E::Store(_) | E::WitnessRefused { .. } | E::NoCosignature | E::WitnessSizeChanging => {
+            Code::Unavailable
+        }
+        _ => Code::Internal,
+    }
+}
+
+fn log_code(e: &LogError) -> Code {
+    match e {
+        LogError::InvalidArgument(_) | LogError::Tlog(_) => Code::InvalidArgument,
         LogError::NotFound(_) => Code::NotFound,
         LogError::Fenced | LogError::Unavailable(_) | LogError::Stopped | LogError::Store(_) => {
             Code::Unavailable
         }
-        LogError::Tlog(_) => Code::InvalidArgument,
-        LogError::Corrupt(_) => Code::Internal,
         _ => Code::Internal,
-    };
-    if code == Code::Internal {
-        tracing::error!(error = %e, "internal error");
     }
-    Status::new(code, e.to_string())
 }
 
-/// Maps a witness refusal to a status.
-pub fn witness_status(e: WitnessError) -> Status {
+fn witness_code(e: &WitnessError) -> Code {
     match e {
-        WitnessError::UnknownLog(_) => Status::not_found(e.to_string()),
-        WitnessError::BadCheckpoint(_) | WitnessError::BadProof(_) => {
-            Status::invalid_argument(e.to_string())
+        WitnessError::UnknownLog(_) => Code::NotFound,
+        WitnessError::BadCheckpoint(_) | WitnessError::BadProof(_) => Code::InvalidArgument,
+        WitnessError::OldSizeMismatch { .. } | WitnessError::Fork(_) => Code::FailedPrecondition,
+        WitnessError::Store(_) => Code::Unavailable,
+        _ => Code::Internal,
+    }
+}
+
+impl From<AuditError> for Status {
+    fn from(e: AuditError) -> Self {
+        let code = code(&e);
+        if code == Code::Internal {
+            tracing::error!(error = %e, "internal error");
         }
-        WitnessError::OldSizeMismatch { held, .. } => {
-            let mut s = Status::failed_precondition(e.to_string());
-            if let Ok(v) = held.to_string().parse() {
-                s.metadata_mut().insert(WITNESS_SIZE_METADATA, v);
-            }
-            s
+        let mut status = Status::new(code, e.to_string());
+        // A witness that holds another size says which (C2SP tlog-witness
+        // answers 409 with the size; this is the gRPC form).
+        if let AuditError::Witness(WitnessError::OldSizeMismatch { held, .. }) = &e
+            && let Ok(v) = held.to_string().parse()
+        {
+            status.metadata_mut().insert(WITNESS_SIZE_METADATA, v);
         }
-        WitnessError::Fork(_) => Status::failed_precondition(e.to_string()),
-        WitnessError::Store(_) => Status::unavailable(e.to_string()),
-        _ => Status::internal(e.to_string()),
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_map_to_their_codes() {
+        let s = Status::from(AuditError::NotAService {
+            peer: "member uk-aisi".into(),
+        });
+        assert_eq!(s.code(), Code::PermissionDenied);
+        assert!(s.message().contains("uk-aisi"));
+        assert_eq!(
+            code(&AuditError::BatchSize {
+                count: 0,
+                max: 1000
+            }),
+            Code::InvalidArgument
+        );
+        assert_eq!(code(&AuditError::Log(LogError::Fenced)), Code::Unavailable);
+        assert_eq!(
+            code(&AuditError::Log(LogError::NotFound("x".into()))),
+            Code::NotFound
+        );
+        assert_eq!(
+            code(&AuditError::Log(LogError::Corrupt("x".into()))),
+            Code::Internal
+        );
+    }
+
+    #[test]
+    fn a_size_mismatch_carries_the_held_size() {
+        let e = AuditError::Witness(WitnessError::OldSizeMismatch { held: 7, given: 3 });
+        let s = Status::from(e);
+        assert_eq!(s.code(), Code::FailedPrecondition);
+        assert_eq!(
+            s.metadata()
+                .get(WITNESS_SIZE_METADATA)
+                .and_then(|v| v.to_str().ok()),
+            Some("7")
+        );
     }
 }

@@ -13,6 +13,7 @@ use cairn_proto::audit::v1::witness_client::WitnessClient;
 use cairn_tlog::note::{self, NoteSignature, VerifierKey};
 use tokio::sync::watch;
 
+use crate::error::AuditError;
 use crate::status::WITNESS_SIZE_METADATA;
 
 /// A witness this log asks for cosignatures.
@@ -28,16 +29,20 @@ pub struct WitnessPeer {
 
 impl WitnessPeer {
     /// Parses `<addr>,<verifier key>[,<tls service name>]`.
-    pub fn parse(text: &str) -> anyhow::Result<Self> {
+    pub fn parse(text: &str) -> Result<Self, AuditError> {
+        let bad = |problem: String| AuditError::CosignerSpec {
+            text: text.to_owned(),
+            problem,
+        };
         let mut parts = text.splitn(3, ',');
         let (Some(addr), Some(key)) = (parts.next(), parts.next()) else {
-            anyhow::bail!("witness {text:?}: expected <addr>,<verifier key>[,<service>]");
+            return Err(bad("expected <addr>,<verifier key>[,<service>]".into()));
         };
         Ok(Self {
             addr: addr
                 .parse()
-                .map_err(|e| anyhow::anyhow!("witness address {addr:?}: {e}"))?,
-            key: VerifierKey::parse(key)?,
+                .map_err(|e| bad(format!("address {addr:?}: {e}")))?,
+            key: VerifierKey::parse(key).map_err(|e| bad(e.to_string()))?,
             service: parts.next().unwrap_or("audit").to_owned(),
         })
     }
@@ -110,7 +115,12 @@ pub async fn run(
     }
 }
 
-async fn cosign(log: &Log, peer: &mut Peer, checkpoint: &str, size: u64) -> anyhow::Result<String> {
+async fn cosign(
+    log: &Log,
+    peer: &mut Peer,
+    checkpoint: &str,
+    size: u64,
+) -> Result<String, AuditError> {
     for _ in 0..2 {
         let proof = if peer.held == 0 || peer.held >= size {
             Vec::new()
@@ -135,7 +145,7 @@ async fn cosign(log: &Log, peer: &mut Peer, checkpoint: &str, size: u64) -> anyh
                     .cosignatures
                     .into_iter()
                     .next()
-                    .ok_or_else(|| anyhow::anyhow!("no cosignature returned"))?;
+                    .ok_or(AuditError::NoCosignature)?;
                 // Keep only a cosignature that verifies.
                 let mut n = note::parse(checkpoint)?;
                 n.add_signature(NoteSignature::parse_line(&line)?);
@@ -151,11 +161,18 @@ async fn cosign(log: &Log, peer: &mut Peer, checkpoint: &str, size: u64) -> anyh
                     .and_then(|v| v.parse().ok());
                 match held {
                     Some(h) if h != peer.held => peer.held = h,
-                    _ => anyhow::bail!("{}", status.message()),
+                    _ => return Err(refused(&status)),
                 }
             }
-            Err(status) => anyhow::bail!("{}: {}", status.code(), status.message()),
+            Err(status) => return Err(refused(&status)),
         }
     }
-    anyhow::bail!("the witness kept changing its held size")
+    Err(AuditError::WitnessSizeChanging)
+}
+
+fn refused(status: &tonic::Status) -> AuditError {
+    AuditError::WitnessRefused {
+        code: status.code(),
+        message: status.message().to_owned(),
+    }
 }

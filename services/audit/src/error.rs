@@ -1,0 +1,114 @@
+//! Everything the audit service refuses or fails at, typed: the API's
+//! refusals, what can stop it from starting, and a witness's answers while
+//! gathering cosignatures. [`crate::status`] is the one table from these
+//! to gRPC statuses.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cairn_log::LogError;
+use cairn_log::witness::WitnessError;
+use cairn_tlog::TlogError;
+
+/// Why the audit service refused a request, could not start, or could not
+/// get a checkpoint cosigned.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// The connection carries no authenticated peer.
+    #[error("no authenticated peer on this connection")]
+    NoPeer,
+    /// A member (or another non-service) tried to append.
+    #[error("only network services holding the append right may append; {peer} may not")]
+    NotAService {
+        /// The peer's identity.
+        peer: String,
+    },
+    /// A service without the append right tried to append.
+    #[error("service {service} does not hold the append right")]
+    NoAppendRight {
+        /// The service's name.
+        service: String,
+    },
+    /// An AppendBatch with no leaves or too many.
+    #[error("leaves: {count} leaves, give 1 to {max}")]
+    BatchSize {
+        /// Leaves given.
+        count: usize,
+        /// The most accepted.
+        max: usize,
+    },
+    /// GetInclusionProof without a leaf.
+    #[error("leaf: give leaf_index or leaf_hash")]
+    NoLeaf,
+    /// A page larger than the service serves.
+    #[error("page_size: at most {max}")]
+    PageSize {
+        /// The largest page.
+        max: u32,
+    },
+    /// The log refused or failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The witness refused a checkpoint.
+    #[error(transparent)]
+    Witness(#[from] WitnessError),
+    /// Identity, keys or directory (at start).
+    #[error(transparent)]
+    Identity(#[from] cairn_identity::Error),
+    /// The store (at start, or releasing the lease).
+    #[error(transparent)]
+    Store(#[from] cairn_store::StoreError),
+    /// Metrics (at start).
+    #[error(transparent)]
+    Telemetry(#[from] cairn_telemetry::TelemetryError),
+    /// A signing key that is not a usable note key.
+    #[error("{what} {}: {source}", path.display())]
+    NoteKey {
+        /// `log key` or `witness key`.
+        what: &'static str,
+        /// The key file.
+        path: PathBuf,
+        /// Why it is not usable.
+        source: TlogError,
+    },
+    /// A verifier key, note or cosignature that does not parse or verify.
+    #[error(transparent)]
+    Tlog(#[from] TlogError),
+    /// A `--cosigner` flag that is not `<addr>,<verifier key>[,<service>]`.
+    #[error("witness {text:?}: {problem}")]
+    CosignerSpec {
+        /// The flag's value.
+        text: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The listen address could not be bound.
+    #[error("binding {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// Reflection could not be set up (a descriptor bug).
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The server task ended with an error.
+    #[error("server: {0}")]
+    Server(String),
+    /// A witness answered with an error.
+    #[error("witness: {code:?}: {message}")]
+    WitnessRefused {
+        /// Its status code.
+        code: tonic::Code,
+        /// Its message.
+        message: String,
+    },
+    /// A witness answered without a cosignature.
+    #[error("witness: no cosignature returned")]
+    NoCosignature,
+    /// A witness kept reporting another held size.
+    #[error("witness: it kept changing its held size")]
+    WitnessSizeChanging,
+}
