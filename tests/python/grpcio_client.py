@@ -151,6 +151,9 @@ def main():
     replies = list(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=30))
     names = [s.name for s in replies[0].list_services_response.service]
     assert "cairn.intake.v1.IncidentIntake" in names, names
+    # A port lists only the services it serves.
+    for absent in ("cairn.evals.v1.EvaluationResults", "cairn.audit.v1.AuditLog", "cairn.audit.v1.Witness"):
+        assert absent not in names, (absent, names)
     print("ok reflection lists", ", ".join(sorted(names)))
 
     # Build and sign a TLP:CLEAR incident in Python.

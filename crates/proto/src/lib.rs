@@ -20,16 +20,23 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/cairn_descriptor.bin"));
 
+/// The gRPC name of standard health checking, served on every port.
+pub const HEALTH_SERVICE: &str = "grpc.health.v1.Health";
+
 /// Adds standard gRPC server reflection (both `grpc.reflection.v1` and
-/// `v1alpha`, so that stock clients of either generation work) for every
-/// cairn service and for `grpc.health.v1` to `routes`.
+/// `v1alpha`, so that stock clients of either generation work) to `routes`,
+/// listing exactly the services in `served` (plus reflection itself): a
+/// port must not advertise a service it does not serve. Descriptors of
+/// every cairn file are registered so that message types resolve.
 pub fn with_reflection(
     routes: tonic::service::Routes,
+    served: &[&str],
 ) -> Result<tonic::service::Routes, tonic_reflection::server::Error> {
     let builder = || {
-        tonic_reflection::server::Builder::configure()
+        let b = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        served.iter().fold(b, |b, name| b.with_service_name(*name))
     };
     Ok(routes
         .add_service(builder().build_v1()?)

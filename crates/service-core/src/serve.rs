@@ -137,9 +137,11 @@ pub async fn start(
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    let all =
-        cairn_proto::with_reflection(routes(core.clone()).add_service(health_service.clone()))
-            .map_err(|e| ServeError::Io(e.to_string()))?;
+    let all = cairn_proto::with_reflection(
+        routes(core.clone()).add_service(health_service.clone()),
+        &[health_name, cairn_proto::HEALTH_SERVICE],
+    )
+    .map_err(|e| ServeError::Io(e.to_string()))?;
     let all = cairn_server::with_fallback(all);
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let ops = metrics

@@ -259,11 +259,16 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
     let mut routes = tonic::service::Routes::new(health_service).add_service(AuditLogServer::new(
         AuditService::new(log.clone(), directory.clone()),
     ));
+    let mut served = vec![
+        <AuditLogServer<AuditService> as tonic::server::NamedService>::NAME,
+        cairn_proto::HEALTH_SERVICE,
+    ];
     if let Some(w) = witness {
         health.set_serving::<WitnessServer<WitnessService>>().await;
         routes = routes.add_service(WitnessServer::new(WitnessService::new(w)));
+        served.push(<WitnessServer<WitnessService> as tonic::server::NamedService>::NAME);
     }
-    let routes = cairn_proto::with_reflection(routes)?;
+    let routes = cairn_proto::with_reflection(routes, &served)?;
     let router = tiles_http::add_routes(routes.into_axum_router(), log.clone())
         .fallback(cairn_server::unserved);
 

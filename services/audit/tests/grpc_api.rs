@@ -318,6 +318,18 @@ async fn appends_proofs_entries_and_errors() {
         names.contains(&"grpc.health.v1.Health".to_owned()),
         "{names:?}"
     );
+    // Only what this port serves: no record services, and no witness
+    // service on a log that is not a witness.
+    for absent in [
+        "cairn.intake.v1.IncidentIntake",
+        "cairn.evals.v1.EvaluationResults",
+        "cairn.audit.v1.Witness",
+    ] {
+        assert!(
+            !names.contains(&absent.to_owned()),
+            "{absent} listed: {names:?}"
+        );
+    }
 
     running.stop().await.unwrap();
 }
