@@ -430,11 +430,7 @@ impl RecordCore {
                 async move { core.upgrade().map(|c| c.frontier.current() as i64) }
             },
         )?;
-        let store = self.store.clone();
-        m.gauge_on_scrape("store_bytes", "Store size on disk", move || {
-            let store = store.clone();
-            async move { store.size_on_disk().await.ok().flatten().map(|n| n as i64) }
-        })
+        m.store_size_gauge(self.store.clone())
     }
 
     /// The largest gRPC message the service should accept: beyond its own

@@ -96,6 +96,26 @@ impl Metrics {
         }
     }
 
+    /// The `store_bytes` gauge: `store`'s size on disk, read at scrape time
+    /// (absent where the backend cannot say, e.g. a shared database). Every
+    /// service registers it through here, once.
+    pub fn store_size_gauge(
+        &self,
+        store: Arc<dyn cairn_store::Store>,
+    ) -> Result<(), TelemetryError> {
+        self.gauge_on_scrape("store_bytes", "Store size on disk", move || {
+            let store = store.clone();
+            async move {
+                store
+                    .size_on_disk()
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|n| i64::try_from(n).ok())
+            }
+        })
+    }
+
     /// A gauge `name` read by `read` at every scrape (left as it was when
     /// `read` gives `None`).
     pub fn gauge_on_scrape<F, Fut>(

@@ -196,18 +196,7 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
             async move { i64::try_from(size).ok() }
         },
     )?;
-    let store_of = store.clone();
-    metrics.gauge_on_scrape("store_bytes", "Store size on disk", move || {
-        let store = store_of.clone();
-        async move {
-            store
-                .size_on_disk()
-                .await
-                .ok()
-                .flatten()
-                .and_then(|n| i64::try_from(n).ok())
-        }
-    })?;
+    metrics.store_size_gauge(store.clone())?;
 
     let witness = match &config.witness {
         Some(w) => {
