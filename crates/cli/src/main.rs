@@ -13,6 +13,7 @@ mod dev;
 mod devnet;
 mod keys;
 mod records;
+mod report;
 
 // jemalloc instead of the system allocator: the record path allocates per
 // request on many threads, where glibc malloc cost 18% of the CPU
@@ -27,7 +28,14 @@ use clap::{Parser, Subcommand};
 
 /// cairn: share AI-risk information as signed, encrypted records.
 #[derive(Parser, Debug)]
-#[command(name = "cairn", version, about)]
+#[command(
+    name = "cairn",
+    version,
+    about,
+    after_help = "Exit codes: 0 success; 1 a check failed (the command ran, the answer is no); \
+2 bad usage or input, or the service refused the request; 3 a service did not answer \
+(unreachable, overloaded, timed out): safe to retry."
+)]
 struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -78,8 +86,12 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// A check failed (the command ran, the answer is "no").
     pub const CHECK_FAILED: u8 = 1;
-    /// Bad usage or input (files, arguments).
+    /// Bad usage or input (files, arguments), or a request the service
+    /// refused.
     pub const USAGE: u8 = 2;
+    /// A service did not answer (unreachable, overloaded, timed out): safe
+    /// to retry.
+    pub const UNAVAILABLE: u8 = 3;
 }
 
 fn main() -> ExitCode {
@@ -117,8 +129,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(exit::USAGE)
+            let report = report::report(&e);
+            report.print();
+            ExitCode::from(report.code)
         }
     }
 }
