@@ -17,6 +17,9 @@ use clap::Subcommand;
 use serde::Deserialize as _;
 use tonic::transport::Channel;
 
+use cairn_client::ClientError;
+use cairn_client::audit::LogVerifier;
+
 use crate::connect::ConnectArgs;
 use crate::exit;
 
@@ -277,7 +280,7 @@ pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
             full,
             connect,
         } => {
-            match verify(
+            let args = VerifyArgs {
                 log_key,
                 witnesses,
                 quorum,
@@ -288,10 +291,8 @@ pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
                 receipts,
                 full,
                 connect,
-                json,
-            )
-            .await
-            {
+            };
+            match verify(args, json).await {
                 Ok(()) => Ok(exit::OK),
                 Err(e) => match e.downcast_ref::<VerifyFailed>() {
                     Some(f) => {
@@ -313,8 +314,8 @@ fn leaf_hash_of(leaf: &[u8]) -> Hash {
     leaf_hash(leaf)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn verify(
+/// What `cairn audit verify` checks, from its flags.
+struct VerifyArgs {
     log_key: String,
     witnesses: Vec<String>,
     quorum: usize,
@@ -325,18 +326,48 @@ async fn verify(
     receipts: Vec<PathBuf>,
     full: bool,
     connect: ConnectArgs,
-    json: bool,
-) -> anyhow::Result<()> {
-    let key = read_key(&log_key)?;
-    let witness_keys = witnesses
+}
+
+/// A failed check as the CLI reports it: exit 1, not bad input.
+fn check(context: impl FnOnce() -> String) -> impl FnOnce(ClientError) -> anyhow::Error {
+    move |e| match e {
+        ClientError::LogFailed(f) => fail(format!("{}{f}", context())),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// A receipt file as the SDK takes it.
+fn read_receipt(path: &std::path::Path) -> anyhow::Result<cairn_proto::common::v1::Receipt> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let r: ReceiptJson = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a receipt", path.display()))?;
+    Ok(cairn_proto::common::v1::Receipt {
+        leaf: B64
+            .decode(&r.leaf)
+            .with_context(|| format!("{}: leaf is not base64", path.display()))?,
+        leaf_index: r.leaf_index,
+        checkpoint: r.checkpoint,
+        inclusion_proof: r
+            .inclusion_proof
+            .iter()
+            .map(|h| B64.decode(h))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("{}: proof is not base64", path.display()))?,
+    })
+}
+
+/// `cairn audit verify`: the SDK's [`LogVerifier`] step by step, saying
+/// each step that held.
+async fn verify(a: VerifyArgs, json: bool) -> anyhow::Result<()> {
+    let witness_keys = a
+        .witnesses
         .iter()
         .map(|w| read_key(w))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    if quorum > witness_keys.len() {
-        bail!(
-            "--quorum {quorum} is more than the {} witnesses given",
-            witness_keys.len()
-        );
+    let mut v = LogVerifier::new(read_key(&a.log_key)?, witness_keys.clone(), a.quorum)?;
+    if let Some(s) = a.server {
+        v = v.with_log(client(&a.connect, s).await?);
     }
     let mut steps: Vec<String> = Vec::new();
     let mut say = |s: String| {
@@ -345,162 +376,56 @@ async fn verify(
         }
         steps.push(s);
     };
-    let mut c = match server {
-        Some(s) => Some(client(&connect, s).await?),
-        None => None,
-    };
-    let text = match (&cp_file, &mut c) {
-        (Some(f), _) => {
+    let text = match &a.cp_file {
+        Some(f) => {
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?
         }
-        (None, Some(c)) => fetch_checkpoint(c).await?,
-        (None, None) => bail!("give --server or --checkpoint"),
+        None if a.server.is_some() => v.latest().await.context("GetCheckpoint")?,
+        None => bail!("give --server or --checkpoint"),
     };
-    let head = checkpoint::verify_witnessed(&text, &key, &witness_keys, quorum)
-        .map_err(|e| fail(format!("checkpoint: {e}")))?;
+    let head = v.head(&text).map_err(check(String::new))?;
     let cp = head.checkpoint.clone();
     say(format!(
         "checkpoint of {} at size {} signed by the log",
         cp.origin, cp.size
     ));
     if !witness_keys.is_empty() {
+        let names: Vec<&str> = head.cosigned_by.iter().map(|(n, _)| n.as_str()).collect();
         say(format!(
-            "{} of {} witnesses cosigned it (quorum {quorum}): {}",
+            "{} of {} witnesses cosigned it (quorum {}): {}",
             head.cosigned_by.len(),
             witness_keys.len(),
-            head.cosigned_by
-                .iter()
-                .map(|(n, _)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            a.quorum,
+            names.join(", ")
         ));
     }
-
-    if let Some(t) = &trusted {
+    if let Some(t) = &a.trusted {
         if t.exists() {
-            let old_text =
+            let old =
                 std::fs::read_to_string(t).with_context(|| format!("reading {}", t.display()))?;
-            let old = checkpoint::open(&old_text, &key)
-                .map_err(|e| fail(format!("trusted checkpoint {}: {e}", t.display())))?
-                .checkpoint;
-            if old.size > cp.size {
-                return Err(fail(format!(
-                    "the log rewound: trusted size {} is larger than the new size {}",
-                    old.size, cp.size
-                )));
-            }
-            if old.size == cp.size {
-                if old.root != cp.root {
-                    return Err(fail(format!(
-                        "fork: two checkpoints of size {} with different roots",
-                        cp.size
-                    )));
-                }
-            } else if old.size > 0 {
-                let c = c
-                    .as_mut()
-                    .ok_or_else(|| anyhow!("--server is needed to fetch a consistency proof"))?;
-                let p = c
-                    .get_consistency_proof(pb::GetConsistencyProofRequest {
-                        from_size: old.size,
-                        to_size: cp.size,
-                    })
-                    .await
-                    .context("GetConsistencyProof")?
-                    .into_inner();
-                proof::verify_consistency(old.size, cp.size, &p.proof, &old.root, &cp.root)
-                    .map_err(|e| {
-                        fail(format!(
-                            "not consistent with the trusted checkpoint of size {}: {e}",
-                            old.size
-                        ))
-                    })?;
-            }
+            let size = v.extends(&old, &head).await.map_err(check(String::new))?;
             say(format!(
-                "consistent with the trusted checkpoint of size {}",
-                old.size
+                "consistent with the trusted checkpoint of size {size}"
             ));
-        } else if !update_trusted {
+        } else if !a.update_trusted {
             bail!(
                 "--trusted {} does not exist (add --update-trusted to start trusting this checkpoint)",
                 t.display()
             );
         }
     }
-
-    for (i, path) in receipts.iter().enumerate() {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let r: ReceiptJson = serde_json::from_str(&text)
-            .with_context(|| format!("{}: not a receipt", path.display()))?;
-        let leaf = B64
-            .decode(&r.leaf)
-            .with_context(|| format!("{}: leaf is not base64", path.display()))?;
-        let rp: Vec<Vec<u8>> = r
-            .inclusion_proof
-            .iter()
-            .map(|h| B64.decode(h))
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{}: proof is not base64", path.display()))?;
-        let rc = checkpoint::open(&r.checkpoint, &key)
-            .map_err(|e| fail(format!("receipt {}: {e}", path.display())))?
-            .checkpoint;
-        proof::verify_inclusion(r.leaf_index, rc.size, &leaf_hash(&leaf), &rp, &rc.root).map_err(
-            |e| {
-                fail(format!(
-                    "receipt {}: leaf {} is not in its checkpoint: {e}",
-                    path.display(),
-                    r.leaf_index
-                ))
-            },
-        )?;
-        if rc.size > cp.size {
-            return Err(fail(format!(
-                "receipt {} is from a larger tree ({}) than the checkpoint ({})",
-                path.display(),
-                rc.size,
-                cp.size
-            )));
-        }
-        if rc.size < cp.size {
-            let c = c.as_mut().ok_or_else(|| {
-                anyhow!(
-                    "--server is needed to relate receipt {} to the checkpoint",
-                    i + 1
-                )
-            })?;
-            let p = c
-                .get_consistency_proof(pb::GetConsistencyProofRequest {
-                    from_size: rc.size,
-                    to_size: cp.size,
-                })
-                .await
-                .context("GetConsistencyProof")?
-                .into_inner();
-            proof::verify_consistency(rc.size, cp.size, &p.proof, &rc.root, &cp.root).map_err(
-                |e| {
-                    fail(format!(
-                        "receipt {}: its checkpoint is not consistent with the current one: {e}",
-                        path.display()
-                    ))
-                },
-            )?;
-        } else if rc.root != cp.root {
-            return Err(fail(format!(
-                "receipt {}: fork at size {}",
-                path.display(),
-                cp.size
-            )));
-        }
+    for path in &a.receipts {
+        let r = read_receipt(path)?;
+        v.includes(&r, &head)
+            .await
+            .map_err(check(|| format!("receipt {}: ", path.display())))?;
         say(format!(
             "receipt {}: leaf {} included",
             path.display(),
             r.leaf_index
         ));
     }
-
-    if full {
-        let c = c.as_mut().ok_or_else(|| anyhow!("--full needs --server"))?;
+    if a.full {
         let bar = indicatif::ProgressBar::new(cp.size);
         bar.set_style(
             indicatif::ProgressStyle::with_template(
@@ -511,46 +436,18 @@ async fn verify(
         if json {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
-        let mut hashes: Vec<Hash> = Vec::with_capacity(cp.size as usize);
-        while (hashes.len() as u64) < cp.size {
-            let page = c
-                .get_entries(pb::GetEntriesRequest {
-                    start: hashes.len() as u64,
-                    end: cp.size,
-                    page_size: 1000,
-                })
-                .await
-                .context("GetEntries")?
-                .into_inner();
-            if page.entries.is_empty() {
-                return Err(fail(format!(
-                    "the server returned no entries from {}",
-                    hashes.len()
-                )));
-            }
-            for e in page.entries {
-                if e.index != hashes.len() as u64 {
-                    return Err(fail(format!("entry {} arrived out of order", e.index)));
-                }
-                hashes.push(leaf_hash(&e.leaf));
-            }
-            bar.set_position(hashes.len() as u64);
-        }
+        v.recompute(&head, |n| bar.set_position(n))
+            .await
+            .map_err(check(String::new))?;
         bar.finish_and_clear();
-        let root = cairn_tlog::hash::naive_root(&hashes);
-        if root != cp.root {
-            return Err(fail(format!(
-                "the {} entries do not hash to the checkpoint's root",
-                cp.size
-            )));
-        }
         say(format!(
             "all {} entries recomputed to the checkpoint's root",
             cp.size
         ));
     }
-
-    if update_trusted && let Some(t) = &trusted {
+    if a.update_trusted
+        && let Some(t) = &a.trusted
+    {
         std::fs::write(t, &text).with_context(|| format!("writing {}", t.display()))?;
         say(format!("trusted checkpoint updated in {}", t.display()));
     }

@@ -17,6 +17,9 @@ pub enum ClientError {
     /// Content JSON does not fit the schema.
     #[error("{0}")]
     Json(String),
+    /// A log verification ran and said no.
+    #[error("{0}")]
+    LogFailed(#[from] crate::audit::LogFailure),
     /// A precondition of the SDK itself.
     #[error("{0}")]
     Usage(String),

@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 pub mod assess;
+pub mod audit;
 mod client;
 mod error;
 pub mod json;
