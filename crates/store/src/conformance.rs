@@ -440,9 +440,24 @@ macro_rules! store_conformance_tests {
     };
 }
 
+/// Says once per test process, on the real stderr (libtest captures
+/// `eprintln!` of passing tests, so a skip would otherwise be silent), that
+/// the PostgreSQL tests of this binary were skipped.
+fn announce_skip() {
+    use std::io::Write as _;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\n=== SKIPPED: the PostgreSQL tests of this binary did not run: CAIRN_TEST_POSTGRES is not set \
+             (.ci/run starts a throwaway PostgreSQL; by hand: scripts/pg-throwaway start <dir>) ===\n"
+        );
+    });
+}
+
 /// The PostgreSQL server for tests: `CAIRN_TEST_POSTGRES` (a connection
 /// string; `.ci/run` starts a throwaway cluster and sets it). Unset, the
-/// PostgreSQL tests are skipped with a note on stderr — unless
+/// PostgreSQL tests are skipped with a banner on stderr — unless
 /// `CAIRN_REQUIRE_POSTGRES=1` (CI sets it), when a missing server fails
 /// the test: a skipped suite must never pass for a run suite.
 pub fn postgres_test_url() -> Option<String> {
@@ -453,9 +468,7 @@ pub fn postgres_test_url() -> Option<String> {
                 std::env::var("CAIRN_REQUIRE_POSTGRES").as_deref() != Ok("1"),
                 "CAIRN_REQUIRE_POSTGRES=1 but CAIRN_TEST_POSTGRES is not set: the PostgreSQL suite cannot run"
             );
-            eprintln!(
-                "skipping: PostgreSQL tests need CAIRN_TEST_POSTGRES (scripts/pg-throwaway start <dir> prints one)"
-            );
+            announce_skip();
             None
         }
     }

@@ -37,24 +37,60 @@ struct World {
     handle: DirectoryHandle,
 }
 
-fn audit_binary() -> PathBuf {
-    let intake = Path::new(env!("CARGO_BIN_EXE_cairn-intake"));
-    let audit = intake.with_file_name("cairn-audit");
-    assert!(
-        audit.exists(),
-        "{} is missing: run the workspace's tests (cargo test --workspace) so that cairn-audit is built",
-        audit.display()
-    );
-    audit
+/// The environment variable that turns [`audit_child`] into the audit
+/// service: `<listen>|<data dir>|<pki dir>`.
+const AUDIT_CHILD: &str = "CAIRN_CRASH_AUDIT_CHILD";
+
+/// Not a test of its own: the crash test's audit service, as a child
+/// process it can SIGKILL. The test binary runs itself with only this
+/// test selected and [`AUDIT_CHILD`] set, so that `cargo test -p
+/// cairn-intake` needs no other package's binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_child() {
+    let Ok(spec) = std::env::var(AUDIT_CHILD) else {
+        return;
+    };
+    let [listen, data, pki] = spec.split('|').collect::<Vec<_>>()[..] else {
+        panic!("{AUDIT_CHILD}: expected <listen>|<data dir>|<pki dir>");
+    };
+    let pki = Path::new(pki);
+    let svc = |file: &str| pki.join(layout::SERVICES).join("audit").join(file);
+    let running = cairn_audit::start(cairn_audit::AuditConfig {
+        listen: listen.parse().unwrap(),
+        store: cairn_store::StoreLocation::from_flags(Some(data.into()), None, None).unwrap(),
+        directory: pki.join(layout::DIRECTORY),
+        tls_cert: svc(layout::TLS_CERT),
+        tls_key: svc(layout::TLS_KEY),
+        log_key: svc(layout::LOG_KEY),
+        origin: devpki::log_origin("cairn.example"),
+        witness: None,
+        cosigners: Vec::new(),
+        metrics_listen: None,
+        lease_ttl: cairn_audit::DEFAULT_LEASE_TTL,
+    })
+    .await
+    .unwrap();
+    println!("cairn-audit listening on {}", running.addr);
+    println!("log verifier key {}", running.log_verifier);
+    // Until the crash test kills this process.
+    std::future::pending::<()>().await;
 }
 
+/// The address on the first line that holds `prefix` (the test harness of
+/// the audit child prints its own text first).
 async fn first_line(child: &mut Child, prefix: &str) -> (SocketAddr, Vec<String>) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("the service did not start")
-        .unwrap()
-        .expect("the service exited");
+    let line = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the service did not start")
+            .unwrap()
+            .expect("the service exited");
+        // libtest prints `test audit_child ... ` before the child's line.
+        if let Some(at) = line.find(prefix) {
+            break line[at..].to_owned();
+        }
+    };
     let addr = line
         .strip_prefix(prefix)
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
@@ -90,25 +126,20 @@ impl World {
     }
 
     async fn audit(&self, listen: SocketAddr) -> (Child, SocketAddr, VerifierKey) {
-        let mut child = Command::new(audit_binary())
+        let spec = format!(
+            "{listen}|{}|{}",
+            self.tmp.path().join("audit").display(),
+            self.pki.display()
+        );
+        let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
-                "--listen",
-                &listen.to_string(),
-                "--log",
-                "warn",
-                "--origin",
-                &devpki::log_origin("cairn.example"),
+                "audit_child",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
             ])
-            .arg("--data-dir")
-            .arg(self.tmp.path().join("audit"))
-            .arg("--directory")
-            .arg(self.pki.join(layout::DIRECTORY))
-            .arg("--tls-cert")
-            .arg(self.svc("audit", layout::TLS_CERT))
-            .arg("--tls-key")
-            .arg(self.svc("audit", layout::TLS_KEY))
-            .arg("--log-key")
-            .arg(self.svc("audit", layout::LOG_KEY))
+            .env(AUDIT_CHILD, spec)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
