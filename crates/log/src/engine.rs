@@ -147,11 +147,11 @@ impl Log {
         }
         for (i, leaf) in leaves.iter().enumerate() {
             if leaf.is_empty() || leaf.len() > self.inner.config.max_leaf_len {
-                return Err(LogError::InvalidArgument(format!(
-                    "leaves[{i}] is {} bytes; a leaf is 1 to {} bytes",
-                    leaf.len(),
-                    self.inner.config.max_leaf_len
-                )));
+                return Err(LogError::LeafSize {
+                    index: i,
+                    len: leaf.len(),
+                    max: self.inner.config.max_leaf_len,
+                });
             }
         }
         let (reply, rx) = oneshot::channel();
@@ -183,9 +183,7 @@ impl Log {
         let parsed = cairn_tlog::note::parse(note)?;
         let snap = self.snapshot();
         if !snap.checkpoint.starts_with(&parsed.text) {
-            return Err(LogError::InvalidArgument(
-                "cosigned note is not the latest checkpoint".into(),
-            ));
+            return Err(LogError::NotLatest);
         }
         let mut b = WriteBatch::new();
         b.put(NS_COSIGNED, COSIGNED_KEY.to_vec(), note.as_bytes().to_vec());
@@ -314,28 +312,28 @@ mod tests {
                 width: 256
             }))
             .await,
-            Err(LogError::NotFound(_))
+            Err(LogError::NoSuchTile { .. })
         ));
         // Out of range.
         assert!(matches!(
             log.inclusion_proof(snap.size, 0).await,
-            Err(LogError::InvalidArgument(_))
+            Err(LogError::IndexOutOfRange { .. })
         ));
         assert!(matches!(
             log.inclusion_proof(0, snap.size + 1).await,
-            Err(LogError::NotFound(_))
+            Err(LogError::BeyondHead { .. })
         ));
         assert!(matches!(
             log.consistency_proof(5, 4).await,
-            Err(LogError::InvalidArgument(_))
+            Err(LogError::Backwards { .. })
         ));
         assert!(matches!(
             log.append(vec![]).await,
-            Err(LogError::InvalidArgument(_))
+            Err(LogError::LeafSize { .. })
         ));
         assert!(matches!(
             log.append(vec![0; 5000]).await,
-            Err(LogError::InvalidArgument(_))
+            Err(LogError::LeafSize { .. })
         ));
     }
 

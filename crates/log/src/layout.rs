@@ -65,14 +65,14 @@ impl StoredState {
 
     pub fn decode(bytes: &[u8]) -> Result<Self, LogError> {
         if bytes.len() < 40 {
-            return Err(LogError::Corrupt("state record too short".into()));
+            return Err(LogError::corrupt("state record too short"));
         }
         let mut size = [0u8; 8];
         size.copy_from_slice(&bytes[..8]);
         let mut root = [0u8; 32];
         root.copy_from_slice(&bytes[8..40]);
         let checkpoint = String::from_utf8(bytes[40..].to_vec())
-            .map_err(|_| LogError::Corrupt("checkpoint is not UTF-8".into()))?;
+            .map_err(|_| LogError::corrupt("checkpoint is not UTF-8"))?;
         Ok(Self {
             size: u64::from_be_bytes(size),
             root,

@@ -50,7 +50,7 @@ impl Held {
     }
 
     fn decode(b: &[u8]) -> Result<Self, LogError> {
-        let bad = || LogError::Corrupt("the sequencer lease is malformed".into());
+        let bad = || LogError::corrupt("the sequencer lease is malformed");
         let epoch = b.get(..8).ok_or_else(bad)?;
         let expires = b.get(8..16).ok_or_else(bad)?;
         Ok(Self {

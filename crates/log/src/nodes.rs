@@ -49,7 +49,7 @@ impl<'a> NodeHasher<'a> {
                 .tiles
                 .get(&(tile_level, node.index / TILE_WIDTH))
                 .ok_or_else(|| {
-                    LogError::Corrupt(format!(
+                    LogError::corrupt(format!(
                         "tile {tile_level}/{} was not loaded",
                         node.index / TILE_WIDTH
                     ))
@@ -57,7 +57,7 @@ impl<'a> NodeHasher<'a> {
             *tile
                 .get((node.index % TILE_WIDTH) as usize)
                 .ok_or_else(|| {
-                    LogError::Corrupt(format!(
+                    LogError::corrupt(format!(
                         "tile {tile_level}/{} is too short for node {node:?}",
                         node.index / TILE_WIDTH
                     ))

@@ -19,10 +19,11 @@ impl Log {
     fn check_size(snap: &Snapshot, size: u64) -> Result<u64, LogError> {
         let size = if size == 0 { snap.size } else { size };
         if size > snap.size {
-            return Err(LogError::NotFound(format!(
-                "tree size {size} is beyond the latest checkpoint ({})",
-                snap.size
-            )));
+            return Err(LogError::BeyondHead {
+                what: "tree size",
+                size,
+                latest: snap.size,
+            });
         }
         Ok(size)
     }
@@ -36,9 +37,7 @@ impl Log {
         let snap = self.snapshot();
         let size = Self::check_size(&snap, size)?;
         if index >= size {
-            return Err(LogError::InvalidArgument(format!(
-                "leaf index {index} is not below tree size {size}"
-            )));
+            return Err(LogError::IndexOutOfRange { index, size });
         }
         let plan = proof::inclusion_plan(index, size)?;
         let proof = self
@@ -46,26 +45,23 @@ impl Log {
             .assemble(&snap, &[plan], &HashMap::new())
             .await?
             .pop()
-            .ok_or_else(|| LogError::Corrupt("no inclusion proof was assembled".into()))?;
+            .ok_or_else(|| LogError::corrupt("no inclusion proof was assembled"))?;
         Ok((size, proof))
     }
 
     /// The index of the leaf with `leaf_hash`.
     pub async fn index_of(&self, leaf_hash: &[u8]) -> Result<u64, LogError> {
         if leaf_hash.len() != 32 {
-            return Err(LogError::InvalidArgument(format!(
-                "leaf hash is {} bytes, expected 32",
-                leaf_hash.len()
-            )));
+            return Err(LogError::LeafHashLength {
+                len: leaf_hash.len(),
+            });
         }
         let snap = self.snapshot();
         let found = self.inner.store.get(NS_LEAF_INDEX, leaf_hash).await?;
         match found.as_deref().map(<[u8; 8]>::try_from) {
             Some(Ok(b)) if u64::from_be_bytes(b) < snap.size => Ok(u64::from_be_bytes(b)),
-            Some(Err(_)) => Err(LogError::Corrupt("leaf index entry".into())),
-            _ => Err(LogError::NotFound(
-                "no leaf with that hash in the log".into(),
-            )),
+            Some(Err(_)) => Err(LogError::corrupt("leaf index entry")),
+            _ => Err(LogError::UnknownLeaf),
         }
     }
 
@@ -78,9 +74,12 @@ impl Log {
         let snap = self.snapshot();
         let new = Self::check_size(&snap, new)?;
         if old > new {
-            return Err(LogError::InvalidArgument(format!(
-                "from size {old} is larger than to size {new}"
-            )));
+            return Err(LogError::Backwards {
+                from_name: "from size",
+                from: old,
+                to_name: "to size",
+                to: new,
+            });
         }
         let plan = proof::consistency_plan(old, new)?;
         let proof = self
@@ -88,7 +87,7 @@ impl Log {
             .assemble(&snap, &[plan], &HashMap::new())
             .await?
             .pop()
-            .ok_or_else(|| LogError::Corrupt("no consistency proof was assembled".into()))?;
+            .ok_or_else(|| LogError::corrupt("no consistency proof was assembled"))?;
         Ok((new, proof))
     }
 
@@ -109,7 +108,7 @@ impl Log {
             .iter()
             .map(|n| hasher.hash(*n))
             .collect::<Result<Vec<_>, _>>()?;
-        fold_range(&hashes).ok_or_else(|| LogError::Corrupt("empty root plan".into()))
+        fold_range(&hashes).ok_or_else(|| LogError::corrupt("empty root plan"))
     }
 
     /// Leaves `[start, end)` (end 0: latest size), at most `limit`.
@@ -122,15 +121,19 @@ impl Log {
         let snap = self.snapshot();
         let end = if end == 0 { snap.size } else { end };
         if end > snap.size {
-            return Err(LogError::NotFound(format!(
-                "end {end} is beyond the latest checkpoint ({})",
-                snap.size
-            )));
+            return Err(LogError::BeyondHead {
+                what: "end",
+                size: end,
+                latest: snap.size,
+            });
         }
         if start > end {
-            return Err(LogError::InvalidArgument(format!(
-                "start {start} is after end {end}"
-            )));
+            return Err(LogError::Backwards {
+                from_name: "start",
+                from: start,
+                to_name: "end",
+                to: end,
+            });
         }
         let stop = end.min(start.saturating_add(limit as u64));
         let mut out = Vec::with_capacity((stop - start) as usize);
@@ -155,11 +158,10 @@ impl Log {
             TilePath::Checkpoint => Ok(self.checkpoint_note().await?.into_bytes()),
             TilePath::Hashes(t) => {
                 if tile_width(t.level, t.index, snap.size) < t.width {
-                    return Err(LogError::NotFound(format!(
-                        "tile {} does not exist at size {}",
-                        path.to_path(),
-                        snap.size
-                    )));
+                    return Err(LogError::NoSuchTile {
+                        path: path.to_path(),
+                        size: snap.size,
+                    });
                 }
                 let mut wanted = BTreeSet::new();
                 wanted.insert((t.level, t.index));
@@ -169,7 +171,7 @@ impl Log {
                     .await?;
                 let hashes = tiles
                     .get(&(t.level, t.index))
-                    .ok_or_else(|| LogError::Corrupt("tile vanished".into()))?;
+                    .ok_or_else(|| LogError::corrupt("tile vanished"))?;
                 Ok(hashes_bytes(&hashes[..usize::from(t.width)]))
             }
             TilePath::Entries { index, width } => {
@@ -178,11 +180,10 @@ impl Log {
                     .saturating_sub(index.saturating_mul(TILE_WIDTH))
                     .min(TILE_WIDTH);
                 if available < u64::from(width) {
-                    return Err(LogError::NotFound(format!(
-                        "bundle {} does not exist at size {}",
-                        path.to_path(),
-                        snap.size
-                    )));
+                    return Err(LogError::NoSuchTile {
+                        path: path.to_path(),
+                        size: snap.size,
+                    });
                 }
                 let entries = self.inner.bundle_entries(&snap, index).await?;
                 Ok(tiles::encode_bundle(
@@ -206,7 +207,7 @@ impl Inner {
             .store
             .get(NS_ENTRIES, &bundle_key(index, 0))
             .await?
-            .ok_or_else(|| LogError::Corrupt(format!("entry bundle {index} is missing")))?;
+            .ok_or_else(|| LogError::corrupt(format!("entry bundle {index} is missing")))?;
         Ok(tiles::decode_bundle(&bytes)?
             .into_iter()
             .map(Arc::from)
@@ -242,11 +243,11 @@ impl Inner {
                     .get(NS_TILES, &tile_key(level, index, 0))
                     .await?
                     .ok_or_else(|| {
-                        LogError::Corrupt(format!("full tile {level}/{index} is missing"))
+                        LogError::corrupt(format!("full tile {level}/{index} is missing"))
                     })?;
                 let hashes = tiles::tile_hashes(&bytes)?;
                 if hashes.len() as u64 != TILE_WIDTH {
-                    return Err(LogError::Corrupt(format!(
+                    return Err(LogError::corrupt(format!(
                         "tile {level}/{index} behind the edge is not full"
                     )));
                 }

@@ -23,7 +23,7 @@ use crate::nodes::{NodeHasher, TileHashes};
 fn segment_offset(key: &[u8], prefix_len: usize, what: &str) -> Result<u16, LogError> {
     match key.get(prefix_len..) {
         Some(&[hi, lo]) => Ok(u16::from_be_bytes([hi, lo])),
-        _ => Err(LogError::Corrupt(format!(
+        _ => Err(LogError::corrupt(format!(
             "{what} segment key is {} bytes, expected {}",
             key.len(),
             prefix_len + 2
@@ -82,7 +82,7 @@ pub(crate) async fn load(
             {
                 let offset = segment_offset(&key, prefix.len(), "tile")?;
                 if usize::from(offset) != hashes.len() {
-                    return Err(LogError::Corrupt(format!(
+                    return Err(LogError::corrupt(format!(
                         "tile {level}/{index} has a gap at {offset}"
                     )));
                 }
@@ -91,7 +91,7 @@ pub(crate) async fn load(
             }
             hashes.truncate(len);
             if hashes.len() != len {
-                return Err(LogError::Corrupt(format!(
+                return Err(LogError::corrupt(format!(
                     "tile {level}/{index} holds {} hashes, expected {len}",
                     hashes.len()
                 )));
@@ -119,7 +119,7 @@ pub(crate) async fn load(
         {
             let offset = segment_offset(&key, prefix.len(), "entry bundle")?;
             if usize::from(offset) != entries.len() {
-                return Err(LogError::Corrupt(format!(
+                return Err(LogError::corrupt(format!(
                     "bundle {bundle_index} has a gap at {offset}"
                 )));
             }
@@ -132,7 +132,7 @@ pub(crate) async fn load(
         }
         entries.truncate(bundle_len);
         if entries.len() != bundle_len {
-            return Err(LogError::Corrupt(format!(
+            return Err(LogError::corrupt(format!(
                 "bundle {bundle_index} holds {} entries, expected {bundle_len}",
                 entries.len()
             )));
@@ -152,8 +152,8 @@ pub(crate) async fn load(
     // The stored edge must reproduce the stored root.
     let root = root_from_edge(&snapshot)?;
     if root != state.root {
-        return Err(LogError::Corrupt(
-            "tiles do not reproduce the checkpoint's root".into(),
+        return Err(LogError::corrupt(
+            "tiles do not reproduce the checkpoint's root",
         ));
     }
     Ok((snapshot, state.encode()))
@@ -175,7 +175,7 @@ pub(crate) fn root_from_edge(snap: &Snapshot) -> Result<Hash, LogError> {
         .iter()
         .map(|n| hasher.hash(*n))
         .collect::<Result<Vec<_>, _>>()?;
-    fold_range(&hashes).ok_or_else(|| LogError::Corrupt("empty root plan".into()))
+    fold_range(&hashes).ok_or_else(|| LogError::corrupt("empty root plan"))
 }
 
 #[cfg(test)]
@@ -197,7 +197,7 @@ mod tests {
         for bad in [&[][..], &[7][..], &[7, 0][..], &[7, 0, 1, 2][..]] {
             assert!(matches!(
                 segment_offset(bad, 1, "tile"),
-                Err(LogError::Corrupt(_))
+                Err(LogError::Corrupt { .. })
             ));
         }
     }
@@ -236,7 +236,7 @@ mod tests {
         store.commit(b).await.unwrap();
         let e = load(&store, &config()).await.unwrap_err();
         assert!(
-            matches!(e, LogError::Corrupt(ref m) if m.contains("root")),
+            matches!(e, LogError::Corrupt { what: ref m } if m.contains("root")),
             "{e}"
         );
 
@@ -245,7 +245,7 @@ mod tests {
         store.commit(b).await.unwrap();
         let e = load(&store, &config()).await.unwrap_err();
         assert!(
-            matches!(e, LogError::Corrupt(ref m) if m.contains("segment key")),
+            matches!(e, LogError::Corrupt { what: ref m } if m.contains("segment key")),
             "{e}"
         );
     }

@@ -21,9 +21,15 @@ pub(crate) struct Request {
 fn same_error(e: &LogError) -> LogError {
     match e {
         LogError::Fenced => LogError::Fenced,
-        LogError::InvalidArgument(m) => LogError::InvalidArgument(m.clone()),
-        LogError::Store(e) => LogError::Unavailable(format!("the batch was not stored: {e}")),
-        other => LogError::Corrupt(format!("batch failed: {other}")),
+        LogError::LeafSize { index, len, max } => LogError::LeafSize {
+            index: *index,
+            len: *len,
+            max: *max,
+        },
+        LogError::Store(e) => LogError::NotStored {
+            detail: e.to_string(),
+        },
+        other => LogError::corrupt(format!("batch failed: {other}")),
     }
 }
 
@@ -53,7 +59,7 @@ fn answer(requests: Vec<Request>, receipts: Vec<Receipt>) {
         let reply = if mine.len() == r.leaves.len() {
             Ok(mine)
         } else {
-            Err(LogError::Corrupt(format!(
+            Err(LogError::corrupt(format!(
                 "the batch gave {} receipts for {} leaves",
                 mine.len(),
                 r.leaves.len()
@@ -136,6 +142,6 @@ mod tests {
         let ((a, ra), (b, rb)) = (request(1), request(2));
         answer(vec![a, b], vec![receipt(0)]);
         assert!(matches!(ra.await, Ok(Ok(_))));
-        assert!(matches!(rb.await, Ok(Err(LogError::Corrupt(_)))));
+        assert!(matches!(rb.await, Ok(Err(LogError::Corrupt { .. }))));
     }
 }

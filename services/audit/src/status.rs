@@ -30,9 +30,9 @@ pub fn code(e: &AuditError) -> Code {
 
 fn log_code(e: &LogError) -> Code {
     match e {
-        LogError::InvalidArgument(_) | LogError::Tlog(_) => Code::InvalidArgument,
-        LogError::NotFound(_) => Code::NotFound,
-        LogError::Fenced | LogError::Unavailable(_) | LogError::Stopped | LogError::Store(_) => {
+        e if e.is_invalid_argument() => Code::InvalidArgument,
+        e if e.is_not_found() => Code::NotFound,
+        LogError::Fenced | LogError::NotStored { .. } | LogError::Stopped | LogError::Store(_) => {
             Code::Unavailable
         }
         _ => Code::Internal,
@@ -87,13 +87,17 @@ mod tests {
         );
         assert_eq!(code(&AuditError::Log(LogError::Fenced)), Code::Unavailable);
         assert_eq!(
-            code(&AuditError::Log(LogError::NotFound("x".into()))),
+            code(&AuditError::Log(LogError::UnknownLeaf)),
             Code::NotFound
         );
-        assert_eq!(
-            code(&AuditError::Log(LogError::Corrupt("x".into()))),
-            Code::Internal
-        );
+        let e = LogError::LeafSize {
+            index: 0,
+            len: 0,
+            max: 4096,
+        };
+        assert_eq!(code(&AuditError::Log(e)), Code::InvalidArgument);
+        let e = LogError::Corrupt { what: "x".into() };
+        assert_eq!(code(&AuditError::Log(e)), Code::Internal);
     }
 
     #[test]

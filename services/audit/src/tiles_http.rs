@@ -6,7 +6,7 @@ use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use cairn_log::{Log, LogError};
+use cairn_log::Log;
 use cairn_tlog::tiles::{TILE_WIDTH, TilePath};
 
 /// Adds the tile routes to `router`.
@@ -57,7 +57,7 @@ async fn serve(log: &Log, path: &str) -> Response {
             )
                 .into_response()
         }
-        Err(LogError::NotFound(m)) => (StatusCode::NOT_FOUND, m).into_response(),
+        Err(e) if e.is_not_found() => (StatusCode::NOT_FOUND, e.to_string()).into_response(),
         Err(e) => {
             tracing::error!(error = %e, path, "tile read failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "tile read failed").into_response()
