@@ -22,7 +22,7 @@ use cairn_tlog::note::{ALG_ED25519, NoteSigner};
 use cairn_tlog::{hash, proof};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-const MEMBERS: [&str; 3] = ["eu-aio", "jp-aisi", "uk-aisi"];
+use cairn_testkit::MEMBERS;
 
 struct Pki {
     _dir: tempfile::TempDir,

@@ -16,7 +16,6 @@ use cairn_devpki::{self as devpki, DevPki, DevPkiSpec, MemberFiles, layout};
 use cairn_identity::{Directory, DirectoryHandle, SealingKey, SigningKey};
 use cairn_mtls as tls;
 use cairn_proto::evals::v1::evaluation_results_client::EvaluationResultsClient;
-use cairn_proto::intake::v1 as intake;
 use cairn_proto::intake::v1::incident_intake_client::IncidentIntakeClient;
 use cairn_record::pb::{self, RecordKind, SharingLabel};
 use cairn_record::{Recipient, RecordDraft};
@@ -24,7 +23,6 @@ use cairn_service_core::RecordCoreConfig;
 use cairn_service_core::serve::{Running, ServeConfig};
 use cairn_store::StoreLocation;
 use cairn_tlog::note::VerifierKey;
-use time::OffsetDateTime;
 use tonic::transport::Channel;
 
 pub struct Net {
@@ -41,7 +39,7 @@ pub struct Net {
     postgres: Option<String>,
 }
 
-pub const MEMBERS: [&str; 3] = ["eu-aio", "jp-aisi", "uk-aisi"];
+pub use cairn_testkit::{MEMBERS, incident, verify_receipt, verify_receipt_of};
 
 /// The example dev PKI with `member` stripped of `role` (every example
 /// member holds governance; tests of refusals need one that does not).
@@ -301,39 +299,5 @@ fn store_for(tmp: &std::path::Path, postgres: Option<&str>, name: &str) -> Store
             url: url.to_owned(),
             ca_file: cairn_store::conformance::postgres_test_ca(),
         },
-    }
-}
-
-/// A valid incident.
-pub fn incident(title: &str) -> intake::Incident {
-    let now = OffsetDateTime::now_utc();
-    let ts = |days: i64| {
-        Some(cairn_record::header::time_to_timestamp(
-            now - time::Duration::days(days),
-        ))
-    };
-    intake::Incident {
-        title: title.into(),
-        summary: "An evaluation-aware model sandbagged a safety test.".into(),
-        occurred_at: ts(3),
-        detected_at: ts(2),
-        reported_at: ts(0),
-        status: pb::IncidentStatus::Initial as i32,
-        ai_system: Some(intake::AiSystem {
-            name: "Frontier-1".into(),
-            provider: "Example Labs".into(),
-            ..Default::default()
-        }),
-        sectors: vec!["research".into()],
-        jurisdictions: vec!["GB".into()],
-        harm_types: vec![intake::HarmType::SecurityMisuse as i32],
-        severity: pb::Severity::Moderate as i32,
-        serious_incident: Some(intake::SeriousIncident {
-            is_serious: true,
-            category: intake::Art73Category::General as i32,
-            aware_at: ts(2),
-            reporting_deadline: None,
-        }),
-        ..Default::default()
     }
 }

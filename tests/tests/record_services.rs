@@ -10,33 +10,13 @@ use cairn_proto::intake::v1 as intake;
 use cairn_record::pb::{self, RecordKind, RecordState, SharingLabel};
 use cairn_record::{RecordError, dsse};
 use cairn_tests::{MEMBERS, Net};
-use cairn_tlog::{checkpoint, proof};
+
 use prost::Message as _;
 use tokio_stream::StreamExt as _;
 use tonic::Code;
 
 fn verify_receipt(net: &Net, r: &pb::Receipt, envelope: &[u8]) {
-    let cp = checkpoint::open(&r.checkpoint, &net.log_key)
-        .unwrap()
-        .checkpoint;
-    proof::verify_inclusion(
-        r.leaf_index,
-        cp.size,
-        &cairn_tlog::hash::leaf_hash(&r.leaf),
-        &r.inclusion_proof,
-        &cp.root,
-    )
-    .unwrap();
-    let leaf = pb::LogLeaf::decode(r.leaf.as_slice()).unwrap();
-    let digest = ring_digest(envelope);
-    assert_eq!(
-        leaf.envelope_digest, digest,
-        "the leaf names the exact envelope"
-    );
-}
-
-fn ring_digest(b: &[u8]) -> Vec<u8> {
-    cairn_record::record::sha256(b).to_vec()
+    cairn_tests::verify_receipt_of(r, envelope, &net.log_key);
 }
 
 async fn submit(

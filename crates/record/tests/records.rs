@@ -27,7 +27,7 @@ fn net() -> &'static Net {
     })
 }
 
-const MEMBERS: [&str; 3] = ["eu-aio", "jp-aisi", "uk-aisi"];
+use cairn_testkit::MEMBERS;
 
 fn draft(label: SharingLabel, recipients: &[&str], content: &[u8]) -> RecordDraft {
     let mut d = RecordDraft::new(RecordKind::Incident, label, content.to_vec());

@@ -21,16 +21,7 @@ fn verify_receipt(
     r: &cairn_proto::common::v1::Receipt,
     log_key: &note::VerifierKey,
 ) -> checkpoint::Checkpoint {
-    let cp = checkpoint::open(&r.checkpoint, log_key).unwrap().checkpoint;
-    proof::verify_inclusion(
-        r.leaf_index,
-        cp.size,
-        &leaf_hash(&r.leaf),
-        &r.inclusion_proof,
-        &cp.root,
-    )
-    .unwrap();
-    cp
+    cairn_testkit::verify_receipt(r, log_key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

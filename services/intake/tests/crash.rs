@@ -14,7 +14,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cairn_devpki::{self as devpki, DevPki, DevPkiSpec, layout};
+use cairn_devpki::{self as devpki, layout};
 use cairn_identity::{Directory, DirectoryHandle};
 use cairn_mtls as tls;
 use cairn_proto::audit::v1 as audit;
@@ -28,7 +28,7 @@ use prost::Message as _;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
-const MEMBERS: [&str; 3] = ["eu-aio", "jp-aisi", "uk-aisi"];
+use cairn_testkit::MEMBERS;
 
 struct World {
     tmp: tempfile::TempDir,
@@ -105,19 +105,12 @@ async fn first_line(child: &mut Child, prefix: &str) -> (SocketAddr, Vec<String>
 
 impl World {
     fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let pki = tmp.path().join("pki");
-        DevPki::generate(&DevPkiSpec::example())
-            .unwrap()
-            .write_to(&pki)
-            .unwrap();
-        let directory = Directory::load(&pki.join(layout::DIRECTORY)).unwrap();
-        let handle = DirectoryHandle::new(directory.clone());
+        let kit = cairn_testkit::Pki::example();
         Self {
-            tmp,
-            pki,
-            directory,
-            handle,
+            tmp: kit.tmp,
+            pki: kit.dir,
+            directory: kit.directory,
+            handle: kit.handle,
         }
     }
 
@@ -239,22 +232,7 @@ impl Author {
 }
 
 fn verify_receipt(r: &pb::Receipt, envelope: &[u8], key: &VerifierKey) -> Checkpoint {
-    let cp = checkpoint::open(&r.checkpoint, key).unwrap().checkpoint;
-    cairn_tlog::proof::verify_inclusion(
-        r.leaf_index,
-        cp.size,
-        &cairn_tlog::hash::leaf_hash(&r.leaf),
-        &r.inclusion_proof,
-        &cp.root,
-    )
-    .unwrap();
-    assert_eq!(
-        pb::LogLeaf::decode(r.leaf.as_slice())
-            .unwrap()
-            .envelope_digest,
-        cairn_record::record::sha256(envelope).to_vec()
-    );
-    cp
+    cairn_testkit::verify_receipt_of(r, envelope, key)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

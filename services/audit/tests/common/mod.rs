@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use cairn_audit::{AuditConfig, WitnessConfig};
-use cairn_devpki::{self as devpki, DevPki, DevPkiSpec, MemberFiles, layout};
-use cairn_identity::{Directory, DirectoryHandle};
+use cairn_devpki::{self as devpki, MemberFiles, layout};
+use cairn_identity::DirectoryHandle;
 use cairn_mtls::{self as tls, TlsIdentity};
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_proto::audit::v1::witness_client::WitnessClient;
@@ -32,18 +32,11 @@ pub struct Net {
 
 impl Net {
     pub fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let pki = tmp.path().join("pki");
-        DevPki::generate(&DevPkiSpec::example())
-            .unwrap()
-            .write_to(&pki)
-            .unwrap();
-        let directory =
-            DirectoryHandle::new(Directory::load(&pki.join(layout::DIRECTORY)).unwrap());
+        let kit = cairn_testkit::Pki::example();
         Self {
-            tmp,
-            pki,
-            directory,
+            tmp: kit.tmp,
+            pki: kit.dir,
+            directory: kit.handle,
         }
     }
 
