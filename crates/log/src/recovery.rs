@@ -39,105 +39,39 @@ pub(crate) async fn load(
     store: &dyn Store,
     config: &LogConfig,
 ) -> Result<(Snapshot, Vec<u8>), LogError> {
-    let state = match store.get(NS_STATE, STATE_KEY).await? {
-        Some(bytes) => StoredState::decode(&bytes)?,
-        None => {
-            let root = empty_root();
-            let checkpoint = Checkpoint {
-                origin: config.signer.verifier().name().to_owned(),
-                size: 0,
-                root,
-                extensions: vec![],
-            }
-            .sign(&config.signer)?;
-            let state = StoredState {
-                size: 0,
-                root,
-                checkpoint,
-            };
-            let mut b = WriteBatch::new();
-            b.expect_absent(NS_STATE, STATE_KEY.to_vec()).put(
-                NS_STATE,
-                STATE_KEY.to_vec(),
-                state.encode(),
-            );
-            store.commit(b).await?;
-            state
-        }
-    };
+    let state = head(store, config).await?;
     let size = state.size;
     let mut edge = Vec::new();
-    let mut level: u8 = 0;
-    while tiles::stored_at_level(level, size) > 0 || level == 0 {
+    for level in 0u8..8 {
         let stored = tiles::stored_at_level(level, size);
-        let index = stored / TILE_WIDTH;
-        let len = (stored % TILE_WIDTH) as usize;
-        let mut hashes = Vec::with_capacity(len);
-        let mut segments = Vec::new();
-        if len > 0 {
-            let prefix = tile_prefix(level, index);
-            for (key, value) in store
-                .scan(NS_TILES, &prefix, Some(&prefix_end(&prefix)), 1024)
-                .await?
-            {
-                let offset = segment_offset(&key, prefix.len(), "tile")?;
-                if usize::from(offset) != hashes.len() {
-                    return Err(LogError::corrupt(format!(
-                        "tile {level}/{index} has a gap at {offset}"
-                    )));
-                }
-                hashes.extend(tiles::tile_hashes(&value)?);
-                segments.push(offset);
-            }
-            hashes.truncate(len);
-            if hashes.len() != len {
-                return Err(LogError::corrupt(format!(
-                    "tile {level}/{index} holds {} hashes, expected {len}",
-                    hashes.len()
-                )));
-            }
+        if stored == 0 && level > 0 {
+            break;
         }
+        let index = stored / TILE_WIDTH;
+        let what = format!("tile {level}/{index}");
+        let prefix = tile_prefix(level, index);
+        let len = (stored % TILE_WIDTH) as usize;
+        let (hashes, segments) = read_segments(store, NS_TILES, &prefix, &what, len, |v| {
+            Ok(tiles::tile_hashes(v)?)
+        })
+        .await?;
         edge.push(EdgeTile {
             index,
             hashes: Arc::new(hashes),
             segments,
         });
-        level += 1;
-        if level > 7 {
-            break;
-        }
     }
     let bundle_index = size / TILE_WIDTH;
-    let bundle_len = (size % TILE_WIDTH) as usize;
-    let mut entries = Vec::with_capacity(bundle_len);
-    let mut segments = Vec::new();
-    if bundle_len > 0 {
-        let prefix = bundle_prefix(bundle_index);
-        for (key, value) in store
-            .scan(NS_ENTRIES, &prefix, Some(&prefix_end(&prefix)), 1024)
-            .await?
-        {
-            let offset = segment_offset(&key, prefix.len(), "entry bundle")?;
-            if usize::from(offset) != entries.len() {
-                return Err(LogError::corrupt(format!(
-                    "bundle {bundle_index} has a gap at {offset}"
-                )));
-            }
-            entries.extend(
-                tiles::decode_bundle(&value)?
-                    .into_iter()
-                    .map(Arc::<[u8]>::from),
-            );
-            segments.push(offset);
-        }
-        entries.truncate(bundle_len);
-        if entries.len() != bundle_len {
-            return Err(LogError::corrupt(format!(
-                "bundle {bundle_index} holds {} entries, expected {bundle_len}",
-                entries.len()
-            )));
-        }
-    }
+    let what = format!("bundle {bundle_index}");
+    let prefix = bundle_prefix(bundle_index);
+    let len = (size % TILE_WIDTH) as usize;
+    let (entries, segments) = read_segments(store, NS_ENTRIES, &prefix, &what, len, |v| {
+        Ok(tiles::decode_bundle(v)?
+            .into_iter()
+            .map(Arc::<[u8]>::from)
+            .collect())
+    })
+    .await?;
     let snapshot = Snapshot {
         size,
         root: state.root,
@@ -150,13 +84,74 @@ pub(crate) async fn load(
         }),
     };
     // The stored edge must reproduce the stored root.
-    let root = root_from_edge(&snapshot)?;
-    if root != state.root {
+    if root_from_edge(&snapshot)? != state.root {
         return Err(LogError::corrupt(
             "tiles do not reproduce the checkpoint's root",
         ));
     }
     Ok((snapshot, state.encode()))
+}
+
+/// The stored head; an empty store gets the signed checkpoint of size 0.
+async fn head(store: &dyn Store, config: &LogConfig) -> Result<StoredState, LogError> {
+    if let Some(bytes) = store.get(NS_STATE, STATE_KEY).await? {
+        return StoredState::decode(&bytes);
+    }
+    let root = empty_root();
+    let checkpoint = Checkpoint {
+        origin: config.signer.verifier().name().to_owned(),
+        size: 0,
+        root,
+        extensions: vec![],
+    }
+    .sign(&config.signer)?;
+    let state = StoredState {
+        size: 0,
+        root,
+        checkpoint,
+    };
+    let mut b = WriteBatch::new();
+    b.expect_absent(NS_STATE, STATE_KEY.to_vec())
+        .put(NS_STATE, STATE_KEY.to_vec(), state.encode());
+    store.commit(b).await?;
+    Ok(state)
+}
+
+/// The first `len` items of the partial unit (tile or bundle) stored as
+/// segments under `prefix`, and the segments' offsets: the segments must
+/// follow each other without a gap and hold at least `len` items.
+async fn read_segments<T>(
+    store: &dyn Store,
+    ns: &'static str,
+    prefix: &[u8],
+    what: &str,
+    len: usize,
+    decode: impl Fn(&[u8]) -> Result<Vec<T>, LogError>,
+) -> Result<(Vec<T>, Vec<u16>), LogError> {
+    let mut items = Vec::with_capacity(len);
+    let mut segments = Vec::new();
+    if len == 0 {
+        return Ok((items, segments));
+    }
+    for (key, value) in store
+        .scan(ns, prefix, Some(&prefix_end(prefix)), 1024)
+        .await?
+    {
+        let offset = segment_offset(&key, prefix.len(), what)?;
+        if usize::from(offset) != items.len() {
+            return Err(LogError::corrupt(format!("{what} has a gap at {offset}")));
+        }
+        items.extend(decode(&value)?);
+        segments.push(offset);
+    }
+    items.truncate(len);
+    if items.len() != len {
+        return Err(LogError::corrupt(format!(
+            "{what} holds {} items, expected {len}",
+            items.len()
+        )));
+    }
+    Ok((items, segments))
 }
 
 /// The root of the tree the snapshot's right edge describes.
