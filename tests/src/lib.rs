@@ -17,8 +17,8 @@ use cairn_identity::{Directory, DirectoryHandle, SealingKey, SigningKey};
 use cairn_mtls as tls;
 use cairn_proto::evals::v1::evaluation_results_client::EvaluationResultsClient;
 use cairn_proto::intake::v1::incident_intake_client::IncidentIntakeClient;
+use cairn_record::RecordDraft;
 use cairn_record::pb::{self, RecordKind, SharingLabel};
-use cairn_record::{Recipient, RecordDraft};
 use cairn_service_core::RecordCoreConfig;
 use cairn_service_core::serve::{Running, ServeConfig};
 use cairn_store::StoreLocation;
@@ -234,13 +234,7 @@ impl Net {
         content: Vec<u8>,
         index: Option<pb::IndexFields>,
     ) -> RecordDraft {
-        let mut d = RecordDraft::new(kind, label, content);
-        d.recipients = recipients
-            .iter()
-            .map(|m| Recipient::from_directory(&self.directory, m).unwrap())
-            .collect();
-        d.index = index;
-        d
+        cairn_testkit::draft(&self.directory, kind, label, recipients, content, index)
     }
 
     /// Signs a draft as `author`.
@@ -256,17 +250,8 @@ impl Net {
         recipients: &[&str],
         title: &str,
     ) -> (RecordDraft, pb::SignedRecord) {
-        let inc = incident(title);
-        let index = cairn_record::content::incident_index(&inc);
-        let d = self.draft(
-            RecordKind::Incident,
-            label,
-            recipients,
-            prost::Message::encode_to_vec(&inc),
-            Some(index),
-        );
-        let s = self.sign(author, &d);
-        (d, s)
+        let key = self.signing_key(author);
+        cairn_testkit::signed_incident(&self.directory, &key, author, label, recipients, title)
     }
 }
 

@@ -37,6 +37,8 @@ mod reads;
 pub mod serve;
 mod stored;
 mod submit;
+#[cfg(test)]
+mod tests;
 mod tokens;
 
 pub use crate::core::{RecordCore, RecordCoreConfig};

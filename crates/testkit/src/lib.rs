@@ -11,10 +11,11 @@
 
 use std::path::PathBuf;
 
-use cairn_devpki::{DevPki, DevPkiSpec, layout};
-use cairn_identity::{Directory, DirectoryHandle};
+use cairn_devpki::{DevPki, DevPkiSpec, MemberFiles, layout};
+use cairn_identity::{Directory, DirectoryHandle, MemberId, PeerIdentity, SigningKey};
 use cairn_proto::intake::v1 as intake;
 use cairn_record::pb;
+use cairn_record::{Recipient, RecordDraft};
 use cairn_tlog::checkpoint::{self, Checkpoint};
 use cairn_tlog::note::VerifierKey;
 use prost::Message as _;
@@ -61,10 +62,89 @@ impl Pki {
         Self::new(&DevPkiSpec::example())
     }
 
+    /// Member `id`'s signing key.
+    pub fn signing_key(&self, id: &str) -> SigningKey {
+        MemberFiles::new(&self.dir, id).signing_key().unwrap()
+    }
+
+    /// Member `id` as the peer of an authenticated connection.
+    pub fn peer(&self, id: &str) -> PeerIdentity {
+        member_peer(id)
+    }
+
+    /// An incident titled `title` by `author`, labelled and sealed to
+    /// `recipients`.
+    pub fn incident(
+        &self,
+        author: &str,
+        label: pb::SharingLabel,
+        recipients: &[&str],
+        title: &str,
+    ) -> (RecordDraft, pb::SignedRecord) {
+        signed_incident(
+            &self.directory,
+            &self.signing_key(author),
+            author,
+            label,
+            recipients,
+            title,
+        )
+    }
+
     /// A file of service `name` (e.g. `layout::TLS_CERT`).
     pub fn service_file(&self, name: &str, file: &str) -> PathBuf {
         self.dir.join(layout::SERVICES).join(name).join(file)
     }
+}
+
+/// Member `id` as the peer of an authenticated connection.
+pub fn member_peer(id: &str) -> PeerIdentity {
+    PeerIdentity::Member {
+        id: MemberId::parse(id).unwrap(),
+        subpath: String::new(),
+    }
+}
+
+/// A draft of `kind` with `label`, sealed to `recipients` as the directory
+/// lists them.
+pub fn draft(
+    directory: &Directory,
+    kind: pb::RecordKind,
+    label: pb::SharingLabel,
+    recipients: &[&str],
+    content: Vec<u8>,
+    index: Option<pb::IndexFields>,
+) -> RecordDraft {
+    let mut d = RecordDraft::new(kind, label, content);
+    d.recipients = recipients
+        .iter()
+        .map(|m| Recipient::from_directory(directory, m).unwrap())
+        .collect();
+    d.index = index;
+    d
+}
+
+/// The [`incident`] fixture titled `title`, signed by `author` with `key`.
+pub fn signed_incident(
+    directory: &Directory,
+    key: &SigningKey,
+    author: &str,
+    label: pb::SharingLabel,
+    recipients: &[&str],
+    title: &str,
+) -> (RecordDraft, pb::SignedRecord) {
+    let inc = incident(title);
+    let index = cairn_record::content::incident_index(&inc);
+    let d = draft(
+        directory,
+        pb::RecordKind::Incident,
+        label,
+        recipients,
+        inc.encode_to_vec(),
+        Some(index),
+    );
+    let s = cairn_record::build(&d, author, key).unwrap();
+    (d, s)
 }
 
 /// Checks a receipt offline as any recipient would: the log's signature on

@@ -1,0 +1,217 @@
+//! The core on its own: a sled store, the example directory, no audit log
+//! (its address answers nothing, so receipts stay pending). Submitting,
+//! idempotency, refusals that store nothing, and reads under every label.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cairn_identity::Role;
+use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
+use cairn_record::pb::{self, RecordKind, SharingLabel};
+use cairn_store::{SledStore, SledStoreConfig, Store};
+use cairn_testkit::Pki;
+
+use crate::{RecordCore, RecordCoreConfig, ServiceError, ServicePolicy, ServiceSchema, SubmitKind};
+
+#[derive(Debug)]
+struct NoSchema;
+impl ServiceSchema for NoSchema {}
+
+struct Core {
+    pki: Pki,
+    core: Arc<RecordCore>,
+}
+
+async fn core() -> Core {
+    let pki = Pki::example();
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(SledStoreConfig::new(pki.tmp.path().join("store"))).unwrap());
+    let policy = ServicePolicy {
+        service: "intake",
+        kinds: vec![(RecordKind::Incident, vec![Role::Submitter])],
+        schema: Arc::new(NoSchema),
+    };
+    let config = RecordCoreConfig {
+        receipt_wait: Duration::from_millis(20),
+        ..RecordCoreConfig::default()
+    };
+    // Nothing listens on port 9 of loopback: the outbox keeps retrying.
+    let audit = AuditLogClient::new(
+        tonic::transport::Channel::from_static("http://127.0.0.1:9").connect_lazy(),
+    );
+    let core = RecordCore::open(store, pki.handle.clone(), policy, config, audit)
+        .await
+        .unwrap();
+    Core { pki, core }
+}
+
+fn id_of(r: &pb::SignedRecord) -> pb::RecordId {
+    let env = cairn_record::record::decode_envelope(&r.envelope).unwrap();
+    cairn_record::record::decode_header(&env.payload)
+        .unwrap()
+        .record_id
+        .unwrap()
+}
+
+impl Core {
+    async fn get(&self, member: &str, id: &pb::RecordId) -> Result<pb::StoredRecord, ServiceError> {
+        self.core.get(&self.pki.peer(member), Some(id), false).await
+    }
+
+    async fn listed(&self, member: &str) -> usize {
+        let (records, _) = self
+            .core
+            .list(&self.pki.peer(member), &pb::RecordFilter::default(), 0, "")
+            .await
+            .unwrap();
+        records.len()
+    }
+}
+
+#[tokio::test]
+async fn an_accepted_record_is_stored_once_and_pending_without_an_audit_log() {
+    let c = core().await;
+    let (_, rec) = c.pki.incident(
+        "uk-aisi",
+        SharingLabel::TlpAmber,
+        &["jp-aisi", "uk-aisi"],
+        "t",
+    );
+    let peer = c.pki.peer("uk-aisi");
+    let out = c
+        .core
+        .submit(&peer, rec.clone(), SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap();
+    assert!(out.receipt_pending && !out.duplicate && out.receipt.is_none());
+    // The same bytes again: the same record, a duplicate.
+    let again = c
+        .core
+        .submit(&peer, rec.clone(), SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.record_id, out.record_id);
+    // Another record under the same id: ALREADY_EXISTS, nothing changed.
+    let (mut draft, _) = c.pki.incident(
+        "uk-aisi",
+        SharingLabel::TlpAmber,
+        &["jp-aisi", "uk-aisi"],
+        "other",
+    );
+    draft.record_id = uuid::Uuid::parse_str(&out.record_id).unwrap();
+    let other = cairn_record::build(&draft, "uk-aisi", &c.pki.signing_key("uk-aisi")).unwrap();
+    let e = c
+        .core
+        .submit(&peer, other, SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ServiceError::IdTaken { .. }), "{e}");
+    assert_eq!(e.code(), tonic::Code::AlreadyExists);
+    let stored = c.get("jp-aisi", &id_of(&rec)).await.unwrap();
+    assert_eq!(stored.record.unwrap(), rec);
+    assert_eq!(c.listed("uk-aisi").await, 1);
+}
+
+#[tokio::test]
+async fn a_refused_record_stores_nothing() {
+    let c = core().await;
+    let (_, rec) = c.pki.incident(
+        "jp-aisi",
+        SharingLabel::TlpGreen,
+        &["eu-aio", "jp-aisi", "uk-aisi"],
+        "t",
+    );
+    // Signed by jp-aisi, arriving on uk-aisi's connection.
+    let e = c
+        .core
+        .submit(
+            &c.pki.peer("uk-aisi"),
+            rec.clone(),
+            SubmitKind::SubmitOrCorrect,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ServiceError::SignerNotPeer { .. }), "{e}");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(matches!(
+        c.get("jp-aisi", &id_of(&rec)).await,
+        Err(ServiceError::NotFound { .. })
+    ));
+    assert_eq!(c.listed("jp-aisi").await, 0);
+    assert_eq!(c.core.frontier.current(), 0, "no sequence number was taken");
+}
+
+#[tokio::test]
+async fn reads_follow_the_label_for_each_reader() {
+    let c = core().await;
+    let peer = c.pki.peer("uk-aisi");
+    let (_, amber) = c.pki.incident(
+        "uk-aisi",
+        SharingLabel::TlpAmber,
+        &["jp-aisi", "uk-aisi"],
+        "a",
+    );
+    let (_, red) = c.pki.incident(
+        "uk-aisi",
+        SharingLabel::TlpRed,
+        &["jp-aisi", "uk-aisi"],
+        "r",
+    );
+    for r in [&amber, &red] {
+        c.core
+            .submit(&peer, r.clone(), SubmitKind::SubmitOrCorrect)
+            .await
+            .unwrap();
+    }
+    // The recipient reads both.
+    assert!(c.get("jp-aisi", &id_of(&amber)).await.is_ok());
+    assert!(c.get("jp-aisi", &id_of(&red)).await.is_ok());
+    assert_eq!(c.listed("jp-aisi").await, 2);
+    // An outsider: AMBER's header only (get refused, listed without a
+    // body); RED does not exist.
+    assert!(matches!(
+        c.get("eu-aio", &id_of(&amber)).await,
+        Err(ServiceError::NotRecipient { .. })
+    ));
+    assert!(matches!(
+        c.get("eu-aio", &id_of(&red)).await,
+        Err(ServiceError::NotFound { .. })
+    ));
+    let (listed, _) = c
+        .core
+        .list(&c.pki.peer("eu-aio"), &pb::RecordFilter::default(), 0, "")
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    let only = listed[0].record.clone().unwrap();
+    assert_eq!(only.envelope, amber.envelope);
+    assert!(only.body.is_empty() && listed[0].leaf_salt.is_empty());
+}
+
+#[tokio::test]
+async fn a_service_peer_and_an_unknown_member_are_refused() {
+    let c = core().await;
+    let (_, rec) = c.pki.incident("uk-aisi", SharingLabel::TlpClear, &[], "t");
+    let service = cairn_identity::PeerIdentity::Service {
+        name: "evals".into(),
+    };
+    let e = c
+        .core
+        .submit(&service, rec, SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ServiceError::NotAMember { .. }), "{e}");
+    let e = c
+        .core
+        .list(
+            &cairn_testkit::member_peer("zz-nobody"),
+            &pb::RecordFilter::default(),
+            0,
+            "",
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ServiceError::UnknownMember { .. }), "{e}");
+}
