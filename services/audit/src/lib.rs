@@ -133,28 +133,17 @@ impl RunningAudit {
 
 /// Opens the store and the log and starts serving.
 pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
-    let directory = Directory::load(&config.directory)?;
-    let directory = DirectoryHandle::new(directory);
+    let directory = DirectoryHandle::new(Directory::load(&config.directory)?);
     let identity = TlsIdentity::load(&config.tls_cert, &config.tls_key)?;
-    let log_der = cairn_identity::keys::load_pkcs8_der(&config.log_key)?;
-    let signer = Arc::new(
-        NoteSigner::from_pkcs8(&config.origin, ALG_ED25519, &log_der).map_err(|source| {
-            AuditError::NoteKey {
-                what: "log key",
-                path: config.log_key.clone(),
-                source,
-            }
-        })?,
-    );
+    let signer = Arc::new(note_signer(
+        &config.log_key,
+        &config.origin,
+        ALG_ED25519,
+        "log key",
+    )?);
     let log_verifier = signer.verifier().clone();
     let store: Arc<dyn Store> = config.store.open("audit").await?;
     let metrics = Metrics::new("audit")?;
-    let batch_size = prometheus::Histogram::with_opts(
-        prometheus::HistogramOpts::new("log_batch_size", "Leaves integrated per log batch")
-            .buckets(BATCH_BUCKETS.to_vec()),
-    )
-    .map_err(Metrics::error)?;
-    metrics.register(&batch_size)?;
     // Health and metrics come first: a standby replica answers probes
     // (NOT_SERVING) while it waits for the lease.
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -167,9 +156,72 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
             tonic::service::Routes::new(health_service.clone()).into_axum_router(),
         )
         .await?;
+    let (log, lease) = open_log(&config, store.clone(), signer, &metrics).await?;
+    let witness = open_witness(&config, store.clone())?;
+    let witness_verifier = witness.as_ref().map(|w| w.verifier().clone());
+    let (published, cosigned) = tokio::sync::watch::channel(None);
+    if !config.cosigners.is_empty() {
+        tokio::spawn(witnessing::run(
+            log.clone(),
+            config.cosigners.clone(),
+            identity.clone(),
+            directory.clone(),
+            published,
+        ));
+    }
+    health.set_serving::<AuditLogServer<AuditService>>().await;
+    if witness.is_some() {
+        health.set_serving::<WitnessServer<WitnessService>>().await;
+    }
+    let routes = routes(health_service, &log, &directory, witness)?;
+    let (addr, shutdown, server) =
+        serve(config.listen, routes, &identity, &directory, &metrics).await?;
+    tracing::info!(%addr, origin = %config.origin, "audit service listening");
+    Ok(RunningAudit {
+        addr,
+        log,
+        log_verifier,
+        witness_verifier,
+        cosigned,
+        metrics,
+        metrics_addr: ops.as_ref().map(|o| o.addr),
+        ops,
+        lease,
+        shutdown,
+        server,
+    })
+}
+
+/// A note signer named `name` from the PKCS#8 key file `path`.
+fn note_signer(
+    path: &std::path::Path,
+    name: &str,
+    alg: u8,
+    what: &'static str,
+) -> Result<NoteSigner, AuditError> {
+    let der = cairn_identity::keys::load_pkcs8_der(path)?;
+    NoteSigner::from_pkcs8(name, alg, &der).map_err(|source| AuditError::NoteKey {
+        what,
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Opens the log with its metrics; on a shared store, first takes the
+/// sequencer lease (a standby waits here) and fences every commit by it.
+async fn open_log(
+    config: &AuditConfig,
+    store: Arc<dyn Store>,
+    signer: Arc<NoteSigner>,
+    metrics: &Metrics,
+) -> Result<(Log, Option<Arc<Lease>>), AuditError> {
+    let batch_size = prometheus::Histogram::with_opts(
+        prometheus::HistogramOpts::new("log_batch_size", "Leaves integrated per log batch")
+            .buckets(BATCH_BUCKETS.to_vec()),
+    )
+    .map_err(Metrics::error)?;
+    metrics.register(&batch_size)?;
     let mut log_config = LogConfig::new(signer);
-    // Replicas on one database: only the lease holder sequences, and every
-    // log commit is fenced by the lease's epoch. A standby waits here.
     let lease = if store.is_shared() {
         let holder = format!(
             "{}/{}",
@@ -196,56 +248,43 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
             async move { i64::try_from(size).ok() }
         },
     )?;
-    metrics.store_size_gauge(store.clone())?;
+    metrics.store_size_gauge(store)?;
+    Ok((log, lease))
+}
 
-    let witness = match &config.witness {
-        Some(w) => {
-            let der = cairn_identity::keys::load_pkcs8_der(&w.key)?;
-            let cosigner = Arc::new(
-                NoteSigner::from_pkcs8(&w.name, ALG_COSIGNATURE_V1, &der).map_err(|source| {
-                    AuditError::NoteKey {
-                        what: "witness key",
-                        path: w.key.clone(),
-                        source,
-                    }
-                })?,
-            );
-            let logs = w
-                .logs
-                .iter()
-                .map(|k| VerifierKey::parse(k))
-                .collect::<Result<Vec<_>, _>>()?;
-            Some(Arc::new(Witness::new(store.clone(), cosigner, logs)))
-        }
-        None => None,
+/// The witness of witness mode, if configured.
+fn open_witness(
+    config: &AuditConfig,
+    store: Arc<dyn Store>,
+) -> Result<Option<Arc<Witness>>, AuditError> {
+    let Some(w) = &config.witness else {
+        return Ok(None);
     };
-    let witness_verifier = witness.as_ref().map(|w| w.verifier().clone());
-    let (published, cosigned) = tokio::sync::watch::channel(None);
-    if !config.cosigners.is_empty() {
-        tokio::spawn(witnessing::run(
-            log.clone(),
-            config.cosigners.clone(),
-            identity.clone(),
-            directory.clone(),
-            published,
-        ));
-    }
+    let cosigner = Arc::new(note_signer(
+        &w.key,
+        &w.name,
+        ALG_COSIGNATURE_V1,
+        "witness key",
+    )?);
+    let logs = w
+        .logs
+        .iter()
+        .map(|k| VerifierKey::parse(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some(Arc::new(Witness::new(store, cosigner, logs))))
+}
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| AuditError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| AuditError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let server_config = tls::server_config(&identity, directory.clone())?;
-    let incoming = TlsIncoming::new(listener, server_config, directory.clone());
-
-    health.set_serving::<AuditLogServer<AuditService>>().await;
-    let mut routes = tonic::service::Routes::new(health_service).add_service(AuditLogServer::new(
+/// What the port serves: health, the log, the witness if any, reflection
+/// listing exactly those, the C2SP tiles, and 404 for anything else.
+fn routes(
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    log: &Log,
+    directory: &DirectoryHandle,
+    witness: Option<Arc<Witness>>,
+) -> Result<tonic::service::Routes, AuditError> {
+    let mut routes = tonic::service::Routes::new(health).add_service(AuditLogServer::new(
         AuditService::new(log.clone(), directory.clone()),
     ));
     let mut served = vec![
@@ -253,14 +292,40 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
         cairn_proto::HEALTH_SERVICE,
     ];
     if let Some(w) = witness {
-        health.set_serving::<WitnessServer<WitnessService>>().await;
         routes = routes.add_service(WitnessServer::new(WitnessService::new(w)));
         served.push(<WitnessServer<WitnessService> as tonic::server::NamedService>::NAME);
     }
     let routes = cairn_proto::with_reflection(routes, &served)?;
     let router = tiles_http::add_routes(routes.into_axum_router(), log.clone())
         .fallback(cairn_server::unserved);
+    Ok(tonic::service::Routes::from(router))
+}
 
+type ServerTask = tokio::task::JoinHandle<Result<(), tonic::transport::Error>>;
+
+/// Binds `listen` and serves `routes` over mTLS with cairn's limits.
+async fn serve(
+    listen: std::net::SocketAddr,
+    routes: tonic::service::Routes,
+    identity: &TlsIdentity,
+    directory: &DirectoryHandle,
+    metrics: &Metrics,
+) -> Result<
+    (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        ServerTask,
+    ),
+    AuditError,
+> {
+    let bind = |source| AuditError::Bind {
+        addr: listen,
+        source,
+    };
+    let listener = TcpListener::bind(listen).await.map_err(bind)?;
+    let addr = listener.local_addr().map_err(bind)?;
+    let server_config = tls::server_config(identity, directory.clone())?;
+    let incoming = TlsIncoming::new(listener, server_config, directory.clone());
     let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         // The same limits and status edge as every cairn service.
@@ -268,23 +333,10 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
             .accept_http1(true)
             .layer(metrics.grpc_layer())
             .layer(cairn_server::StatusEdgeLayer)
-            .add_routes(tonic::service::Routes::from(router))
+            .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = shutdown_rx.await;
             }),
     );
-    tracing::info!(%addr, origin = %config.origin, "audit service listening");
-    Ok(RunningAudit {
-        addr,
-        log,
-        log_verifier,
-        witness_verifier,
-        cosigned,
-        metrics,
-        metrics_addr: ops.as_ref().map(|o| o.addr),
-        ops,
-        lease,
-        shutdown,
-        server,
-    })
+    Ok((addr, shutdown, server))
 }
