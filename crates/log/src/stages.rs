@@ -128,8 +128,34 @@ pub(crate) fn integrate(
     leaves: &[&[u8]],
     batch: &mut WriteBatch,
 ) -> Result<Integrated, LogError> {
-    let first_index = indexes.start;
-    let new_size = indexes.end;
+    let (edge, fresh) = grow_tiles(snap, leaves, batch);
+    let bundle = grow_bundle(&snap.bundle, leaves, batch)?;
+    for (i, l) in indexes.clone().zip(leaves) {
+        batch.put(
+            NS_LEAF_INDEX,
+            leaf_hash(l).to_vec(),
+            i.to_be_bytes().to_vec(),
+        );
+    }
+    let mut next = Snapshot {
+        size: indexes.end,
+        root: [0; 32],
+        checkpoint: snap.checkpoint.clone(),
+        edge: Arc::new(edge),
+        bundle: Arc::new(bundle),
+    };
+    next.root = root_from_edge(&next)?;
+    Ok(Integrated { next, fresh })
+}
+
+/// The hash tiles: each level's partial tile grows by the level below's
+/// completed tiles' roots (level 0 by the leaf hashes). Returns the new
+/// right edge and the tiles completed.
+fn grow_tiles(
+    snap: &Snapshot,
+    leaves: &[&[u8]],
+    batch: &mut WriteBatch,
+) -> (Vec<EdgeTile>, HashMap<(u8, u64), TileHashes>) {
     let mut edge: Vec<EdgeTile> = (*snap.edge).clone();
     let mut fresh: HashMap<(u8, u64), TileHashes> = HashMap::new();
     let mut incoming: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
@@ -175,17 +201,20 @@ pub(crate) fn integrate(
         };
         level += 1;
     }
+    (edge, fresh)
+}
 
-    // Entry bundles grow the same way.
-    let bundle = &snap.bundle;
+/// The entry bundles grow the same way as level 0, by the leaves.
+fn grow_bundle(
+    bundle: &EdgeBundle,
+    leaves: &[&[u8]],
+    batch: &mut WriteBatch,
+) -> Result<EdgeBundle, LogError> {
     let entries: Vec<Arc<[u8]>> = leaves.iter().map(|l| Arc::<[u8]>::from(*l)).collect();
     let growth = grow(bundle.index, &bundle.entries, &bundle.segments, entries);
     for (index, content) in growth.completed {
-        batch.put(
-            NS_ENTRIES,
-            bundle_key(index, 0),
-            tiles::encode_bundle(content.iter().map(|e| &e[..]))?,
-        );
+        let bytes = tiles::encode_bundle(content.iter().map(|e| &e[..]))?;
+        batch.put(NS_ENTRIES, bundle_key(index, 0), bytes);
         if index == bundle.index {
             for seg in bundle.segments.iter().filter(|s| **s != 0) {
                 batch.delete(NS_ENTRIES, bundle_key(index, *seg));
@@ -193,32 +222,14 @@ pub(crate) fn integrate(
         }
     }
     if let Some((offset, part)) = growth.write {
-        batch.put(
-            NS_ENTRIES,
-            bundle_key(growth.index, offset),
-            tiles::encode_bundle(part.iter().map(|e| &e[..]))?,
-        );
+        let bytes = tiles::encode_bundle(part.iter().map(|e| &e[..]))?;
+        batch.put(NS_ENTRIES, bundle_key(growth.index, offset), bytes);
     }
-    for (i, l) in leaves.iter().enumerate() {
-        batch.put(
-            NS_LEAF_INDEX,
-            leaf_hash(l).to_vec(),
-            (first_index + i as u64).to_be_bytes().to_vec(),
-        );
-    }
-    let mut next = Snapshot {
-        size: new_size,
-        root: [0; 32],
-        checkpoint: snap.checkpoint.clone(),
-        edge: Arc::new(edge),
-        bundle: Arc::new(EdgeBundle {
-            index: growth.index,
-            entries: growth.unit,
-            segments: growth.segments,
-        }),
-    };
-    next.root = root_from_edge(&next)?;
-    Ok(Integrated { next, fresh })
+    Ok(EdgeBundle {
+        index: growth.index,
+        entries: growth.unit,
+        segments: growth.segments,
+    })
 }
 
 /// Stage 3, publish: sign the checkpoint of the new head (one signature per
