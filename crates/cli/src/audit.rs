@@ -166,108 +166,14 @@ pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
             server,
             log_key,
             connect,
-        } => {
-            let mut c = client(&connect, server).await?;
-            let text = fetch_checkpoint(&mut c).await?;
-            let verified = log_key
-                .as_deref()
-                .map(read_key)
-                .transpose()?
-                .map(|k| checkpoint::open(&text, &k))
-                .transpose()?;
-            if json {
-                let cp = match &verified {
-                    Some(v) => Some(v.checkpoint.clone()),
-                    None => cairn_tlog::note::parse(&text)
-                        .ok()
-                        .and_then(|n| Checkpoint::parse_body(&n.text).ok()),
-                };
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "checkpoint": text,
-                        "verified": verified.is_some(),
-                        "origin": cp.as_ref().map(|c| c.origin.clone()),
-                        "size": cp.as_ref().map(|c| c.size),
-                        "root": cp.as_ref().map(|c| B64.encode(c.root)),
-                    })
-                );
-            } else {
-                print!("{text}");
-                if verified.is_some() {
-                    eprintln!("log signature verified");
-                }
-            }
-            Ok(exit::OK)
-        }
+        } => show_checkpoint(server, log_key, connect, json).await,
         AuditCommand::Prove {
             server,
             log_key,
             index,
             leaf_hash,
             connect,
-        } => {
-            let key = read_key(&log_key)?;
-            let mut c = client(&connect, server).await?;
-            let head = checkpoint::open(&fetch_checkpoint(&mut c).await?, &key)?.checkpoint;
-            let leaf = match (index, &leaf_hash) {
-                (Some(i), _) => pb::get_inclusion_proof_request::Leaf::LeafIndex(i),
-                (None, Some(h)) => pb::get_inclusion_proof_request::Leaf::LeafHash(
-                    hex::decode(h).context("--leaf-hash is not hex")?,
-                ),
-                (None, None) => bail!("give --index or --leaf-hash"),
-            };
-            let p = c
-                .get_inclusion_proof(pb::GetInclusionProofRequest {
-                    leaf: Some(leaf),
-                    tree_size: head.size,
-                })
-                .await
-                .context("GetInclusionProof")?
-                .into_inner();
-            let hash: Hash = match &leaf_hash {
-                Some(h) => hex::decode(h)?
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| anyhow!("--leaf-hash must be 32 bytes"))?,
-                None => {
-                    let e = c
-                        .get_entries(pb::GetEntriesRequest {
-                            start: p.leaf_index,
-                            end: p.leaf_index + 1,
-                            page_size: 1,
-                        })
-                        .await?
-                        .into_inner();
-                    leaf_hash_of(
-                        e.entries
-                            .first()
-                            .map(|e| e.leaf.as_slice())
-                            .ok_or_else(|| anyhow!("entry missing"))?,
-                    )
-                }
-            };
-            proof::verify_inclusion(p.leaf_index, head.size, &hash, &p.proof, &head.root)
-                .map_err(|e| fail(format!("inclusion proof does not verify: {e}")))?;
-            let proof_b64: Vec<String> = p.proof.iter().map(|h| B64.encode(h)).collect();
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({"leaf_index": p.leaf_index, "tree_size": head.size, "root": B64.encode(head.root), "proof": proof_b64, "verified": true})
-                );
-            } else {
-                println!(
-                    "leaf {} is in the tree of size {} (root {}):",
-                    p.leaf_index,
-                    head.size,
-                    B64.encode(head.root)
-                );
-                for h in proof_b64 {
-                    println!("  {h}");
-                }
-            }
-            Ok(exit::OK)
-        }
+        } => prove(server, log_key, index, leaf_hash, connect, json).await,
         AuditCommand::Verify {
             log_key,
             witnesses,
@@ -308,6 +214,118 @@ pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
             }
         }
     }
+}
+
+/// `cairn audit checkpoint`.
+async fn show_checkpoint(
+    server: SocketAddr,
+    log_key: Option<String>,
+    connect: ConnectArgs,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let mut c = client(&connect, server).await?;
+    let text = fetch_checkpoint(&mut c).await?;
+    let verified = log_key
+        .as_deref()
+        .map(read_key)
+        .transpose()?
+        .map(|k| checkpoint::open(&text, &k))
+        .transpose()?;
+    if json {
+        let cp = match &verified {
+            Some(v) => Some(v.checkpoint.clone()),
+            None => cairn_tlog::note::parse(&text)
+                .ok()
+                .and_then(|n| Checkpoint::parse_body(&n.text).ok()),
+        };
+        println!(
+            "{}",
+            serde_json::json!({
+                "checkpoint": text,
+                "verified": verified.is_some(),
+                "origin": cp.as_ref().map(|c| c.origin.clone()),
+                "size": cp.as_ref().map(|c| c.size),
+                "root": cp.as_ref().map(|c| B64.encode(c.root)),
+            })
+        );
+    } else {
+        print!("{text}");
+        if verified.is_some() {
+            eprintln!("log signature verified");
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `cairn audit prove`.
+async fn prove(
+    server: SocketAddr,
+    log_key: String,
+    index: Option<u64>,
+    leaf_hash: Option<String>,
+    connect: ConnectArgs,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let key = read_key(&log_key)?;
+    let mut c = client(&connect, server).await?;
+    let head = checkpoint::open(&fetch_checkpoint(&mut c).await?, &key)?.checkpoint;
+    let leaf = match (index, &leaf_hash) {
+        (Some(i), _) => pb::get_inclusion_proof_request::Leaf::LeafIndex(i),
+        (None, Some(h)) => pb::get_inclusion_proof_request::Leaf::LeafHash(
+            hex::decode(h).context("--leaf-hash is not hex")?,
+        ),
+        (None, None) => bail!("give --index or --leaf-hash"),
+    };
+    let p = c
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(leaf),
+            tree_size: head.size,
+        })
+        .await
+        .context("GetInclusionProof")?
+        .into_inner();
+    let hash: Hash = match &leaf_hash {
+        Some(h) => hex::decode(h)?
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow!("--leaf-hash must be 32 bytes"))?,
+        None => {
+            let e = c
+                .get_entries(pb::GetEntriesRequest {
+                    start: p.leaf_index,
+                    end: p.leaf_index + 1,
+                    page_size: 1,
+                })
+                .await?
+                .into_inner();
+            leaf_hash_of(
+                e.entries
+                    .first()
+                    .map(|e| e.leaf.as_slice())
+                    .ok_or_else(|| anyhow!("entry missing"))?,
+            )
+        }
+    };
+    proof::verify_inclusion(p.leaf_index, head.size, &hash, &p.proof, &head.root)
+        .map_err(|e| fail(format!("inclusion proof does not verify: {e}")))?;
+    let proof_b64: Vec<String> = p.proof.iter().map(|h| B64.encode(h)).collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"leaf_index": p.leaf_index, "tree_size": head.size, "root": B64.encode(head.root), "proof": proof_b64, "verified": true})
+        );
+    } else {
+        println!(
+            "leaf {} is in the tree of size {} (root {}):",
+            p.leaf_index,
+            head.size,
+            B64.encode(head.root)
+        );
+        for h in proof_b64 {
+            println!("  {h}");
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn leaf_hash_of(leaf: &[u8]) -> Hash {
