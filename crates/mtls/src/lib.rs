@@ -367,6 +367,13 @@ pub fn server_config_admitting(
         )))
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // No session resumption: a resumed TLS 1.3 session skips the client
+    // verifier, so a member removed from the directory (or whose
+    // certificate expired) could go on from a ticket. Every connection is
+    // a full handshake checked against the directory in force (the
+    // default ticketer already produces no stateless tickets).
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 

@@ -402,3 +402,102 @@ async fn a_members_only_server_refuses_a_service_identity_in_the_handshake() {
     let err = server.await.unwrap().unwrap_err();
     assert!(err.contains("admits members only"), "{err}");
 }
+
+/// Two connections from one client config to one server config, as a
+/// long-running client and service make them; between them, `between`
+/// runs. Returns how each handshake went on the server — the peer or the
+/// refusal, and whether it was a full handshake or a resumption — and
+/// whether the client got through.
+async fn two_connections(
+    net: &Net,
+    client: Arc<ClientConfig>,
+    between: impl FnOnce(),
+) -> Vec<(
+    Result<PeerIdentity, String>,
+    Option<rustls::HandshakeKind>,
+    bool,
+)> {
+    let config = tls::server_config(&net.server_identity("intake"), net.directory.clone()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let trust_domain = net.directory.current().trust_domain().to_owned();
+    let server = tokio::spawn(async move {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            seen.push(match acceptor.accept(tcp).await {
+                Ok(mut stream) => {
+                    let kind = stream.get_ref().1.handshake_kind();
+                    let identity = tls::authenticated_peer(stream.get_ref().1, &trust_domain)
+                        .map_err(|e| e.to_string());
+                    // The client reads this, and the session tickets before it.
+                    let _ = stream.write_all(b"pong").await;
+                    let _ = stream.flush().await;
+                    (identity, kind)
+                }
+                Err(e) => (Err(e.to_string()), None),
+            });
+        }
+        seen
+    });
+    let connector = tokio_rustls::TlsConnector::from(client);
+    let mut client_ok = Vec::new();
+    let mut between = Some(between);
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let ok = match connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+        {
+            Ok(mut stream) => {
+                let mut buf = [0u8; 4];
+                stream.read_exact(&mut buf).await.is_ok() && &buf == b"pong"
+            }
+            Err(_) => false,
+        };
+        client_ok.push(ok);
+        if let Some(f) = between.take() {
+            f();
+        }
+    }
+    let seen = server.await.unwrap();
+    seen.into_iter()
+        .zip(client_ok)
+        .map(|((identity, kind), ok)| (identity, kind, ok))
+        .collect()
+}
+
+/// TLS 1.3 resumption would skip the client-certificate checks (rustls
+/// does not verify a resumed client again): a member removed from the
+/// directory, or whose certificate expired, could go on from a ticket.
+/// Every connection is a full handshake, checked against the directory in
+/// force at that moment.
+#[tokio::test]
+async fn no_connection_is_resumed_and_a_removed_member_is_refused_on_reconnecting() {
+    let net = net();
+    let client = net.client(&net.member_identity("uk-aisi"), "intake");
+    let seen = two_connections(&net, client.clone(), || {}).await;
+    for (identity, kind, ok) in &seen {
+        assert_eq!(identity.as_ref().unwrap(), &member("uk-aisi"));
+        assert_eq!(
+            *kind,
+            Some(rustls::HandshakeKind::Full),
+            "a connection was resumed"
+        );
+        assert!(*ok);
+    }
+    // Remove uk-aisi after its first connection: the second is refused.
+    let handle = net.directory.clone();
+    let mut doc = net.pki.directory.clone();
+    doc.members.retain(|m| m.id != "uk-aisi");
+    let without = Directory::from_document(doc, "without uk-aisi").unwrap();
+    let seen = two_connections(&net, client, move || handle.replace(without).unwrap()).await;
+    assert!(seen[0].0.is_ok() && seen[0].2);
+    assert!(
+        seen[1].0.is_err(),
+        "a removed member reconnected: {:?}",
+        seen[1]
+    );
+    assert!(!seen[1].2);
+}
