@@ -336,13 +336,30 @@ fn status_code<B>(response: &http::Response<B>) -> &'static str {
     }
 }
 
-/// The `method` label: the request path, except for paths the service does
-/// not implement, which a client could otherwise mint without end.
+/// The `method` label, from a fixed set: a gRPC method the service
+/// implements (`/pkg.Service/Method`; an unimplemented one answers
+/// UNIMPLEMENTED and is `unknown`), or one of the plain-HTTP routes by its
+/// route, never by its path (every tile path would otherwise be a series of
+/// its own), or `unknown`.
 fn method_label<'a>(path: &'a str, code: &str) -> &'a str {
-    if code == "UNIMPLEMENTED" || code == "HTTP_ERROR" {
-        "unknown"
-    } else {
-        path
+    if code == "UNIMPLEMENTED" {
+        return "unknown";
+    }
+    let grpc_method = path
+        .strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .is_some_and(|(service, method)| {
+            service.contains('.') && !method.is_empty() && !method.contains('/')
+        });
+    if grpc_method && code != "HTTP_ERROR" {
+        return path;
+    }
+    match path {
+        "/checkpoint" => "/checkpoint",
+        "/metrics" => "/metrics",
+        p if p.starts_with("/tile/entries/") => "/tile/entries",
+        p if p.starts_with("/tile/") => "/tile",
+        _ => "unknown",
     }
 }
 
@@ -472,5 +489,19 @@ mod tests {
             "unknown"
         );
         assert_eq!(method_label("/favicon.ico", "HTTP_ERROR"), "unknown");
+    }
+
+    #[test]
+    fn tile_paths_share_one_label_whatever_their_number() {
+        let labels: std::collections::BTreeSet<&str> = (0..300)
+            .map(|i| format!("/tile/0/x{:03}/{}", i / 256, i % 256))
+            .chain((0..50).map(|i| format!("/tile/entries/{i:03}.p/7")))
+            .map(|p| method_label(Box::leak(p.into_boxed_str()), "OK"))
+            .collect();
+        assert_eq!(labels, ["/tile", "/tile/entries"].into_iter().collect());
+        assert_eq!(method_label("/checkpoint", "OK"), "/checkpoint");
+        assert_eq!(method_label("/tile/0/000", "HTTP_ERROR"), "/tile");
+        assert_eq!(method_label("/a/b/c", "OK"), "unknown");
+        assert_eq!(method_label("/nodot/Method", "OK"), "unknown");
     }
 }
