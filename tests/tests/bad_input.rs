@@ -459,6 +459,29 @@ async fn non_submit(net: &Net, input: &str, as_: &str) -> Result<(), Status> {
             })
             .await
             .map(drop),
+        "erase_order_from_the_future" | "erase_order_backdated" => {
+            let now = time::OffsetDateTime::now_utc();
+            let at = if input == "erase_order_from_the_future" {
+                now + time::Duration::days(365 * 70)
+            } else {
+                now - time::Duration::days(30)
+            };
+            let key = net.signing_key(as_);
+            let order = evals::ErasureOrder {
+                record_id: id(&uuid::Uuid::now_v7().hyphenated().to_string()),
+                reason: "court order".into(),
+                ordered_by: Some(pb::MemberId { id: as_.into() }),
+                signing_key_id: key.key_id().into(),
+                ordered_at: Some(cairn_record::header::time_to_timestamp(at)),
+            };
+            let order = dsse::sign(dsse::ERASURE_ORDER_TYPE, order.encode_to_vec(), &key);
+            net.evals(as_)
+                .erase_result(evals::EraseResultRequest {
+                    order: order.encode_to_vec(),
+                })
+                .await
+                .map(drop)
+        }
         "malformed_protobuf" => raw_submit(net, as_, vec![0xff; 16]).await,
         // Beyond the transport's limit (4 x (1 MiB body + 64 KiB envelope)).
         "oversized_message" => raw_submit(net, as_, vec![0; 5 * 1024 * 1024]).await,

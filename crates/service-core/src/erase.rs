@@ -98,9 +98,24 @@ impl RecordCore {
                     problem: d.to_string(),
                 })
             })?;
+        // The claimed time is bounded by the receive time, and the key must
+        // be valid at both: a key whose window has ended erases nothing,
+        // however the order is dated.
+        let now = OffsetDateTime::now_utc();
+        if at > now + self.config.max_future {
+            return Err(ServiceError::OrderedInFuture);
+        }
+        if at < now - self.config.max_age {
+            return Err(ServiceError::OrderedTooOld {
+                max_days: self.config.max_age.whole_days(),
+            });
+        }
         let key = member
             .signing_key_at(&order.signing_key_id, at)
             .map_err(ServiceError::OrderKey)?;
+        member
+            .signing_key_at(&order.signing_key_id, now)
+            .map_err(ServiceError::KeyNotCurrent)?;
         let [sig] = env.signatures.as_slice() else {
             return Err(ServiceError::BadField {
                 field: "order.signatures",

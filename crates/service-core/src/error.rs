@@ -94,6 +94,20 @@ pub enum ServiceError {
         /// The reader.
         member: String,
     },
+    /// The signing key is not valid at the time the service receives the
+    /// record or order (a key whose window has ended signs nothing new,
+    /// whatever time the record claims).
+    #[error("{0} (now: a key whose validity window has ended signs nothing new)")]
+    KeyNotCurrent(cairn_identity::directory::KeyLookupError),
+    /// An erasure order dated beyond the allowed clock skew.
+    #[error("order.ordered_at: is in the future")]
+    OrderedInFuture,
+    /// An erasure order dated before the window the service accepts.
+    #[error("order.ordered_at: is older than {max_days} days")]
+    OrderedTooOld {
+        /// The limit, in days.
+        max_days: i64,
+    },
     /// The erasure order's signing key is not valid for its orderer.
     #[error("{0}")]
     OrderKey(cairn_identity::directory::KeyLookupError),
@@ -290,6 +304,7 @@ impl ServiceError {
             | E::MayNotErase { .. }
             | E::NotRecipient { .. }
             | E::OrderKey(_)
+            | E::KeyNotCurrent(_)
             | E::OrderSignature => Code::PermissionDenied,
             E::Record(
                 RecordError::UnknownAuthor(_)
@@ -302,6 +317,8 @@ impl ServiceError {
             | E::KindNotAccepted { .. }
             | E::CreatedInFuture
             | E::CreatedTooOld { .. }
+            | E::OrderedInFuture
+            | E::OrderedTooOld { .. }
             | E::WrongCall(_)
             | E::IndexMismatch
             | E::UnknownRecipient { .. }

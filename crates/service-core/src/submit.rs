@@ -7,7 +7,8 @@
 //!    holding a role this service serves; sizes within limits;
 //! 2. [`RecordCore::check_signer`]: the header's author is that member and
 //!    may submit this kind; then the DSSE signature with its key valid at
-//!    created-at (`cairn_record::record::verify_envelope`);
+//!    created-at (`cairn_record::record::verify_envelope`) and at the
+//!    receive time;
 //! 3. [`RecordCore::check_header`]: created-at bounds, the call fits the
 //!    header, the body matches its digest and label form;
 //! 4. [`crate::labels::check_recipients`]: the label rules against the
@@ -70,6 +71,10 @@ impl RecordCore {
         let kind = self.check_signer(member, &signed)?;
         let (raw, h) = record::verify_envelope(&signed.envelope, &directory)?;
         let now = OffsetDateTime::now_utc();
+        // Valid at the claimed created-at (checked above) and now.
+        member
+            .signing_key_at(&h.signing_key_id, now)
+            .map_err(ServiceError::KeyNotCurrent)?;
         let body = self.check_header(&raw, &h, &signed, call, now)?;
         labels::check_recipients(&h, &body, &directory)?;
         let reporting_deadline = self.check_clear_content(kind, &raw, &h, &body, now)?;

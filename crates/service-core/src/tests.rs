@@ -215,3 +215,38 @@ async fn a_service_peer_and_an_unknown_member_are_refused() {
         .unwrap_err();
     assert!(matches!(e, ServiceError::UnknownMember { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn a_key_whose_window_has_ended_signs_nothing_new_however_the_record_is_dated() {
+    let c = core().await;
+    // Created an hour ago, inside the key's window as it was then…
+    let (mut draft, _) = c.pki.incident("uk-aisi", SharingLabel::TlpClear, &[], "t");
+    draft.created_at = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    let rec = cairn_record::build(&draft, "uk-aisi", &c.pki.signing_key("uk-aisi")).unwrap();
+    // …but the window ended ten minutes ago (a rotation).
+    let mut doc = c.pki.pki.directory.clone();
+    let until = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let until = until
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    for m in doc.members.iter_mut().filter(|m| m.id == "uk-aisi") {
+        m.signing_keys[0].valid_until = Some(until.clone());
+    }
+    let rotated = cairn_identity::Directory::from_document(doc, "rotated").unwrap();
+    c.pki.handle.replace(rotated).unwrap();
+    let e = c
+        .core
+        .submit(
+            &c.pki.peer("uk-aisi"),
+            rec.clone(),
+            SubmitKind::SubmitOrCorrect,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ServiceError::KeyNotCurrent(_)), "{e}");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    assert!(matches!(
+        c.get("uk-aisi", &id_of(&rec)).await,
+        Err(ServiceError::NotFound { .. })
+    ));
+}
