@@ -145,13 +145,15 @@ impl Change for Erasure<'_> {
             .await?
             .ok_or_else(|| ServiceError::NotFound { record: id.clone() })?;
         let (_, h) = header_of(&e.envelope)?;
-        if labels::decide(Operation::Erase, h.label, Reader::of(&h, self.orderer))
-            != Decision::Whole
-        {
-            return Err(ServiceError::MayNotErase {
-                record: id.clone(),
-                author: h.author.to_string(),
-            });
+        match labels::decide(Operation::Erase, h.label, Reader::of(&h, self.orderer)) {
+            Decision::Whole => {}
+            Decision::Hidden => return Err(ServiceError::NotFound { record: id.clone() }),
+            Decision::HeaderOnly | Decision::Denied => {
+                return Err(ServiceError::MayNotErase {
+                    record: id.clone(),
+                    author: h.author.to_string(),
+                });
+            }
         }
         if e.state == RecordState::Erased as i32 {
             return Ok(Attempt::Answer(e));

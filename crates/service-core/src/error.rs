@@ -77,7 +77,9 @@ pub enum ServiceError {
         author: String,
     },
     /// Only the author or a governance member may erase a record.
-    #[error("only the author ({author}) or a governance member may erase record {record}")]
+    #[error(
+        "only the author ({author}) or a governance member that may read it may erase record {record}"
+    )]
     MayNotErase {
         /// The record.
         record: String,

@@ -107,9 +107,14 @@ pub fn read_access(label: SharingLabel, relation: Relation) -> Decision {
     }
 }
 
-/// The rule for `op` on a record labelled `label`, by `reader`.
+/// The rule for `op` on a record labelled `label`, by `reader`. A record
+/// hidden from a reader is hidden on every operation: changing it answers
+/// exactly what changing a record that does not exist answers.
 pub fn decide(op: Operation, label: SharingLabel, reader: Reader) -> Decision {
     let access = read_access(label, reader.relation);
+    if access == Decision::Hidden {
+        return Decision::Hidden;
+    }
     match op {
         Operation::List | Operation::Watch => access,
         Operation::Get => match access {
@@ -120,8 +125,9 @@ pub fn decide(op: Operation, label: SharingLabel, reader: Reader) -> Decision {
             Relation::Author => Decision::Whole,
             _ => Decision::Denied,
         },
-        Operation::Erase => match (reader.relation, reader.governance) {
-            (Relation::Author, _) | (_, true) => Decision::Whole,
+        // The author, or a governance member that may read the record.
+        Operation::Erase => match (reader.relation, reader.governance, access) {
+            (Relation::Author, _, _) | (_, true, Decision::Whole) => Decision::Whole,
             _ => Decision::Denied,
         },
     }
@@ -196,7 +202,7 @@ mod tests {
     /// The auditor role grants nothing over records beyond membership.
     const AUDITOR: Reader = OTHER;
 
-    /// Every label × reader × operation, as the services enforce it today.
+    /// Every label × reader × operation.
     /// Columns: get, list, watch, supersede, retract, erase.
     #[test]
     fn the_label_table() {
@@ -214,9 +220,11 @@ mod tests {
         let open_gov = [Whole, Whole, Whole, Denied, Denied, Whole];
         let mine = [Whole, Whole, Whole, Whole, Whole, Whole];
         let amber_out = [Denied, HeaderOnly, HeaderOnly, Denied, Denied, Denied];
-        let amber_gov = [Denied, HeaderOnly, HeaderOnly, Denied, Denied, Whole];
-        let red_out = [Hidden, Hidden, Hidden, Denied, Denied, Denied];
-        let red_gov = [Hidden, Hidden, Hidden, Denied, Denied, Whole];
+        // A governance member erases only what it may read.
+        let amber_gov = amber_out;
+        // RED does not exist for non-recipients, whatever they try.
+        let red_out = [Hidden; 6];
+        let red_gov = red_out;
         let table: [(SharingLabel, [[Decision; 6]; 5]); 5] = [
             (TlpClear, [mine, open, open, open_gov, open]),
             (TlpGreen, [mine, open, open, open_gov, open]),

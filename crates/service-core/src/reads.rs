@@ -98,6 +98,7 @@ impl RecordCore {
         let leaf_index = e.receipt.as_ref().map(|r| r.leaf_index);
         let leaf = e.leaf.clone();
         let mut out = shown(e, decision);
+        self.hide_unseen_successor(&member, &mut out).await?;
         if latest_proof && let Some(index) = leaf_index {
             out.latest_proof = Some(self.latest_proof(leaf, index).await?);
         }
@@ -236,7 +237,33 @@ impl RecordCore {
             return Ok(None);
         }
         let e = self.with_receipts(id, e).await?;
-        Ok(Some(shown(e, decision)))
+        let mut out = shown(e, decision);
+        self.hide_unseen_successor(member, &mut out).await?;
+        Ok(Some(out))
+    }
+
+    /// Clears `superseded_by` when it names a record `member` may not know
+    /// of (a TLP:RED correction the reader is not a recipient of): its id
+    /// must not leak through the record it replaced.
+    async fn hide_unseen_successor(
+        &self,
+        member: &str,
+        out: &mut pb::StoredRecord,
+    ) -> Result<(), ServiceError> {
+        let Some(next) = out.superseded_by.as_ref().map(|r| r.uuid.clone()) else {
+            return Ok(());
+        };
+        let hidden = match self.entry(&next).await? {
+            Some((_, e)) => {
+                let (_, h) = header_of(&e.envelope)?;
+                access(Operation::Get, &h, member) == Decision::Hidden
+            }
+            None => true,
+        };
+        if hidden {
+            out.superseded_by = None;
+        }
+        Ok(())
     }
 
     /// Streams the records `peer` may see after `cursor`, then new ones as

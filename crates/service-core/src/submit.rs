@@ -259,11 +259,19 @@ impl RecordCore {
         } else {
             Operation::Supersede
         };
-        if labels::decide(op, th.label, Reader::of(&th, new.submitter)) != Decision::Whole {
-            return Err(ServiceError::NotAuthor {
-                record: target.to_owned(),
-                author: th.author.to_string(),
-            });
+        match labels::decide(op, th.label, Reader::of(&th, new.submitter)) {
+            Decision::Whole => {}
+            Decision::Hidden => {
+                return Err(ServiceError::TargetNotFound {
+                    record: target.to_owned(),
+                });
+            }
+            Decision::HeaderOnly | Decision::Denied => {
+                return Err(ServiceError::NotAuthor {
+                    record: target.to_owned(),
+                    author: th.author.to_string(),
+                });
+            }
         }
         if th.kind != new.h.kind {
             return Err(ServiceError::TargetKind {

@@ -14,9 +14,50 @@ use cairn_testkit::Pki;
 
 use crate::{RecordCore, RecordCoreConfig, ServiceError, ServicePolicy, ServiceSchema, SubmitKind};
 
+/// Decodes erasure orders as cairn-evals does; nothing else.
 #[derive(Debug)]
 struct NoSchema;
-impl ServiceSchema for NoSchema {}
+impl ServiceSchema for NoSchema {
+    fn erasure_order(&self, payload: &[u8]) -> Result<crate::ErasureOrder, ServiceError> {
+        use prost::Message as _;
+        let o = cairn_proto::evals::v1::ErasureOrder::decode(payload).map_err(|e| {
+            ServiceError::BadField {
+                field: "order",
+                problem: e.to_string(),
+            }
+        })?;
+        Ok(crate::ErasureOrder {
+            record_id: o.record_id.map(|r| r.uuid).unwrap_or_default(),
+            ordered_by: o.ordered_by.map(|m| m.id).unwrap_or_default(),
+            ordered_at: o.ordered_at,
+            signing_key_id: o.signing_key_id,
+            reason: o.reason,
+        })
+    }
+}
+
+/// An erasure order for `record` by `by`, signed with its key.
+fn order(pki: &Pki, by: &str, record: &str) -> Vec<u8> {
+    use prost::Message as _;
+    let key = pki.signing_key(by);
+    let o = cairn_proto::evals::v1::ErasureOrder {
+        record_id: Some(pb::RecordId {
+            uuid: record.into(),
+        }),
+        reason: "court order".into(),
+        ordered_by: Some(pb::MemberId { id: by.into() }),
+        signing_key_id: key.key_id().into(),
+        ordered_at: Some(cairn_record::header::time_to_timestamp(
+            time::OffsetDateTime::now_utc(),
+        )),
+    };
+    cairn_record::dsse::sign(
+        cairn_record::dsse::ERASURE_ORDER_TYPE,
+        o.encode_to_vec(),
+        &key,
+    )
+    .encode_to_vec()
+}
 
 struct Core {
     pki: Pki,
@@ -249,4 +290,117 @@ async fn a_key_whose_window_has_ended_signs_nothing_new_however_the_record_is_da
         c.get("uk-aisi", &id_of(&rec)).await,
         Err(ServiceError::NotFound { .. })
     ));
+}
+
+/// A RED record does not exist for a non-recipient on any path: superseding
+/// or erasing it answers exactly what an unknown id answers, even for a
+/// governance member.
+#[tokio::test]
+async fn a_red_record_is_unknown_to_outsiders_when_changing_it_too() {
+    let c = core().await;
+    let (_, red) = c.pki.incident(
+        "uk-aisi",
+        SharingLabel::TlpRed,
+        &["jp-aisi", "uk-aisi"],
+        "r",
+    );
+    c.core
+        .submit(
+            &c.pki.peer("uk-aisi"),
+            red.clone(),
+            SubmitKind::SubmitOrCorrect,
+        )
+        .await
+        .unwrap();
+    let red_id = id_of(&red).uuid;
+    let unknown = uuid::Uuid::now_v7().hyphenated().to_string();
+    let outsider = c.pki.peer("eu-aio");
+    assert!(
+        c.pki
+            .directory
+            .member("eu-aio")
+            .unwrap()
+            .has_role(Role::Governance)
+    );
+
+    let supersede = |target: &str| {
+        let (mut d, _) = c
+            .pki
+            .incident("eu-aio", SharingLabel::TlpClear, &[], "correction");
+        d.supersedes = Some(uuid::Uuid::parse_str(target).unwrap());
+        cairn_record::build(&d, "eu-aio", &c.pki.signing_key("eu-aio")).unwrap()
+    };
+    let answer = |e: ServiceError, id: &str| (e.code(), e.to_string().replace(id, "<id>"));
+    let of_red = c
+        .core
+        .submit(&outsider, supersede(&red_id), SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap_err();
+    let of_unknown = c
+        .core
+        .submit(&outsider, supersede(&unknown), SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap_err();
+    assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));
+
+    let of_red = c
+        .core
+        .erase(&outsider, &order(&c.pki, "eu-aio", &red_id))
+        .await
+        .unwrap_err();
+    let of_unknown = c
+        .core
+        .erase(&outsider, &order(&c.pki, "eu-aio", &unknown))
+        .await
+        .unwrap_err();
+    assert_eq!(of_red.code(), tonic::Code::NotFound);
+    assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));
+
+    // The record is untouched: its recipient still reads it whole.
+    let stored = c.get("jp-aisi", &id_of(&red)).await.unwrap();
+    assert_eq!(stored.record.unwrap().body, red.body);
+}
+
+/// A record others may read does not name its TLP:RED correction to them.
+#[tokio::test]
+async fn a_red_correction_is_not_named_to_readers_of_the_corrected_record() {
+    let c = core().await;
+    let author = c.pki.peer("uk-aisi");
+    let (_, green) = c
+        .pki
+        .incident("uk-aisi", SharingLabel::TlpClear, &[], "first");
+    c.core
+        .submit(&author, green.clone(), SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap();
+    let (mut d, _) = c.pki.incident(
+        "uk-aisi",
+        SharingLabel::TlpRed,
+        &["jp-aisi", "uk-aisi"],
+        "fix",
+    );
+    d.supersedes = Some(uuid::Uuid::parse_str(&id_of(&green).uuid).unwrap());
+    let red = cairn_record::build(&d, "uk-aisi", &c.pki.signing_key("uk-aisi")).unwrap();
+    c.core
+        .submit(&author, red.clone(), SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap();
+    // The recipient learns of the correction; an outsider only that the
+    // record is no longer active.
+    let seen = c.get("jp-aisi", &id_of(&green)).await.unwrap();
+    assert_eq!(seen.superseded_by, Some(id_of(&red)));
+    let seen = c.get("eu-aio", &id_of(&green)).await.unwrap();
+    assert_eq!(seen.state, pb::RecordState::Superseded as i32);
+    assert_eq!(seen.superseded_by, None);
+    let filter = pb::RecordFilter {
+        include_inactive: true,
+        ..Default::default()
+    };
+    let (listed, _) = c
+        .core
+        .list(&c.pki.peer("eu-aio"), &filter, 0, "")
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].superseded_by, None);
 }
