@@ -45,6 +45,6 @@ pub mod prepare;
 pub mod verify;
 
 pub use client::{Client, Credentials, Endpoints, Submitted};
-pub use error::ClientError;
+pub use error::{ClientError, ReceiptProblem};
 pub use prepare::{Prepared, Share};
 pub use verify::{Opened, open_record, verify_receipt};

@@ -10,7 +10,7 @@ use cairn_tlog::note::VerifierKey;
 use prost::Message as _;
 use time::OffsetDateTime;
 
-use crate::error::ClientError;
+use crate::error::{ClientError, ReceiptProblem};
 
 /// Opened content, decoded by kind.
 #[derive(Clone, Debug)]
@@ -116,7 +116,7 @@ pub fn verify_receipt(
     leaf_salt: Option<&[u8]>,
 ) -> Result<Checkpoint, ClientError> {
     let cp = checkpoint::open(&receipt.checkpoint, log_key)
-        .map_err(|e| ClientError::Receipt(format!("checkpoint: {e}")))?
+        .map_err(ReceiptProblem::Checkpoint)?
         .checkpoint;
     cairn_tlog::proof::verify_inclusion(
         receipt.leaf_index,
@@ -125,13 +125,10 @@ pub fn verify_receipt(
         &receipt.inclusion_proof,
         &cp.root,
     )
-    .map_err(|e| ClientError::Receipt(format!("inclusion: {e}")))?;
-    let leaf = pb::LogLeaf::decode(receipt.leaf.as_slice())
-        .map_err(|e| ClientError::Receipt(format!("leaf: {e}")))?;
+    .map_err(ReceiptProblem::Inclusion)?;
+    let leaf = pb::LogLeaf::decode(receipt.leaf.as_slice()).map_err(ReceiptProblem::Leaf)?;
     if leaf.envelope_digest != cairn_record::record::sha256(envelope).to_vec() {
-        return Err(ClientError::Receipt(
-            "the leaf names another envelope".into(),
-        ));
+        return Err(ReceiptProblem::OtherEnvelope.into());
     }
     let env = cairn_record::record::decode_envelope(envelope)?;
     let header = cairn_record::record::decode_header(&env.payload)?;
@@ -140,9 +137,7 @@ pub fn verify_receipt(
     match leaf.subject {
         Some(pb::log_leaf::Subject::Clear(s)) => {
             if s.record_id.map(|r| r.uuid) != Some(id) || s.author.map(|a| a.id) != Some(author) {
-                return Err(ClientError::Receipt(
-                    "the leaf names another record or author".into(),
-                ));
+                return Err(ReceiptProblem::OtherRecord.into());
             }
         }
         Some(pb::log_leaf::Subject::Salted(s)) => {
@@ -150,12 +145,10 @@ pub fn verify_receipt(
                 && (s.record_id_digest != salted(salt, &id)
                     || s.author_digest != salted(salt, &author))
             {
-                return Err(ClientError::Receipt(
-                    "the salted leaf does not name this record".into(),
-                ));
+                return Err(ReceiptProblem::SaltedMismatch.into());
             }
         }
-        None => return Err(ClientError::Receipt("the leaf names no record".into())),
+        None => return Err(ReceiptProblem::NoSubject.into()),
     }
     Ok(cp)
 }
