@@ -165,6 +165,7 @@ impl Change for Erasure<'_> {
             self.order_bytes,
             OffsetDateTime::now_utc(),
             core.policy.service,
+            (h.label == pb::SharingLabel::TlpRed).then_some(e.leaf_salt.as_slice()),
         );
         e.body.clear();
         e.state = RecordState::Erased as i32;

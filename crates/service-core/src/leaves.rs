@@ -97,7 +97,10 @@ pub fn record_leaf(
 }
 
 /// The leaf of an erasure of a `kind` record `record_id`, ordered by
-/// `orderer` with the signed `order` bytes.
+/// `orderer` with the signed `order` bytes. The erasure of a TLP:RED record
+/// is salted with that record's own leaf salt (`red_salt`), so the log
+/// shows outsiders neither which record was erased nor by whom, and the
+/// record's recipients, who hold the salt, can check it.
 pub fn erasure_leaf(
     kind: RecordKind,
     record_id: &str,
@@ -105,14 +108,16 @@ pub fn erasure_leaf(
     order: &[u8],
     received_at: OffsetDateTime,
     service: &str,
+    red_salt: Option<&[u8]>,
 ) -> Vec<u8> {
-    encode(
-        kind,
-        clear_subject(record_id, orderer),
-        received_at,
-        order,
-        service,
-    )
+    let subject = match red_salt {
+        Some(salt) => pb::log_leaf::Subject::Salted(pb::SaltedLeafSubject {
+            record_id_digest: salted(salt, record_id),
+            author_digest: salted(salt, orderer),
+        }),
+        None => clear_subject(record_id, orderer),
+    };
+    encode(kind, subject, received_at, order, service)
 }
 
 #[cfg(test)]
@@ -186,6 +191,7 @@ mod tests {
             b"order",
             at,
             "evals",
+            None,
         );
         let l = pb::LogLeaf::decode(bytes.as_slice()).unwrap();
         assert_eq!(l.envelope_digest, sha256(b"order").to_vec());
@@ -194,5 +200,28 @@ mod tests {
         };
         assert_eq!(s.author.unwrap().id, "eu-ai-office");
         assert_eq!(s.record_id.unwrap().uuid, "r1");
+    }
+
+    #[test]
+    fn a_red_erasure_leaf_is_salted_with_the_records_salt() {
+        let at = datetime!(2026-06-02 0:00 UTC);
+        let salt = [3u8; 32];
+        let bytes = erasure_leaf(
+            RecordKind::Incident,
+            "r1",
+            "uk-aisi",
+            b"o",
+            at,
+            "intake",
+            Some(&salt),
+        );
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("r1") && !text.contains("uk-aisi"));
+        let l = pb::LogLeaf::decode(bytes.as_slice()).unwrap();
+        let Some(pb::log_leaf::Subject::Salted(s)) = l.subject else {
+            panic!("salted subject expected")
+        };
+        assert_eq!(s.record_id_digest, salted(&salt, "r1"));
+        assert_eq!(s.author_digest, salted(&salt, "uk-aisi"));
     }
 }

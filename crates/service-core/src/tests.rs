@@ -404,3 +404,56 @@ async fn a_red_correction_is_not_named_to_readers_of_the_corrected_record() {
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].superseded_by, None);
 }
+
+/// The erasure of a TLP:RED record is logged with a salted subject: the
+/// log names neither the record nor who erased it.
+#[tokio::test]
+async fn a_red_erasure_leaf_names_neither_record_nor_orderer() {
+    use prost::Message as _;
+    let c = core().await;
+    let (_, red) = c.pki.incident(
+        "uk-aisi",
+        SharingLabel::TlpRed,
+        &["jp-aisi", "uk-aisi"],
+        "r",
+    );
+    let author = c.pki.peer("uk-aisi");
+    c.core
+        .submit(&author, red.clone(), SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap();
+    let id = id_of(&red).uuid;
+    let (_, pending) = c
+        .core
+        .erase(&author, &order(&c.pki, "uk-aisi", &id))
+        .await
+        .unwrap();
+    assert!(pending, "no audit log here");
+    let items = c
+        .core
+        .store
+        .scan(crate::stored::NS_OUTBOX, &[], None, 100)
+        .await
+        .unwrap();
+    let erasure = items
+        .iter()
+        .map(|(_, v)| crate::stored::OutboxItem::decode(v.as_slice()).unwrap())
+        .find(|i| i.erasure)
+        .unwrap();
+    let text = String::from_utf8_lossy(&erasure.leaf);
+    assert!(!text.contains(&id) && !text.contains("uk-aisi"), "{text}");
+    let leaf = pb::LogLeaf::decode(erasure.leaf.as_slice()).unwrap();
+    assert!(matches!(
+        leaf.subject,
+        Some(pb::log_leaf::Subject::Salted(_))
+    ));
+    // The record's recipients, who hold its salt, can check the subject.
+    let stored = c.get("jp-aisi", &id_of(&red)).await.unwrap();
+    let Some(pb::log_leaf::Subject::Salted(s)) = leaf.subject else {
+        unreachable!()
+    };
+    assert_eq!(
+        s.record_id_digest,
+        crate::leaves::salted(&stored.leaf_salt, &id)
+    );
+}
