@@ -466,19 +466,10 @@ async fn non_submit(net: &Net, input: &str, as_: &str) -> Result<(), Status> {
             } else {
                 now - time::Duration::days(30)
             };
-            let key = net.signing_key(as_);
-            let order = evals::ErasureOrder {
-                record_id: id(&uuid::Uuid::now_v7().hyphenated().to_string()),
-                reason: "court order".into(),
-                ordered_by: Some(pb::MemberId { id: as_.into() }),
-                signing_key_id: key.key_id().into(),
-                ordered_at: Some(cairn_record::header::time_to_timestamp(at)),
-            };
-            let order = dsse::sign(dsse::ERASURE_ORDER_TYPE, order.encode_to_vec(), &key);
+            let record = uuid::Uuid::now_v7().hyphenated().to_string();
+            let order = cairn_testkit::erasure_order(&net.signing_key(as_), as_, &record, at);
             net.evals(as_)
-                .erase_result(evals::EraseResultRequest {
-                    order: order.encode_to_vec(),
-                })
+                .erase_result(evals::EraseResultRequest { order })
                 .await
                 .map(drop)
         }

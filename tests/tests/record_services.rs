@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use cairn_proto::evals::v1 as evals;
 use cairn_proto::intake::v1 as intake;
+use cairn_record::RecordError;
 use cairn_record::pb::{self, RecordKind, RecordState, SharingLabel};
-use cairn_record::{RecordError, dsse};
 use cairn_tests::{MEMBERS, Net};
 
 use prost::Message as _;
@@ -598,18 +598,7 @@ async fn results_supersede_retract_and_erase() {
 
     // Erase the first result: by its author, with a signed order.
     let order = |by: &str, key: &cairn_identity::SigningKey| {
-        let o = evals::ErasureOrder {
-            record_id: Some(pb::RecordId {
-                uuid: id1.to_string(),
-            }),
-            reason: "court order 2026/17".into(),
-            ordered_by: Some(pb::MemberId { id: by.into() }),
-            signing_key_id: key.key_id().into(),
-            ordered_at: Some(cairn_record::header::time_to_timestamp(
-                time::OffsetDateTime::now_utc(),
-            )),
-        };
-        dsse::sign(dsse::ERASURE_ORDER_TYPE, o.encode_to_vec(), key).encode_to_vec()
+        cairn_testkit::erasure_order(key, by, &id1.to_string(), time::OffsetDateTime::now_utc())
     };
     // uk-aisi is neither the author nor governance.
     let err = net

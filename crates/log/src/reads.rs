@@ -40,12 +40,7 @@ impl Log {
             return Err(LogError::IndexOutOfRange { index, size });
         }
         let plan = proof::inclusion_plan(index, size)?;
-        let proof = self
-            .inner
-            .assemble(&snap, &[plan], &HashMap::new())
-            .await?
-            .pop()
-            .ok_or_else(|| LogError::corrupt("no inclusion proof was assembled"))?;
+        let proof = self.inner.assemble_one(&snap, plan, "inclusion").await?;
         Ok((size, proof))
     }
 
@@ -82,12 +77,7 @@ impl Log {
             });
         }
         let plan = proof::consistency_plan(old, new)?;
-        let proof = self
-            .inner
-            .assemble(&snap, &[plan], &HashMap::new())
-            .await?
-            .pop()
-            .ok_or_else(|| LogError::corrupt("no consistency proof was assembled"))?;
+        let proof = self.inner.assemble_one(&snap, plan, "consistency").await?;
         Ok((new, proof))
     }
 
@@ -261,6 +251,20 @@ impl Inner {
             out.insert((level, index), tile);
         }
         Ok(out)
+    }
+
+    /// The one proof of `plan` (`what` names it in a corruption error: a
+    /// plan always yields a proof, an empty one included).
+    async fn assemble_one(
+        &self,
+        snap: &Snapshot,
+        plan: proof::ProofPlan,
+        what: &str,
+    ) -> Result<Vec<Hash>, LogError> {
+        self.assemble(snap, &[plan], &HashMap::new())
+            .await?
+            .pop()
+            .ok_or_else(|| LogError::corrupt(format!("no {what} proof was assembled")))
     }
 
     pub(crate) async fn assemble(

@@ -13,8 +13,8 @@
 //! [`TlsIncoming`] attaches to every connection (tonic puts it in each
 //! request's extensions; see [`peer_info`]).
 //!
-//! This crate owns the rustls configurations, the verifiers, the accept
-//! loop and the channel helpers; who is who (the directory, keys, names)
+//! This crate owns the rustls configurations and channel helpers (here),
+//! the verifiers (`verify`) and the accept loop (`incoming`); who is who (the directory, keys, names)
 //! is `cairn-identity`'s, and it reports that crate's error. It must not
 //! know records or generate certificates (that is `cairn-devpki`'s job,
 //! and services never link it).
@@ -24,27 +24,22 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::server::{ParsedCertificate, WebPkiClientVerifier};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, DistinguishedName, OtherError,
-    RootCertStore, ServerConfig, SignatureScheme,
-};
+use rustls::crypto::CryptoProvider;
+use rustls::{ClientConfig, ServerConfig};
 use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::TlsAcceptor;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::net::TcpStream;
 
 pub use cairn_identity::parse_certificates;
-use cairn_identity::{DirectoryHandle, Error, PeerIdentity};
+pub use incoming::{PeerInfo, TlsConnection, TlsIncoming, authenticated_peer, peer_info};
+pub use verify::{DirectoryClientVerifier, Peers, ServiceServerVerifier, claimed_identity};
+
+mod incoming;
+mod verify;
+use cairn_identity::{DirectoryHandle, Error};
 
 /// How long a TLS handshake may take before the connection is dropped.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,41 +47,6 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The only crypto provider cairn uses: ring.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// The cairn identity a certificate claims: its single `spiffe://` URI SAN,
-/// parsed against `trust_domain`. Does not check the chain.
-pub fn claimed_identity(
-    cert: &CertificateDer<'_>,
-    trust_domain: &str,
-) -> Result<PeerIdentity, Error> {
-    let bad = |detail: String| Error::Certificate {
-        what: "peer".into(),
-        detail,
-    };
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert)
-        .map_err(|e| bad(format!("not a valid X.509 certificate ({e})")))?;
-    let san = parsed
-        .subject_alternative_name()
-        .map_err(|e| bad(format!("malformed subjectAltName ({e})")))?
-        .ok_or_else(|| bad("no subjectAltName extension".into()))?;
-    let mut uris = san
-        .value
-        .general_names
-        .iter()
-        .filter_map(|name| match name {
-            x509_parser::extensions::GeneralName::URI(uri) if uri.starts_with("spiffe://") => {
-                Some(*uri)
-            }
-            _ => None,
-        });
-    let uri = uris
-        .next()
-        .ok_or_else(|| bad("no spiffe:// URI SAN".into()))?;
-    if uris.next().is_some() {
-        return Err(bad("more than one spiffe:// URI SAN".into()));
-    }
-    PeerIdentity::parse_uri(uri, trust_domain)
 }
 
 /// A certificate chain and its private key, as a member or service presents
@@ -131,216 +91,6 @@ impl TlsIdentity {
             },
             other => other,
         })
-    }
-}
-
-fn refuse(detail: impl Into<String>) -> rustls::Error {
-    let detail = detail.into();
-    tracing::debug!(%detail, "peer certificate refused");
-    rustls::Error::InvalidCertificate(CertificateError::Other(OtherError(Arc::new(
-        io::Error::new(io::ErrorKind::PermissionDenied, detail),
-    ))))
-}
-
-fn roots_of(ca: &CertificateDer<'static>) -> Result<RootCertStore, rustls::Error> {
-    let mut roots = RootCertStore::empty();
-    roots
-        .add(ca.clone())
-        .map_err(|e| refuse(format!("directory CA unusable ({e})")))?;
-    Ok(roots)
-}
-
-/// Server-side verifier of client certificates against the directory.
-#[derive(Debug)]
-pub struct DirectoryClientVerifier {
-    directory: DirectoryHandle,
-    provider: Arc<CryptoProvider>,
-    accept: Peers,
-}
-
-/// Which kinds of identity a server admits at all.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Peers {
-    /// Members and services (the audit log: services append, members read).
-    MembersAndServices,
-    /// Members only (the record services: a service identity has no
-    /// business there and is refused in the handshake).
-    MembersOnly,
-}
-
-impl DirectoryClientVerifier {
-    /// Verifies clients against whatever directory `directory` holds at
-    /// handshake time (so a reload takes effect for new connections).
-    pub fn new(directory: DirectoryHandle) -> Self {
-        Self::admitting(directory, Peers::MembersAndServices)
-    }
-
-    /// As [`DirectoryClientVerifier::new`], admitting only `accept`.
-    pub fn admitting(directory: DirectoryHandle, accept: Peers) -> Self {
-        Self {
-            directory,
-            provider: crypto_provider(),
-            accept,
-        }
-    }
-
-    fn algorithms(&self) -> &WebPkiSupportedAlgorithms {
-        &self.provider.signature_verification_algorithms
-    }
-}
-
-impl ClientCertVerifier for DirectoryClientVerifier {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        // Every member has its own CA; clients pick their one certificate.
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let directory = self.directory.current();
-        let identity = claimed_identity(end_entity, directory.trust_domain())
-            .map_err(|e| refuse(e.to_string()))?;
-        if self.accept == Peers::MembersOnly && identity.member().is_none() {
-            return Err(refuse(format!(
-                "{identity} may not connect here: this service admits members only"
-            )));
-        }
-        let ca = directory
-            .ca_for(&identity)
-            .ok_or_else(|| refuse(format!("{identity} is not in the directory")))?;
-        let verifier = WebPkiClientVerifier::builder_with_provider(
-            Arc::new(roots_of(ca)?),
-            self.provider.clone(),
-        )
-        .build()
-        .map_err(|e| refuse(format!("verifier for {identity}: {e}")))?;
-        verifier
-            .verify_client_cert(end_entity, intermediates, now)
-            .map_err(|e| {
-                refuse(format!(
-                    "certificate for {identity} does not chain to its CA in the directory ({e})"
-                ))
-            })
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, self.algorithms())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, self.algorithms())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms().supported_schemes()
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        true
-    }
-}
-
-/// Client-side verifier of a cairn service's certificate: the service named
-/// at construction, chained to that service's CA in the directory. The TLS
-/// server name is not used; the SPIFFE identity is.
-#[derive(Debug)]
-pub struct ServiceServerVerifier {
-    directory: DirectoryHandle,
-    expected: PeerIdentity,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServiceServerVerifier {
-    /// Expects the service `name`.
-    pub fn new(directory: DirectoryHandle, name: &str) -> Self {
-        Self {
-            directory,
-            expected: PeerIdentity::Service {
-                name: name.to_owned(),
-            },
-            provider: crypto_provider(),
-        }
-    }
-}
-
-impl ServerCertVerifier for ServiceServerVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let directory = self.directory.current();
-        let identity = claimed_identity(end_entity, directory.trust_domain())
-            .map_err(|e| refuse(e.to_string()))?;
-        if identity != self.expected {
-            return Err(refuse(format!(
-                "server is {identity}, expected {}",
-                self.expected
-            )));
-        }
-        let ca = directory
-            .ca_for(&identity)
-            .ok_or_else(|| refuse(format!("{identity} is not in the directory")))?;
-        let parsed = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &parsed,
-            &roots_of(ca)?,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }
 
@@ -391,198 +141,6 @@ pub fn client_config(
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// What a handler knows about the peer of a connection.
-#[derive(Clone, Debug)]
-pub struct PeerInfo {
-    /// The authenticated identity.
-    pub identity: PeerIdentity,
-    /// The peer's address.
-    pub remote_addr: SocketAddr,
-}
-
-/// The authenticated identity of an established server-side connection.
-pub fn authenticated_peer(
-    conn: &rustls::ServerConnection,
-    trust_domain: &str,
-) -> Result<PeerIdentity, Error> {
-    let leaf = conn
-        .peer_certificates()
-        .and_then(|c| c.first())
-        .ok_or_else(|| Error::Certificate {
-            what: "peer".into(),
-            detail: "no client certificate".into(),
-        })?;
-    claimed_identity(leaf, trust_domain)
-}
-
-/// An accepted, authenticated TLS connection. Implements tonic's
-/// `Connected`, so gRPC handlers get its [`PeerInfo`] through
-/// [`peer_info`].
-#[derive(Debug)]
-pub struct TlsConnection {
-    stream: tokio_rustls::server::TlsStream<TcpStream>,
-    info: PeerInfo,
-}
-
-impl TlsConnection {
-    /// Who is on the other end.
-    pub fn peer(&self) -> &PeerInfo {
-        &self.info
-    }
-}
-
-impl tonic::transport::server::Connected for TlsConnection {
-    type ConnectInfo = PeerInfo;
-
-    fn connect_info(&self) -> PeerInfo {
-        self.info.clone()
-    }
-}
-
-impl AsyncRead for TlsConnection {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for TlsConnection {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-}
-
-/// The [`PeerInfo`] of the connection a gRPC request arrived on. `None`
-/// only when the server was not started on a [`TlsIncoming`].
-pub fn peer_info<T>(request: &tonic::Request<T>) -> Option<&PeerInfo> {
-    request.extensions().get::<PeerInfo>()
-}
-
-/// Accepts TCP connections, runs each TLS handshake concurrently (with
-/// [`HANDSHAKE_TIMEOUT`]) and yields only authenticated connections; feed
-/// it to tonic's `serve_with_incoming`.
-pub struct TlsIncoming {
-    rx: tokio::sync::mpsc::Receiver<io::Result<TlsConnection>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl TlsIncoming {
-    /// Starts accepting on `listener`.
-    pub fn new(
-        listener: TcpListener,
-        config: Arc<ServerConfig>,
-        directory: DirectoryHandle,
-    ) -> Self {
-        Self::with_handshake_timeout(listener, config, directory, HANDSHAKE_TIMEOUT)
-    }
-
-    /// [`TlsIncoming::new`] with another handshake timeout: a peer that has
-    /// not completed its handshake by then (e.g. one trickling bytes) is
-    /// dropped. Handshakes run concurrently, so slow peers never hold up
-    /// others.
-    pub fn with_handshake_timeout(
-        listener: TcpListener,
-        config: Arc<ServerConfig>,
-        directory: DirectoryHandle,
-        handshake_timeout: Duration,
-    ) -> Self {
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
-        let task = tokio::spawn(async move {
-            loop {
-                let (tcp, remote_addr) = match listener.accept().await {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        // Transient (e.g. out of file descriptors): back off
-                        // briefly instead of spinning.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                let directory = directory.clone();
-                tokio::spawn(async move {
-                    let _ = tcp.set_nodelay(true);
-                    let stream =
-                        match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::info!(%remote_addr, error = %e, "tls handshake refused");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::info!(%remote_addr, "tls handshake timed out");
-                                return;
-                            }
-                        };
-                    let trust_domain = directory.current().trust_domain().to_owned();
-                    match authenticated_peer(stream.get_ref().1, &trust_domain) {
-                        Ok(identity) => {
-                            tracing::debug!(%remote_addr, %identity, "peer authenticated");
-                            let _ = tx
-                                .send(Ok(TlsConnection {
-                                    stream,
-                                    info: PeerInfo {
-                                        identity,
-                                        remote_addr,
-                                    },
-                                }))
-                                .await;
-                        }
-                        Err(e) => {
-                            tracing::info!(%remote_addr, error = %e, "peer identity unreadable")
-                        }
-                    }
-                });
-            }
-        });
-        Self { rx, task }
-    }
-}
-
-impl Drop for TlsIncoming {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl tokio_stream::Stream for TlsIncoming {
-    type Item = io::Result<TlsConnection>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
-    }
 }
 
 /// A gRPC channel to the cairn service at `addr` over mutual TLS with

@@ -48,43 +48,83 @@ async fn handshake(
     server: &str,
     client: Arc<ClientConfig>,
 ) -> (Result<PeerIdentity, String>, bool) {
+    let mut seen = connections(net, server, client, 1, || {}).await;
+    let (identity, _, ok) = seen.remove(0);
+    (identity, ok)
+}
+
+/// What the server concluded of one connection (the peer, or the
+/// refusal), the kind of handshake, and whether the client exchanged data.
+type Seen = (
+    Result<PeerIdentity, String>,
+    Option<rustls::HandshakeKind>,
+    bool,
+);
+
+/// `count` connections from one client config to one server config of
+/// service `server`, as a long-running client and service make them;
+/// `between` runs after the first.
+async fn connections(
+    net: &Net,
+    server: &str,
+    client: Arc<ClientConfig>,
+    count: usize,
+    between: impl FnOnce(),
+) -> Vec<Seen> {
     let config = tls::server_config(&net.server_identity(server), net.directory.clone()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let trust_domain = net.directory.current().trust_domain().to_owned();
     let server_task = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        match acceptor.accept(tcp).await {
-            Ok(mut stream) => {
-                let identity = tls::authenticated_peer(stream.get_ref().1, &trust_domain)
-                    .map_err(|e| e.to_string());
-                let mut buf = [0u8; 4];
-                if stream.read_exact(&mut buf).await.is_ok() {
-                    let _ = stream.write_all(b"pong").await;
-                    let _ = stream.flush().await;
+        let mut seen = Vec::new();
+        for _ in 0..count {
+            let (tcp, _) = listener.accept().await.unwrap();
+            seen.push(match acceptor.accept(tcp).await {
+                Ok(mut stream) => {
+                    let kind = stream.get_ref().1.handshake_kind();
+                    let identity = tls::authenticated_peer(stream.get_ref().1, &trust_domain)
+                        .map_err(|e| e.to_string());
+                    let mut buf = [0u8; 4];
+                    if stream.read_exact(&mut buf).await.is_ok() {
+                        let _ = stream.write_all(b"pong").await;
+                        let _ = stream.flush().await;
+                    }
+                    (identity, kind)
                 }
-                identity
-            }
-            Err(e) => Err(e.to_string()),
+                Err(e) => (Err(e.to_string()), None),
+            });
         }
+        seen
     });
     let connector = tokio_rustls::TlsConnector::from(client);
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let client_ok = match connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-    {
-        Ok(mut stream) => {
-            let mut buf = [0u8; 4];
-            stream.write_all(b"ping").await.is_ok()
-                && stream.flush().await.is_ok()
-                && stream.read_exact(&mut buf).await.is_ok()
-                && &buf == b"pong"
+    let mut client_ok = Vec::new();
+    let mut between = Some(between);
+    for _ in 0..count {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let ok = match connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+        {
+            Ok(mut stream) => {
+                let mut buf = [0u8; 4];
+                stream.write_all(b"ping").await.is_ok()
+                    && stream.flush().await.is_ok()
+                    && stream.read_exact(&mut buf).await.is_ok()
+                    && &buf == b"pong"
+            }
+            Err(_) => false,
+        };
+        client_ok.push(ok);
+        if let Some(f) = between.take() {
+            f();
         }
-        Err(_) => false,
-    };
-    (server_task.await.unwrap(), client_ok)
+    }
+    let seen = server_task.await.unwrap();
+    seen.into_iter()
+        .zip(client_ok)
+        .map(|((identity, kind), ok)| (identity, kind, ok))
+        .collect()
 }
 
 fn member(id: &str) -> PeerIdentity {
@@ -403,71 +443,6 @@ async fn a_members_only_server_refuses_a_service_identity_in_the_handshake() {
     assert!(err.contains("admits members only"), "{err}");
 }
 
-/// Two connections from one client config to one server config, as a
-/// long-running client and service make them; between them, `between`
-/// runs. Returns how each handshake went on the server — the peer or the
-/// refusal, and whether it was a full handshake or a resumption — and
-/// whether the client got through.
-async fn two_connections(
-    net: &Net,
-    client: Arc<ClientConfig>,
-    between: impl FnOnce(),
-) -> Vec<(
-    Result<PeerIdentity, String>,
-    Option<rustls::HandshakeKind>,
-    bool,
-)> {
-    let config = tls::server_config(&net.server_identity("intake"), net.directory.clone()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let trust_domain = net.directory.current().trust_domain().to_owned();
-    let server = tokio::spawn(async move {
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        let mut seen = Vec::new();
-        for _ in 0..2 {
-            let (tcp, _) = listener.accept().await.unwrap();
-            seen.push(match acceptor.accept(tcp).await {
-                Ok(mut stream) => {
-                    let kind = stream.get_ref().1.handshake_kind();
-                    let identity = tls::authenticated_peer(stream.get_ref().1, &trust_domain)
-                        .map_err(|e| e.to_string());
-                    // The client reads this, and the session tickets before it.
-                    let _ = stream.write_all(b"pong").await;
-                    let _ = stream.flush().await;
-                    (identity, kind)
-                }
-                Err(e) => (Err(e.to_string()), None),
-            });
-        }
-        seen
-    });
-    let connector = tokio_rustls::TlsConnector::from(client);
-    let mut client_ok = Vec::new();
-    let mut between = Some(between);
-    for _ in 0..2 {
-        let tcp = TcpStream::connect(addr).await.unwrap();
-        let ok = match connector
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await
-        {
-            Ok(mut stream) => {
-                let mut buf = [0u8; 4];
-                stream.read_exact(&mut buf).await.is_ok() && &buf == b"pong"
-            }
-            Err(_) => false,
-        };
-        client_ok.push(ok);
-        if let Some(f) = between.take() {
-            f();
-        }
-    }
-    let seen = server.await.unwrap();
-    seen.into_iter()
-        .zip(client_ok)
-        .map(|((identity, kind), ok)| (identity, kind, ok))
-        .collect()
-}
-
 /// TLS 1.3 resumption would skip the client-certificate checks (rustls
 /// does not verify a resumed client again): a member removed from the
 /// directory, or whose certificate expired, could go on from a ticket.
@@ -477,7 +452,7 @@ async fn two_connections(
 async fn no_connection_is_resumed_and_a_removed_member_is_refused_on_reconnecting() {
     let net = net();
     let client = net.client(&net.member_identity("uk-aisi"), "intake");
-    let seen = two_connections(&net, client.clone(), || {}).await;
+    let seen = connections(&net, "intake", client.clone(), 2, || {}).await;
     for (identity, kind, ok) in &seen {
         assert_eq!(identity.as_ref().unwrap(), &member("uk-aisi"));
         assert_eq!(
@@ -492,7 +467,10 @@ async fn no_connection_is_resumed_and_a_removed_member_is_refused_on_reconnectin
     let mut doc = net.pki.directory.clone();
     doc.members.retain(|m| m.id != "uk-aisi");
     let without = Directory::from_document(doc, "without uk-aisi").unwrap();
-    let seen = two_connections(&net, client, move || handle.replace(without).unwrap()).await;
+    let seen = connections(&net, "intake", client, 2, move || {
+        handle.replace(without).unwrap()
+    })
+    .await;
     assert!(seen[0].0.is_ok() && seen[0].2);
     assert!(
         seen[1].0.is_err(),

@@ -36,27 +36,10 @@ impl ServiceSchema for NoSchema {
     }
 }
 
-/// An erasure order for `record` by `by`, signed with its key.
+/// An erasure order for `record` by `by`, signed with its key, now.
 fn order(pki: &Pki, by: &str, record: &str) -> Vec<u8> {
-    use prost::Message as _;
-    let key = pki.signing_key(by);
-    let o = cairn_proto::evals::v1::ErasureOrder {
-        record_id: Some(pb::RecordId {
-            uuid: record.into(),
-        }),
-        reason: "court order".into(),
-        ordered_by: Some(pb::MemberId { id: by.into() }),
-        signing_key_id: key.key_id().into(),
-        ordered_at: Some(cairn_record::header::time_to_timestamp(
-            time::OffsetDateTime::now_utc(),
-        )),
-    };
-    cairn_record::dsse::sign(
-        cairn_record::dsse::ERASURE_ORDER_TYPE,
-        o.encode_to_vec(),
-        &key,
-    )
-    .encode_to_vec()
+    let now = time::OffsetDateTime::now_utc();
+    cairn_testkit::erasure_order(&pki.signing_key(by), by, record, now)
 }
 
 struct Core {

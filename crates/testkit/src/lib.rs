@@ -147,6 +147,25 @@ pub fn signed_incident(
     (d, s)
 }
 
+/// A signed erasure order for `record`, ordered by `by` with `key` at `at`.
+pub fn erasure_order(key: &SigningKey, by: &str, record: &str, at: OffsetDateTime) -> Vec<u8> {
+    let order = cairn_proto::evals::v1::ErasureOrder {
+        record_id: Some(pb::RecordId {
+            uuid: record.into(),
+        }),
+        reason: "court order 2026/17".into(),
+        ordered_by: Some(pb::MemberId { id: by.into() }),
+        signing_key_id: key.key_id().into(),
+        ordered_at: Some(cairn_record::header::time_to_timestamp(at)),
+    };
+    cairn_record::dsse::sign(
+        cairn_record::dsse::ERASURE_ORDER_TYPE,
+        order.encode_to_vec(),
+        key,
+    )
+    .encode_to_vec()
+}
+
 /// Checks a receipt offline as any recipient would: the log's signature on
 /// its checkpoint and the leaf's inclusion proof. Returns the checkpoint.
 pub fn verify_receipt(r: &pb::Receipt, log_key: &VerifierKey) -> Checkpoint {
