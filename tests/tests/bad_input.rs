@@ -433,6 +433,18 @@ async fn non_submit(net: &Net, input: &str, as_: &str) -> Result<(), Status> {
             })
             .await
             .map(drop),
+        "append_malformed_leaf" => audit
+            .append(audit::AppendRequest {
+                leaf: b"x".to_vec(),
+            })
+            .await
+            .map(drop),
+        "append_leaf_of_another_service" => audit
+            .append(audit::AppendRequest {
+                leaf: cairn_testkit::log_leaf("evals", "intake poses as evals"),
+            })
+            .await
+            .map(drop),
         "append_empty_leaf" => audit
             .append(audit::AppendRequest { leaf: vec![] })
             .await

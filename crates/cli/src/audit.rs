@@ -18,7 +18,7 @@ use serde::Deserialize as _;
 use tonic::transport::Channel;
 
 use cairn_client::ClientError;
-use cairn_client::audit::LogVerifier;
+use cairn_client::audit::{Head, LogVerifier};
 
 use crate::connect::ConnectArgs;
 use crate::exit;
@@ -82,9 +82,16 @@ pub enum AuditCommand {
         /// A receipt file (JSON: leaf, leafIndex, checkpoint, inclusionProof); repeatable.
         #[arg(long = "receipt")]
         receipts: Vec<PathBuf>,
-        /// Download every entry and recompute the checkpoint's root.
+        /// Download every entry, check that it is a well-formed log leaf and
+        /// recompute the checkpoint's root.
         #[arg(long, requires = "server")]
         full: bool,
+        /// With --full: fetch every record the log names in the clear from
+        /// intake and evals (--devnet, or --intake and --evals) as --member,
+        /// and check that each is the envelope its leaf logged and that its
+        /// signature verifies.
+        #[arg(long, requires = "full")]
+        records: bool,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -184,6 +191,7 @@ pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
             checkpoint: cp_file,
             receipts,
             full,
+            records,
             connect,
         } => {
             let args = VerifyArgs {
@@ -196,6 +204,7 @@ pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
                 cp_file,
                 receipts,
                 full,
+                records,
                 connect,
             };
             match verify(args, json).await {
@@ -343,6 +352,7 @@ struct VerifyArgs {
     cp_file: Option<PathBuf>,
     receipts: Vec<PathBuf>,
     full: bool,
+    records: bool,
     connect: ConnectArgs,
 }
 
@@ -373,6 +383,61 @@ fn read_receipt(path: &std::path::Path) -> anyhow::Result<cairn_proto::common::v
             .collect::<Result<_, _>>()
             .with_context(|| format!("{}: proof is not base64", path.display()))?,
     })
+}
+
+/// A progress bar over `len` items (hidden for --json).
+fn progress_bar(what: &str, len: u64, json: bool) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} {what} {{pos}}/{{len}} [{{bar:40}}] {{per_sec}} eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    if json {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// `--full` (and `--records`): every entry parsed and hashed to the root;
+/// every record it names that the member may read checked against it.
+async fn full(
+    v: &mut LogVerifier,
+    head: &Head,
+    a: &VerifyArgs,
+    json: bool,
+    say: &mut impl FnMut(String),
+) -> anyhow::Result<()> {
+    let size = head.checkpoint.size;
+    let bar = progress_bar("entries", size, json);
+    let leaves = v
+        .recompute(head, |n| bar.set_position(n))
+        .await
+        .map_err(check(String::new))?;
+    bar.finish_and_clear();
+    say(format!(
+        "all {size} entries are log leaves and recompute to the checkpoint's root"
+    ));
+    if !a.records {
+        return Ok(());
+    }
+    let client = a.connect.client()?;
+    let bar = progress_bar("records", size, json);
+    let seen = v
+        .check_records(&leaves, &client, |n| bar.set_position(n))
+        .await
+        .map_err(check(String::new))?;
+    bar.finish_and_clear();
+    say(format!(
+        "{} records and {} erasures served as logged, signatures verified ({} not readable by {}, {} TLP:RED)",
+        seen.records,
+        seen.erasures,
+        seen.unreadable,
+        client.member(),
+        seen.salted
+    ));
+    Ok(())
 }
 
 /// `cairn audit verify`: the SDK's [`LogVerifier`] step by step, saying
@@ -444,24 +509,7 @@ async fn verify(a: VerifyArgs, json: bool) -> anyhow::Result<()> {
         ));
     }
     if a.full {
-        let bar = indicatif::ProgressBar::new(cp.size);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} entries {pos}/{len} [{bar:40}] {per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        if json {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
-        v.recompute(&head, |n| bar.set_position(n))
-            .await
-            .map_err(check(String::new))?;
-        bar.finish_and_clear();
-        say(format!(
-            "all {} entries recomputed to the checkpoint's root",
-            cp.size
-        ));
+        full(&mut v, &head, &a, json, &mut say).await?;
     }
     if a.update_trusted
         && let Some(t) = &a.trusted

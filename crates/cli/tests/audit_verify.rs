@@ -86,7 +86,7 @@ async fn verify_passes_and_fails_precisely() {
     );
     let first = appender
         .append_batch(pb::AppendBatchRequest {
-            leaves: (0..40).map(|i| format!("e{i}").into_bytes()).collect(),
+            leaves: cairn_testkit::log_leaves((0..40).map(|i| format!("e{i}"))),
         })
         .await
         .unwrap()
@@ -94,7 +94,7 @@ async fn verify_passes_and_fails_precisely() {
         .receipts;
     let second = appender
         .append_batch(pb::AppendBatchRequest {
-            leaves: (40..90).map(|i| format!("e{i}").into_bytes()).collect(),
+            leaves: cairn_testkit::log_leaves((40..90).map(|i| format!("e{i}"))),
         })
         .await
         .unwrap()
@@ -182,7 +182,10 @@ async fn verify_passes_and_fails_precisely() {
         "{out}"
     );
     assert!(out.contains("leaf 7 included"), "{out}");
-    assert!(out.contains("all 90 entries recomputed"), "{out}");
+    assert!(
+        out.contains("all 90 entries are log leaves and recompute"),
+        "{out}"
+    );
     assert_eq!(std::fs::read_to_string(&trusted).unwrap(), cosigned);
 
     // The quorum is not met by a checkpoint without cosignatures.
@@ -264,7 +267,7 @@ async fn verify_passes_and_fails_precisely() {
     );
     fork_appender
         .append_batch(pb::AppendBatchRequest {
-            leaves: (0..95).map(|i| format!("other {i}").into_bytes()).collect(),
+            leaves: cairn_testkit::log_leaves((0..95).map(|i| format!("other {i}"))),
         })
         .await
         .unwrap();

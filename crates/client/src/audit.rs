@@ -12,6 +12,7 @@
 use cairn_proto::audit::v1 as pb;
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_proto::common::v1 as common;
+use cairn_record::leaf::check_leaf;
 use cairn_tlog::checkpoint::{self, Checkpoint};
 use cairn_tlog::hash::{Hash, leaf_hash};
 use cairn_tlog::note::VerifierKey;
@@ -19,6 +20,9 @@ use cairn_tlog::{TlogError, proof};
 use tonic::transport::Channel;
 
 use crate::error::ClientError;
+
+mod records;
+pub use records::RecordsChecked;
 
 /// How a log failed verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +94,47 @@ pub enum LogFailure {
     OutOfOrder {
         /// Its index.
         index: u64,
+    },
+    /// An entry is not a well-formed log leaf.
+    #[error("entry {index}: {problem}")]
+    BadLeaf {
+        /// Its index.
+        index: u64,
+        /// What is wrong with it.
+        problem: cairn_record::RecordError,
+    },
+    /// A record the auditor fetched is not the one its leaf logged: the
+    /// digest of neither its envelope nor its erasure order is the leaf's.
+    #[error(
+        "entry {index}: record {record} as served is not the one logged (envelope digest differs)"
+    )]
+    OtherEnvelope {
+        /// The leaf's index.
+        index: u64,
+        /// The record id.
+        record: String,
+    },
+    /// A fetched record's envelope does not verify, or names another
+    /// record or author than its leaf.
+    #[error("entry {index}: record {record}: {problem}")]
+    BadRecord {
+        /// The leaf's index.
+        index: u64,
+        /// The record id.
+        record: String,
+        /// What does not verify.
+        problem: cairn_record::RecordError,
+    },
+    /// A fetched record's header names another record or author than its
+    /// leaf.
+    #[error(
+        "entry {index}: record {record}: its header names another record or author than its leaf"
+    )]
+    OtherSubject {
+        /// The leaf's index.
+        index: u64,
+        /// The record id.
+        record: String,
     },
     /// The entries do not hash to the checkpoint's root.
     #[error("the {size} entries do not hash to the checkpoint's root")]
@@ -264,16 +309,20 @@ impl LogVerifier {
         self.consistent(rc.size, &rc.root, &head.checkpoint).await
     }
 
-    /// Every entry of the tree of `head`, fetched and hashed, gives its
-    /// root. `progress` is told how many entries have been read.
+    /// Every entry of the tree of `head`, fetched, parsed as a log leaf and
+    /// hashed, gives its root. `progress` is told how many entries have
+    /// been read. Returns the parsed leaves, in order (about 120 bytes
+    /// each), for [`LogVerifier::check_records`].
     pub async fn recompute(
         &mut self,
         head: &Head,
         mut progress: impl FnMut(u64),
-    ) -> Result<(), ClientError> {
+    ) -> Result<Vec<common::LogLeaf>, ClientError> {
         let size = head.checkpoint.size;
         let log = self.log("to read the entries")?;
-        let mut hashes: Vec<Hash> = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        let capacity = usize::try_from(size).unwrap_or(0);
+        let mut hashes: Vec<Hash> = Vec::with_capacity(capacity);
+        let mut leaves = Vec::with_capacity(capacity);
         while (hashes.len() as u64) < size {
             let from = hashes.len() as u64;
             let page = log
@@ -291,14 +340,21 @@ impl LogVerifier {
                 if e.index != hashes.len() as u64 {
                     return Err(failed(LogFailure::OutOfOrder { index: e.index }));
                 }
+                let leaf = check_leaf(&e.leaf).map_err(|problem| {
+                    failed(LogFailure::BadLeaf {
+                        index: e.index,
+                        problem,
+                    })
+                })?;
                 hashes.push(leaf_hash(&e.leaf));
+                leaves.push(leaf);
             }
             progress(hashes.len() as u64);
         }
         if cairn_tlog::hash::naive_root(&hashes) != head.checkpoint.root {
             return Err(failed(LogFailure::RootMismatch { size }));
         }
-        Ok(())
+        Ok(leaves)
     }
 }
 

@@ -140,20 +140,27 @@ impl Log {
         receipts.pop().ok_or(LogError::Stopped)
     }
 
+    /// Every leaf is 1 to `max_leaf_len` bytes (the first that is not is
+    /// [`LogError::LeafSize`]); [`Log::append_batch`] checks this too.
+    pub fn check_sizes(&self, leaves: &[Vec<u8>]) -> Result<(), LogError> {
+        let max = self.inner.config.max_leaf_len;
+        let bad = leaves.iter().enumerate();
+        match bad.into_iter().find(|(_, l)| l.is_empty() || l.len() > max) {
+            Some((index, l)) => Err(LogError::LeafSize {
+                index,
+                len: l.len(),
+                max,
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Appends leaves together; one receipt per leaf, in order.
     pub async fn append_batch(&self, leaves: Vec<Vec<u8>>) -> Result<Vec<Receipt>, LogError> {
         if leaves.is_empty() {
             return Ok(Vec::new());
         }
-        for (i, leaf) in leaves.iter().enumerate() {
-            if leaf.is_empty() || leaf.len() > self.inner.config.max_leaf_len {
-                return Err(LogError::LeafSize {
-                    index: i,
-                    len: leaf.len(),
-                    max: self.inner.config.max_leaf_len,
-                });
-            }
-        }
+        self.check_sizes(&leaves)?;
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(crate::sequencer::Request { leaves, reply })

@@ -54,6 +54,9 @@ pub enum RecordError {
     /// author showed this recipient something else than it committed to.
     #[error("body: the opened content does not match the header's commitment")]
     CommitmentMismatch,
+    /// A log leaf is malformed.
+    #[error("log leaf: {0}")]
+    Leaf(crate::leaf::LeafProblem),
     /// The recipient's key or a suite is not usable.
     #[error("{0}")]
     Unsupported(String),

@@ -13,7 +13,8 @@
 //! - [`seal`]: the content AEAD (AES-256-GCM, ring) and the per-recipient
 //!   HPKE key wrapping (RFC 9180 through the `hpke` crate);
 //! - [`record`]: building, verifying and opening whole records;
-//! - [`header`]: structural checks of a header.
+//! - [`header`]: structural checks of a header;
+//! - [`leaf`]: parsing and checking an audit log leaf.
 //!
 //! This crate must not do I/O, talk to services or know storage; its
 //! parsing entry points ([`record::decode_envelope`],
@@ -28,6 +29,7 @@ pub mod content;
 pub mod dsse;
 mod error;
 pub mod header;
+pub mod leaf;
 pub mod record;
 pub mod seal;
 

@@ -141,13 +141,20 @@ mod tests {
         }
     }
 
+    /// A record id (UUIDv7) for the erasure leaves.
+    const R1: &str = "01890a5d-ac96-774b-bcce-b302099a8057";
+
+    // Every leaf is checked with the audit log's own parser: what a service
+    // builds, the log accepts.
+    use cairn_record::leaf::check_leaf;
+
     #[test]
     fn a_clear_leaf_names_the_record_and_digests_the_envelope() {
         let h = header(SharingLabel::TlpGreen);
         let at = datetime!(2026-06-01 12:00:01 UTC);
         let leaf = record_leaf(&h, b"envelope", at, "intake").unwrap();
         assert!(leaf.salt.is_empty());
-        let l = pb::LogLeaf::decode(leaf.bytes.as_slice()).unwrap();
+        let l = check_leaf(&leaf.bytes).unwrap();
         assert_eq!(l.kind, RecordKind::Incident as i32);
         assert_eq!(l.service, "intake");
         assert_eq!(l.envelope_digest, sha256(b"envelope").to_vec());
@@ -171,7 +178,7 @@ mod tests {
         assert_eq!(a.salt.len(), 32);
         assert_ne!(a.salt, b.salt, "a fresh salt for every leaf");
         let id = h.record_id.hyphenated().to_string();
-        let l = pb::LogLeaf::decode(a.bytes.as_slice()).unwrap();
+        let l = check_leaf(&a.bytes).unwrap();
         let Some(pb::log_leaf::Subject::Salted(s)) = l.subject else {
             panic!("salted subject expected")
         };
@@ -186,20 +193,20 @@ mod tests {
         let at = datetime!(2026-06-02 0:00 UTC);
         let bytes = erasure_leaf(
             RecordKind::EvaluationResult,
-            "r1",
+            R1,
             "eu-ai-office",
             b"order",
             at,
             "evals",
             None,
         );
-        let l = pb::LogLeaf::decode(bytes.as_slice()).unwrap();
+        let l = check_leaf(&bytes).unwrap();
         assert_eq!(l.envelope_digest, sha256(b"order").to_vec());
         let Some(pb::log_leaf::Subject::Clear(s)) = l.subject else {
             panic!("clear subject expected")
         };
         assert_eq!(s.author.unwrap().id, "eu-ai-office");
-        assert_eq!(s.record_id.unwrap().uuid, "r1");
+        assert_eq!(s.record_id.unwrap().uuid, R1);
     }
 
     #[test]
@@ -208,7 +215,7 @@ mod tests {
         let salt = [3u8; 32];
         let bytes = erasure_leaf(
             RecordKind::Incident,
-            "r1",
+            R1,
             "uk-aisi",
             b"o",
             at,
@@ -216,12 +223,12 @@ mod tests {
             Some(&salt),
         );
         let text = String::from_utf8_lossy(&bytes);
-        assert!(!text.contains("r1") && !text.contains("uk-aisi"));
-        let l = pb::LogLeaf::decode(bytes.as_slice()).unwrap();
+        assert!(!text.contains(R1) && !text.contains("uk-aisi"));
+        let l = check_leaf(&bytes).unwrap();
         let Some(pb::log_leaf::Subject::Salted(s)) = l.subject else {
             panic!("salted subject expected")
         };
-        assert_eq!(s.record_id_digest, salted(&salt, "r1"));
+        assert_eq!(s.record_id_digest, salted(&salt, R1));
         assert_eq!(s.author_digest, salted(&salt, "uk-aisi"));
     }
 }

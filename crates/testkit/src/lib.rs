@@ -193,6 +193,43 @@ pub fn verify_receipt_of(r: &pb::Receipt, envelope: &[u8], log_key: &VerifierKey
     cp
 }
 
+/// A well-formed log leaf as `service` would append it, one per `label`
+/// (the same label gives the same bytes): an incident by `eu-aio` whose
+/// record id and envelope digest are derived from the label.
+pub fn log_leaf(service: &str, label: &str) -> Vec<u8> {
+    let digest = cairn_record::record::sha256(label.as_bytes());
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id[6] = (id[6] & 0x0f) | 0x70;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    pb::LogLeaf {
+        kind: pb::RecordKind::Incident as i32,
+        subject: Some(pb::log_leaf::Subject::Clear(pb::LeafSubject {
+            record_id: Some(pb::RecordId {
+                uuid: uuid::Uuid::from_bytes(id).hyphenated().to_string(),
+            }),
+            author: Some(pb::MemberId {
+                id: MEMBERS[0].into(),
+            }),
+        })),
+        received_at: Some(prost_types::Timestamp {
+            seconds: 1_790_000_000,
+            nanos: 0,
+        }),
+        envelope_digest: digest.to_vec(),
+        service: service.to_owned(),
+    }
+    .encode_to_vec()
+}
+
+/// [`log_leaf`] of `intake`, for each label.
+pub fn log_leaves<S: AsRef<str>>(labels: impl IntoIterator<Item = S>) -> Vec<Vec<u8>> {
+    labels
+        .into_iter()
+        .map(|l| log_leaf("intake", l.as_ref()))
+        .collect()
+}
+
 /// A valid incident titled `title`: a serious one, detected two days ago.
 pub fn incident(title: &str) -> intake::Incident {
     let now = OffsetDateTime::now_utc();

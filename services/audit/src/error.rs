@@ -38,6 +38,26 @@ pub enum AuditError {
         /// The most accepted.
         max: usize,
     },
+    /// An appended leaf that is not a well-formed `LogLeaf`.
+    #[error("leaves[{index}]: {problem}")]
+    BadLeaf {
+        /// Its position in the request (0 for Append).
+        index: usize,
+        /// What is wrong with it.
+        problem: cairn_record::RecordError,
+    },
+    /// An appended leaf naming another service than the one appending it.
+    #[error(
+        "leaves[{index}]: names service {named:?} as accepting it, but service {appender} appended it"
+    )]
+    OtherService {
+        /// Its position in the request (0 for Append).
+        index: usize,
+        /// The service the leaf names.
+        named: String,
+        /// The service that appended it.
+        appender: String,
+    },
     /// GetInclusionProof without a leaf.
     #[error("leaf: give leaf_index or leaf_hash")]
     NoLeaf,

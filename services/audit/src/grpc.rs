@@ -32,13 +32,14 @@ impl AuditService {
         Self { log, directory }
     }
 
-    fn require_append<T>(&self, request: &Request<T>) -> Result<(), AuditError> {
+    /// The appending service's name, if the peer may append.
+    fn require_append<T>(&self, request: &Request<T>) -> Result<String, AuditError> {
         let peer = peer_info(request).ok_or(AuditError::NoPeer)?;
         match &peer.identity {
             PeerIdentity::Service { name } => {
                 let dir = self.directory.current();
                 match dir.service(name) {
-                    Some(s) if s.rights.contains(&ServiceRight::Append) => Ok(()),
+                    Some(s) if s.rights.contains(&ServiceRight::Append) => Ok(name.clone()),
                     _ => Err(AuditError::NoAppendRight {
                         service: name.clone(),
                     }),
@@ -49,6 +50,26 @@ impl AuditService {
             }),
         }
     }
+}
+
+/// Every leaf parses as a `LogLeaf` and names `appender` as the service
+/// that accepted it; the first that does not refuses the whole request.
+fn check_leaves<'a>(
+    leaves: impl IntoIterator<Item = &'a Vec<u8>>,
+    appender: &str,
+) -> Result<(), AuditError> {
+    for (index, bytes) in leaves.into_iter().enumerate() {
+        let leaf = cairn_record::leaf::check_leaf(bytes)
+            .map_err(|problem| AuditError::BadLeaf { index, problem })?;
+        if leaf.service != appender {
+            return Err(AuditError::OtherService {
+                index,
+                named: leaf.service.chars().take(32).collect(),
+                appender: appender.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn receipt(leaf: Vec<u8>, r: Receipt) -> common::Receipt {
@@ -66,8 +87,12 @@ impl AuditLog for AuditService {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
-        self.require_append(&request)?;
+        let appender = self.require_append(&request)?;
         let leaf = request.into_inner().leaf;
+        let leaves = [leaf];
+        self.log.check_sizes(&leaves).map_err(AuditError::from)?;
+        check_leaves(&leaves, &appender)?;
+        let [leaf] = leaves;
         let r = self
             .log
             .append(leaf.clone())
@@ -82,7 +107,7 @@ impl AuditLog for AuditService {
         &self,
         request: Request<pb::AppendBatchRequest>,
     ) -> Result<Response<pb::AppendBatchResponse>, Status> {
-        self.require_append(&request)?;
+        let appender = self.require_append(&request)?;
         let leaves = request.into_inner().leaves;
         if leaves.is_empty() || leaves.len() > MAX_BATCH_LEAVES {
             return Err(AuditError::BatchSize {
@@ -91,6 +116,8 @@ impl AuditLog for AuditService {
             }
             .into());
         }
+        self.log.check_sizes(&leaves).map_err(AuditError::from)?;
+        check_leaves(&leaves, &appender)?;
         let receipts = self
             .log
             .append_batch(leaves.clone())

@@ -16,8 +16,12 @@ pub fn code(e: &AuditError) -> Code {
     use AuditError as E;
     match e {
         E::NoPeer => Code::Unauthenticated,
-        E::NotAService { .. } | E::NoAppendRight { .. } => Code::PermissionDenied,
-        E::BatchSize { .. } | E::NoLeaf | E::PageSize { .. } | E::Tlog(_) => Code::InvalidArgument,
+        E::NotAService { .. } | E::NoAppendRight { .. } | E::OtherService { .. } => {
+            Code::PermissionDenied
+        }
+        E::BadLeaf { .. } | E::BatchSize { .. } | E::NoLeaf | E::PageSize { .. } | E::Tlog(_) => {
+            Code::InvalidArgument
+        }
         E::CosignerSpec { .. } => Code::InvalidArgument,
         E::Log(l) => log_code(l),
         E::Witness(w) => witness_code(w),

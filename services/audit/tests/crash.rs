@@ -52,19 +52,19 @@ async fn receipts_survive_sigkill_and_the_tree_never_rewinds() {
         let acked = Arc::new(tokio::sync::Semaphore::new(0));
         let mut tasks = Vec::new();
         for t in 0..4u64 {
-            let client = net.audit_client(
-                &net.service_identity(if t % 2 == 0 { "intake" } else { "evals" }),
-                addr,
-            );
+            let service = if t % 2 == 0 { "intake" } else { "evals" };
+            let client = net.audit_client(&net.service_identity(service), addr);
             let receipts = receipts.clone();
             let acked = acked.clone();
             tasks.push(tokio::spawn(async move {
                 let mut client = client;
                 // Bounded: the process is killed long before this ends.
                 for n in 0..10_000u64 {
-                    let leaf = format!("cycle {cycle} task {t} leaf {n}").into_bytes();
+                    let label = format!("cycle {cycle} task {t} leaf {n}");
+                    let leaf = cairn_testkit::log_leaf(service, &label);
                     let result = if n % 3 == 0 {
-                        let leaves = vec![leaf.clone(), [leaf.as_slice(), b" bis"].concat()];
+                        let bis = cairn_testkit::log_leaf(service, &format!("{label} bis"));
+                        let leaves = vec![leaf.clone(), bis];
                         client
                             .append_batch(pb::AppendBatchRequest { leaves })
                             .await

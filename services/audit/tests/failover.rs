@@ -63,10 +63,8 @@ async fn the_standby_takes_over_from_a_killed_sequencer_without_a_fork() {
         tasks.push(tokio::spawn(async move {
             // Bounded: the process is killed long before this ends.
             for n in 0..10_000u64 {
-                let leaves = vec![
-                    format!("a {t} {n}").into_bytes(),
-                    format!("a {t} {n} bis").into_bytes(),
-                ];
+                let leaves =
+                    cairn_testkit::log_leaves([format!("a {t} {n}"), format!("a {t} {n} bis")]);
                 match client.append_batch(pb::AppendBatchRequest { leaves }).await {
                     Ok(r) => {
                         let rs = r.into_inner().receipts;
@@ -114,7 +112,7 @@ async fn the_standby_takes_over_from_a_killed_sequencer_without_a_fork() {
     let mut client = net.audit_client(&net.service_identity("evals"), addr_b);
     let more = client
         .append_batch(pb::AppendBatchRequest {
-            leaves: vec![b"after the takeover".to_vec()],
+            leaves: vec![cairn_testkit::log_leaf("evals", "after the takeover")],
         })
         .await
         .unwrap()
@@ -184,7 +182,7 @@ async fn a_sequencer_stopped_with_sigterm_hands_over_at_once() {
     let mut client = net.audit_client(&net.service_identity("intake"), addr_a);
     let before = client
         .append_batch(pb::AppendBatchRequest {
-            leaves: vec![b"before the handover".to_vec()],
+            leaves: cairn_testkit::log_leaves(["before the handover"]),
         })
         .await
         .unwrap()

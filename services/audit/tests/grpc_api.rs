@@ -17,6 +17,11 @@ use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
+/// A well-formed leaf as intake appends it.
+fn leaf(label: &str) -> Vec<u8> {
+    cairn_testkit::log_leaf("intake", label)
+}
+
 fn verify_receipt(
     r: &cairn_proto::common::v1::Receipt,
     log_key: &note::VerifierKey,
@@ -35,7 +40,7 @@ async fn appends_proofs_entries_and_errors() {
     // Receipts verify offline against the log key.
     let r = intake
         .append(pb::AppendRequest {
-            leaf: b"first leaf".to_vec(),
+            leaf: leaf("first leaf"),
         })
         .await
         .unwrap()
@@ -44,7 +49,7 @@ async fn appends_proofs_entries_and_errors() {
         .unwrap();
     assert_eq!(r.leaf_index, 0);
     verify_receipt(&r, &key);
-    let leaves: Vec<Vec<u8>> = (0..300).map(|i| format!("leaf {i}").into_bytes()).collect();
+    let leaves: Vec<Vec<u8>> = (0..300).map(|i| leaf(&format!("leaf {i}"))).collect();
     let batch = intake
         .append_batch(pb::AppendBatchRequest {
             leaves: leaves.clone(),
@@ -68,9 +73,7 @@ async fn appends_proofs_entries_and_errors() {
     ] {
         let err = net
             .audit_client(&identity, addr)
-            .append(pb::AppendRequest {
-                leaf: b"x".to_vec(),
-            })
+            .append(pb::AppendRequest { leaf: leaf("x") })
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
@@ -90,7 +93,7 @@ async fn appends_proofs_entries_and_errors() {
     let by_hash = member
         .get_inclusion_proof(pb::GetInclusionProofRequest {
             leaf: Some(pb::get_inclusion_proof_request::Leaf::LeafHash(
-                leaf_hash(b"leaf 7").to_vec(),
+                leaf_hash(&leaf("leaf 7")).to_vec(),
             )),
             tree_size: 0,
         })
@@ -98,7 +101,14 @@ async fn appends_proofs_entries_and_errors() {
         .unwrap()
         .into_inner();
     assert_eq!(by_hash.leaf_index, 8);
-    proof::verify_inclusion(8, 301, &leaf_hash(b"leaf 7"), &by_hash.proof, &head.root).unwrap();
+    proof::verify_inclusion(
+        8,
+        301,
+        &leaf_hash(&leaf("leaf 7")),
+        &by_hash.proof,
+        &head.root,
+    )
+    .unwrap();
     let old = cps[0].clone();
     let c = member
         .get_consistency_proof(pb::GetConsistencyProofRequest {
@@ -121,7 +131,7 @@ async fn appends_proofs_entries_and_errors() {
         .into_inner();
     assert_eq!(page.entries.len(), 20);
     assert_eq!(page.next_index, 270);
-    assert_eq!(page.entries[0].leaf, b"leaf 249".to_vec());
+    assert_eq!(page.entries[0].leaf, leaf("leaf 249"));
 
     // Bad arguments get precise statuses.
     let cases: Vec<(tonic::Status, Code)> = vec![
@@ -236,7 +246,7 @@ async fn appends_proofs_entries_and_errors() {
         (
             intake
                 .append_batch(pb::AppendBatchRequest {
-                    leaves: vec![b"x".to_vec(); 1001],
+                    leaves: vec![leaf("x"); 1001],
                 })
                 .await
                 .unwrap_err(),
@@ -247,6 +257,34 @@ async fn appends_proofs_entries_and_errors() {
         assert_eq!(status.code(), code, "case {i}: {status:?}");
         assert!(!status.message().is_empty());
     }
+    // The log parses what it is given: bytes that are not a leaf, and a
+    // leaf claiming another service, refuse the whole batch.
+    let err = intake
+        .append_batch(pb::AppendBatchRequest {
+            leaves: vec![leaf("fine"), b"not a leaf".to_vec()],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    assert!(
+        err.message()
+            .starts_with("leaves[1]: log leaf: not a cairn.common.v1.LogLeaf"),
+        "{}",
+        err.message()
+    );
+    let err = intake
+        .append(pb::AppendRequest {
+            leaf: cairn_testkit::log_leaf("evals", "claims to be evals"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    assert!(
+        err.message().contains("names service \"evals\"")
+            && err.message().contains("service intake appended it"),
+        "{}",
+        err.message()
+    );
     // Refused appends stored nothing.
     let after = checkpoint::open(
         &member
@@ -376,9 +414,7 @@ async fn http_get(net: &Net, addr: std::net::SocketAddr, path: &str) -> (u16, Ve
 async fn tiles_are_served_over_https() {
     let net = Net::new();
     let running = cairn_audit::start(net.config("audit")).await.unwrap();
-    let leaves: Vec<Vec<u8>> = (0..260)
-        .map(|i| format!("entry {i}").into_bytes())
-        .collect();
+    let leaves: Vec<Vec<u8>> = (0..260).map(|i| leaf(&format!("entry {i}"))).collect();
     let mut intake = net.audit_client(&net.service_identity("intake"), running.addr);
     intake
         .append_batch(pb::AppendBatchRequest {
@@ -427,7 +463,7 @@ async fn a_witness_cosigns_consistent_checkpoints_and_refuses_forks() {
 
     let r1 = intake
         .append_batch(pb::AppendBatchRequest {
-            leaves: vec![b"a".to_vec(), b"b".to_vec()],
+            leaves: vec![leaf("a"), leaf("b")],
         })
         .await
         .unwrap()
@@ -448,9 +484,7 @@ async fn a_witness_cosigns_consistent_checkpoints_and_refuses_forks() {
     cosignature::verify(&cosigned, &wkey).unwrap();
 
     let r2 = intake
-        .append(pb::AppendRequest {
-            leaf: b"c".to_vec(),
-        })
+        .append(pb::AppendRequest { leaf: leaf("c") })
         .await
         .unwrap()
         .into_inner()
@@ -499,7 +533,7 @@ async fn a_witness_cosigns_consistent_checkpoints_and_refuses_forks() {
     let mut fork_intake = net.audit_client(&net.service_identity("intake"), fork.addr);
     let f = fork_intake
         .append_batch(pb::AppendBatchRequest {
-            leaves: vec![b"a".to_vec(), b"b".to_vec(), b"evil".to_vec()],
+            leaves: vec![leaf("a"), leaf("b"), leaf("evil")],
         })
         .await
         .unwrap()
@@ -552,7 +586,7 @@ async fn the_log_gathers_cosignatures_for_its_checkpoints() {
     for round in 0..3u32 {
         let r = intake
             .append(pb::AppendRequest {
-                leaf: format!("round {round}").into_bytes(),
+                leaf: leaf(&format!("round {round}")),
             })
             .await
             .unwrap()

@@ -1,0 +1,189 @@
+//! The second half of a full audit (DESIGN.md section 4): for every leaf
+//! that names a record in the clear, fetch that record from the service
+//! that accepted it, as the auditing member, and check that what is served
+//! is what was logged — the envelope's digest is the leaf's and its
+//! signature verifies (or, for an erasure, the order's digest is the
+//! leaf's and the order's signature verifies). A record the member may not
+//! read, and a TLP:RED leaf, are counted, not checked.
+
+use cairn_identity::Directory;
+use cairn_proto::common::v1 as common;
+use cairn_proto::evals::v1::ErasureOrder;
+use cairn_record::RecordError;
+use cairn_record::dsse;
+use cairn_record::header::{parse_record_id, timestamp_to_time};
+use cairn_record::record::{decode_envelope, sha256, verify_envelope};
+use prost::Message as _;
+use tonic::Code;
+
+use super::{LogFailure, LogVerifier, failed};
+use crate::client::Client;
+use crate::error::ClientError;
+
+/// What [`LogVerifier::check_records`] found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordsChecked {
+    /// Records whose envelope matched their leaf and verified.
+    pub records: u64,
+    /// Erasure leaves whose signed order matched and verified.
+    pub erasures: u64,
+    /// Leaves naming a record this member may not read (or that no service
+    /// serves): not checkable by this auditor.
+    pub unreadable: u64,
+    /// TLP:RED leaves: their subject is salted, so they name no record.
+    pub salted: u64,
+}
+
+/// One clear leaf, as the checks need it.
+struct Named<'a> {
+    index: u64,
+    record: &'a str,
+    author: &'a str,
+    digest: &'a [u8],
+}
+
+impl LogVerifier {
+    /// Checks every record that `leaves` (as [`LogVerifier::recompute`]
+    /// returned them) name in the clear against what `client`'s member is
+    /// served, and the signatures against `client`'s directory.
+    pub async fn check_records(
+        &self,
+        leaves: &[common::LogLeaf],
+        client: &Client,
+        mut progress: impl FnMut(u64),
+    ) -> Result<RecordsChecked, ClientError> {
+        let mut seen = RecordsChecked::default();
+        for (index, leaf) in (0u64..).zip(leaves) {
+            progress(index + 1);
+            let Some(common::log_leaf::Subject::Clear(s)) = &leaf.subject else {
+                seen.salted += 1;
+                continue;
+            };
+            let named = Named {
+                index,
+                record: s.record_id.as_ref().map_or("", |r| r.uuid.as_str()),
+                author: s.author.as_ref().map_or("", |a| a.id.as_str()),
+                digest: &leaf.envelope_digest,
+            };
+            let stored = match fetch(client, &leaf.service, named.record).await {
+                Ok(Some(stored)) => stored,
+                Ok(None) => {
+                    seen.unreadable += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let envelope = stored.record.as_ref().map_or(&[][..], |r| &r.envelope);
+            if sha256(envelope).as_slice() == named.digest {
+                check_envelope(&named, envelope, client.directory())?;
+                seen.records += 1;
+            } else if !stored.erasure_order.is_empty()
+                && sha256(&stored.erasure_order).as_slice() == named.digest
+            {
+                check_order(&named, &stored.erasure_order, client.directory())?;
+                seen.erasures += 1;
+            } else {
+                return Err(failed(LogFailure::OtherEnvelope {
+                    index,
+                    record: named.record.to_owned(),
+                }));
+            }
+        }
+        Ok(seen)
+    }
+}
+
+/// The record as `service` serves it to the member; `None` if it does not
+/// exist for the member (or the service is not one that stores records).
+async fn fetch(
+    client: &Client,
+    service: &str,
+    record: &str,
+) -> Result<Option<common::StoredRecord>, ClientError> {
+    let got = match service {
+        "intake" => client.get_incident(record, false).await,
+        "evals" => client.get_result(record, false).await,
+        _ => return Ok(None),
+    };
+    match got {
+        Ok(stored) => Ok(Some(stored)),
+        Err(ClientError::Status(s))
+            if matches!(s.code(), Code::NotFound | Code::PermissionDenied) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn bad(named: &Named<'_>, problem: RecordError) -> ClientError {
+    failed(LogFailure::BadRecord {
+        index: named.index,
+        record: named.record.to_owned(),
+        problem,
+    })
+}
+
+fn other_subject(named: &Named<'_>) -> ClientError {
+    failed(LogFailure::OtherSubject {
+        index: named.index,
+        record: named.record.to_owned(),
+    })
+}
+
+/// The envelope verifies and its header is the leaf's record by the
+/// leaf's author.
+fn check_envelope(
+    named: &Named<'_>,
+    envelope: &[u8],
+    directory: &Directory,
+) -> Result<(), ClientError> {
+    let (_, h) = verify_envelope(envelope, directory).map_err(|e| bad(named, e))?;
+    if h.record_id.hyphenated().to_string() != named.record || h.author.as_str() != named.author {
+        return Err(other_subject(named));
+    }
+    Ok(())
+}
+
+/// The erasure order verifies with its orderer's key as of its date, and
+/// orders the erasure of the leaf's record by the leaf's orderer.
+fn check_order(named: &Named<'_>, order: &[u8], directory: &Directory) -> Result<(), ClientError> {
+    let field = |field: &str, detail: &str| {
+        bad(
+            named,
+            RecordError::Field {
+                field: format!("erasure_order.{field}"),
+                detail: detail.to_owned(),
+            },
+        )
+    };
+    let env = decode_envelope(order).map_err(|e| bad(named, e))?;
+    if env.payload_type != dsse::ERASURE_ORDER_TYPE {
+        return Err(field("payload_type", "not an erasure order"));
+    }
+    let [signature] = env.signatures.as_slice() else {
+        return Err(field("signatures", "an order carries exactly one"));
+    };
+    let o = ErasureOrder::decode(env.payload.as_slice())
+        .map_err(|_| field("payload", "not an ErasureOrder"))?;
+    let record = o.record_id.as_ref().map_or("", |r| r.uuid.as_str());
+    let by = o.ordered_by.as_ref().map_or("", |m| m.id.as_str());
+    if parse_record_id(record).is_err() || record != named.record || by != named.author {
+        return Err(other_subject(named));
+    }
+    let at = o
+        .ordered_at
+        .as_ref()
+        .ok_or_else(|| field("ordered_at", "missing"))
+        .and_then(|t| timestamp_to_time(t).map_err(|d| field("ordered_at", d)))?;
+    let member = directory
+        .member(by)
+        .ok_or_else(|| bad(named, RecordError::UnknownAuthor(by.to_owned())))?;
+    let key = member
+        .signing_key_at(&o.signing_key_id, at)
+        .map_err(|e| bad(named, RecordError::SigningKey(e)))?;
+    if signature.keyid != o.signing_key_id || !dsse::verify(&env, signature, key) {
+        return Err(bad(named, RecordError::BadSignature));
+    }
+    Ok(())
+}

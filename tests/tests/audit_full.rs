@@ -1,0 +1,137 @@
+//! A full audit as a member runs it (`cairn audit verify --full --records`,
+//! through the SDK's `LogVerifier`): every entry of a real network's log
+//! parses as a leaf and recomputes to the root, and every record the
+//! auditing member may read is served as it was logged — envelope digest
+//! and signature for records, order digest and signature for erasures.
+//! What the member may not read, and TLP:RED leaves, are counted; a served
+//! record that is not the one logged fails, naming the entry.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use cairn_client::audit::{LogFailure, LogVerifier, RecordsChecked};
+use cairn_client::{ClientError, Share};
+use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
+use cairn_proto::evals::v1 as evals;
+use cairn_record::pb;
+use cairn_tests::Net;
+
+async fn full_audit_as(net: &Net, member: &str) -> (Vec<pb::LogLeaf>, RecordsChecked) {
+    let mut v = LogVerifier::new(net.log_key.clone(), vec![], 0)
+        .unwrap()
+        .with_log(AuditLogClient::new(net.channel(
+            member,
+            net.audit_addr,
+            "audit",
+        )));
+    let text = v.latest().await.unwrap();
+    let head = v.head(&text).unwrap();
+    let leaves = v.recompute(&head, |_| {}).await.unwrap();
+    let seen = v
+        .check_records(&leaves, &net.client(member), |_| {})
+        .await
+        .unwrap();
+    (leaves, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_audit_checks_every_record_it_may_read() {
+    let net = Net::start(Duration::from_secs(10)).await;
+    let uk = net.client("uk-aisi");
+    let incident =
+        cairn_client::json::incident_from_json(include_str!("../../examples/incident.json"))
+            .unwrap();
+    for share in [
+        Share::Green,
+        Share::Amber(vec!["jp-aisi".into()]),
+        Share::Red(vec!["jp-aisi".into()]),
+    ] {
+        let p = uk.prepare_incident(&incident, &share).unwrap();
+        assert!(uk.submit_incident(&p).await.unwrap().receipt.is_some());
+    }
+    // jp-aisi publishes a result and erases it: two leaves, one record.
+    let jp = net.client("jp-aisi");
+    let result =
+        cairn_client::json::result_from_json(include_str!("../../examples/result.json")).unwrap();
+    let p = jp.prepare_result(&result, &Share::Green).unwrap();
+    jp.publish_result(&p).await.unwrap();
+    let order = cairn_testkit::erasure_order(
+        &net.signing_key("jp-aisi"),
+        "jp-aisi",
+        &p.record_id,
+        time::OffsetDateTime::now_utc(),
+    );
+    net.evals("jp-aisi")
+        .erase_result(evals::EraseResultRequest { order })
+        .await
+        .unwrap();
+
+    // eu-aio reads the GREEN incident and the erased result; not the AMBER
+    // one; the RED one names nothing.
+    let (leaves, seen) = full_audit_as(&net, "eu-aio").await;
+    assert_eq!(leaves.len(), 5);
+    assert_eq!(
+        seen,
+        RecordsChecked {
+            records: 2,
+            erasures: 1,
+            unreadable: 1,
+            salted: 1
+        }
+    );
+    // jp-aisi, a recipient of the AMBER incident, checks it too.
+    let (_, seen) = full_audit_as(&net, "jp-aisi").await;
+    assert_eq!((seen.records, seen.unreadable), (3, 0));
+
+    // A log whose leaf names another envelope than the one served fails
+    // at that entry; so does a leaf naming another author.
+    let v = LogVerifier::new(net.log_key.clone(), vec![], 0).unwrap();
+    let mut other_digest = leaves.clone();
+    other_digest[0].envelope_digest = vec![0; 32];
+    let err = v
+        .check_records(&other_digest, &net.client("eu-aio"), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::LogFailed(LogFailure::OtherEnvelope { index: 0, .. })
+        ),
+        "{err}"
+    );
+    let mut other_author = leaves.clone();
+    if let Some(pb::log_leaf::Subject::Clear(s)) = &mut other_author[0].subject {
+        s.author = Some(pb::MemberId {
+            id: "eu-aio".into(),
+        });
+    }
+    let err = v
+        .check_records(&other_author, &net.client("eu-aio"), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::LogFailed(LogFailure::OtherSubject { index: 0, .. })
+        ),
+        "{err}"
+    );
+    // An erasure leaf whose orderer is not the order's signer fails too.
+    let mut other_orderer = leaves;
+    if let Some(pb::log_leaf::Subject::Clear(s)) = &mut other_orderer[4].subject {
+        s.author = Some(pb::MemberId {
+            id: "uk-aisi".into(),
+        });
+    }
+    let err = v
+        .check_records(&other_orderer, &net.client("eu-aio"), |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::LogFailed(LogFailure::OtherSubject { index: 4, .. })
+        ),
+        "{err}"
+    );
+}
