@@ -240,7 +240,7 @@ impl RecordCore {
             policy,
             config,
             outbox,
-            tokens: Tokens::new(&key),
+            tokens: Tokens::new(&key)?,
             audit,
             frontier,
             group: group_tx,

@@ -285,6 +285,13 @@ pub enum ServiceError {
     /// The operating system's random number generator failed.
     #[error("random number generator failed")]
     Random,
+    /// A cryptographic primitive failed where it cannot on valid input
+    /// (a key derivation or a seal of our own).
+    #[error("{what} failed")]
+    Crypto {
+        /// Which operation.
+        what: &'static str,
+    },
     /// Registering the service's metrics failed.
     #[error("metrics: {0}")]
     Metrics(String),
@@ -337,7 +344,7 @@ impl ServiceError {
             E::NotDurable { .. } | E::Conflicting | E::AuditUnavailable { .. } | E::Store(_) => {
                 Code::Unavailable
             }
-            E::Corrupt { .. } | E::Random | E::Metrics(_) => Code::Internal,
+            E::Corrupt { .. } | E::Random | E::Crypto { .. } | E::Metrics(_) => Code::Internal,
         }
     }
 

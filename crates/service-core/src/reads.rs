@@ -162,7 +162,7 @@ impl RecordCore {
         };
         let (records, last, more) = self.scan(&member, filter, Operation::List, window).await?;
         let next = if more {
-            self.tokens.make(&member, last)
+            self.tokens.make(&member, last)?
         } else {
             String::new()
         };
@@ -303,7 +303,13 @@ impl RecordCore {
                 Ok((records, last, more)) => {
                     for (seq, record) in records {
                         let event = pb::WatchEvent {
-                            cursor: self.tokens.make(&member, seq),
+                            cursor: match self.tokens.make(&member, seq) {
+                                Ok(c) => c,
+                                Err(e) => {
+                                    let _ = tx.send(Err(e)).await;
+                                    return;
+                                }
+                            },
                             record: Some(record),
                         };
                         if tx.send(Ok(event)).await.is_err() {

@@ -326,6 +326,30 @@ async fn a_red_record_is_unknown_to_outsiders_when_changing_it_too() {
         .unwrap_err();
     assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));
 
+    // Retracting it, and reading it, too.
+    let retract = |target: &str| {
+        let (mut d, _) = c
+            .pki
+            .incident("eu-aio", SharingLabel::TlpClear, &[], "retraction");
+        d.retracts = Some(uuid::Uuid::parse_str(target).unwrap());
+        cairn_record::build(&d, "eu-aio", &c.pki.signing_key("eu-aio")).unwrap()
+    };
+    let of_red = c
+        .core
+        .submit(&outsider, retract(&red_id), SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap_err();
+    let of_unknown = c
+        .core
+        .submit(&outsider, retract(&unknown), SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap_err();
+    assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));
+    let read = |id: &str| pb::RecordId { uuid: id.to_owned() };
+    let of_red = c.get("eu-aio", &read(&red_id)).await.unwrap_err();
+    let of_unknown = c.get("eu-aio", &read(&unknown)).await.unwrap_err();
+    assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));
+
     let of_red = c
         .core
         .erase(&outsider, &order(&c.pki, "eu-aio", &red_id))
