@@ -345,7 +345,9 @@ async fn a_red_record_is_unknown_to_outsiders_when_changing_it_too() {
         .await
         .unwrap_err();
     assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));
-    let read = |id: &str| pb::RecordId { uuid: id.to_owned() };
+    let read = |id: &str| pb::RecordId {
+        uuid: id.to_owned(),
+    };
     let of_red = c.get("eu-aio", &read(&red_id)).await.unwrap_err();
     let of_unknown = c.get("eu-aio", &read(&unknown)).await.unwrap_err();
     assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));

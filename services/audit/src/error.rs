@@ -58,6 +58,26 @@ pub enum AuditError {
         /// The service that appended it.
         appender: String,
     },
+    /// A witness has cosigned a larger checkpoint than this log holds: the
+    /// log was started on an older copy of its store.
+    #[error(
+        "sequencing stopped: this log holds {size} leaves, but witness {witness} has cosigned its checkpoint of size {held}, so it was started on an older copy of its store (a restored backup?) and appending would sign a second history at sizes it has already published; restore the newest copy of the store (or a backup taken at size {held} or later) and restart"
+    )]
+    BehindWitness {
+        /// The witness.
+        witness: String,
+        /// The size the witness cosigned.
+        held: u64,
+        /// This log's size.
+        size: u64,
+    },
+    /// Witnesses have not yet confirmed that this log's state is not older
+    /// than what they cosigned.
+    #[error("not sequencing yet: waiting for witnesses {} to confirm that this log's state is not older than what they cosigned; retry", waiting_for.join(", "))]
+    WitnessesUnconfirmed {
+        /// The witnesses not yet heard from.
+        waiting_for: Vec<String>,
+    },
     /// GetInclusionProof without a leaf.
     #[error("leaf: give leaf_index or leaf_hash")]
     NoLeaf,

@@ -13,9 +13,13 @@ use cairn_proto::common::v1 as common;
 use tonic::{Request, Response, Status};
 
 use crate::error::AuditError;
+use crate::guard::Gate;
 
 /// Most leaves in one AppendBatch.
 pub const MAX_BATCH_LEAVES: usize = 1000;
+/// How long an append waits for the witnesses to confirm the log's state
+/// after a start (see [`crate::guard`]) before it is answered UNAVAILABLE.
+pub const ADMIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// Most entries in one GetEntries page.
 pub const MAX_ENTRIES_PAGE: u32 = 1000;
 
@@ -24,12 +28,18 @@ pub const MAX_ENTRIES_PAGE: u32 = 1000;
 pub struct AuditService {
     log: Log,
     directory: DirectoryHandle,
+    gate: Gate,
 }
 
 impl AuditService {
-    /// Serves `log`, authorising appends against `directory`.
-    pub fn new(log: Log, directory: DirectoryHandle) -> Self {
-        Self { log, directory }
+    /// Serves `log`, authorising appends against `directory` and
+    /// admitting them through the fork guard's `gate`.
+    pub fn new(log: Log, directory: DirectoryHandle, gate: Gate) -> Self {
+        Self {
+            log,
+            directory,
+            gate,
+        }
     }
 
     /// The appending service's name, if the peer may append.
@@ -92,6 +102,7 @@ impl AuditLog for AuditService {
         let leaves = [leaf];
         self.log.check_sizes(&leaves).map_err(AuditError::from)?;
         check_leaves(&leaves, &appender)?;
+        self.gate.admit(ADMIT_WAIT).await?;
         let [leaf] = leaves;
         let r = self
             .log
@@ -118,6 +129,7 @@ impl AuditLog for AuditService {
         }
         self.log.check_sizes(&leaves).map_err(AuditError::from)?;
         check_leaves(&leaves, &appender)?;
+        self.gate.admit(ADMIT_WAIT).await?;
         let receipts = self
             .log
             .append_batch(leaves.clone())

@@ -11,6 +11,7 @@
 
 mod error;
 mod grpc;
+pub mod guard;
 pub mod status;
 mod tiles_http;
 pub mod witnessing;
@@ -98,6 +99,9 @@ pub struct RunningAudit {
     ops: Option<OpsEndpoint>,
     /// The sequencer lease, on a shared store.
     pub lease: Option<Arc<Lease>>,
+    /// Whether the witnesses let this log sequence (the fork guard).
+    pub gate: guard::Gate,
+    witnessing: Option<tokio::task::JoinHandle<()>>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
@@ -116,6 +120,11 @@ impl RunningAudit {
     /// Stops serving and waits for the server and the sequencer.
     pub async fn stop(self) -> Result<(), AuditError> {
         let _ = self.shutdown.send(());
+        // The witnessing task holds the log (and its store) until stopped.
+        if let Some(w) = self.witnessing {
+            w.abort();
+            let _ = w.await;
+        }
         if let Some(ops) = self.ops {
             ops.stop().await;
         }
@@ -160,20 +169,28 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
     let witness = open_witness(&config, store.clone())?;
     let witness_verifier = witness.as_ref().map(|w| w.verifier().clone());
     let (published, cosigned) = tokio::sync::watch::channel(None);
-    if !config.cosigners.is_empty() {
+    let gate = guard::Gate::new(
+        config
+            .cosigners
+            .iter()
+            .map(|c| c.key.name().to_owned())
+            .collect(),
+    );
+    let witnessing = (!config.cosigners.is_empty()).then(|| {
         tokio::spawn(witnessing::run(
             log.clone(),
             config.cosigners.clone(),
             identity.clone(),
             directory.clone(),
             published,
-        ));
-    }
+            gate.clone(),
+        ))
+    });
     health.set_serving::<AuditLogServer<AuditService>>().await;
     if witness.is_some() {
         health.set_serving::<WitnessServer<WitnessService>>().await;
     }
-    let routes = routes(health_service, &log, &directory, witness)?;
+    let routes = routes(health_service, &log, &directory, &gate, witness)?;
     let (addr, shutdown, server) =
         serve(config.listen, routes, &identity, &directory, &metrics).await?;
     tracing::info!(%addr, origin = %config.origin, "audit service listening");
@@ -187,6 +204,8 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
         metrics_addr: ops.as_ref().map(|o| o.addr),
         ops,
         lease,
+        gate,
+        witnessing,
         shutdown,
         server,
     })
@@ -282,10 +301,11 @@ fn routes(
     >,
     log: &Log,
     directory: &DirectoryHandle,
+    gate: &guard::Gate,
     witness: Option<Arc<Witness>>,
 ) -> Result<tonic::service::Routes, AuditError> {
     let mut routes = tonic::service::Routes::new(health).add_service(AuditLogServer::new(
-        AuditService::new(log.clone(), directory.clone()),
+        AuditService::new(log.clone(), directory.clone(), gate.clone()),
     ));
     let mut served = vec![
         <AuditLogServer<AuditService> as tonic::server::NamedService>::NAME,

@@ -25,9 +25,12 @@ pub fn code(e: &AuditError) -> Code {
         E::CosignerSpec { .. } => Code::InvalidArgument,
         E::Log(l) => log_code(l),
         E::Witness(w) => witness_code(w),
-        E::Store(_) | E::WitnessRefused { .. } | E::NoCosignature | E::WitnessSizeChanging => {
-            Code::Unavailable
-        }
+        E::Store(_)
+        | E::WitnessRefused { .. }
+        | E::NoCosignature
+        | E::WitnessSizeChanging
+        | E::WitnessesUnconfirmed { .. } => Code::Unavailable,
+        E::BehindWitness { .. } => Code::FailedPrecondition,
         _ => Code::Internal,
     }
 }

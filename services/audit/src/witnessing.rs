@@ -1,6 +1,8 @@
 //! The publish stage's last step: after each new checkpoint, ask the
 //! configured witnesses to cosign it and keep the cosigned note, so that
 //! GetCheckpoint and `/checkpoint` serve it. Receipts never wait for this.
+//! Each answer also tells the fork guard ([`crate::guard`]) whether the
+//! witness holds anything newer than this log.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use cairn_tlog::note::{self, NoteSignature, VerifierKey};
 use tokio::sync::watch;
 
 use crate::error::AuditError;
+use crate::guard::Gate;
 use crate::status::WITNESS_SIZE_METADATA;
 
 /// A witness this log asks for cosignatures.
@@ -61,6 +64,7 @@ pub async fn run(
     identity: TlsIdentity,
     directory: DirectoryHandle,
     published: watch::Sender<Option<String>>,
+    gate: Gate,
 ) {
     let mut peers: Vec<Peer> = peers
         .into_iter()
@@ -81,7 +85,19 @@ pub async fn run(
         let mut all_ok = true;
         for peer in &mut peers {
             match cosign(&log, peer, &snap.checkpoint, snap.size).await {
-                Ok(line) => lines.push(line),
+                Ok(line) => {
+                    gate.confirmed(peer.config.key.name());
+                    lines.push(line);
+                }
+                Err(AuditError::BehindWitness {
+                    witness,
+                    held,
+                    size,
+                }) => {
+                    // Nothing this task can do makes the log newer.
+                    gate.behind(&witness, held, size);
+                    return;
+                }
                 Err(e) => {
                     all_ok = false;
                     tracing::warn!(witness = %peer.config.key.name(), error = %e, "witness did not cosign");
@@ -160,6 +176,13 @@ async fn cosign(
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse().ok());
                 match held {
+                    Some(h) if h > size => {
+                        return Err(AuditError::BehindWitness {
+                            witness: peer.config.key.name().to_owned(),
+                            held: h,
+                            size,
+                        });
+                    }
                     Some(h) if h != peer.held => peer.held = h,
                     _ => return Err(refused(&status)),
                 }

@@ -1,0 +1,130 @@
+//! The fork guard: a log started on an older copy of its store (here a
+//! copy of its data directory taken while it was stopped, as a restored
+//! backup would be) refuses to sequence once its witness says it has
+//! cosigned a larger checkpoint, and signs nothing new; on its newest state
+//! it sequences again.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use cairn_audit::guard::Standing;
+use cairn_audit::witnessing::WitnessPeer;
+use cairn_proto::audit::v1 as pb;
+use common::Net;
+use tonic::Code;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Starts the log on `data` with `witness` as cosigner.
+async fn start_log(net: &Net, data: &str, witness: &WitnessPeer) -> cairn_audit::RunningAudit {
+    let mut config = net.config(data);
+    config.cosigners = vec![witness.clone()];
+    cairn_audit::start(config).await.unwrap()
+}
+
+/// Appends `n` leaves and waits (bounded) until the witness has cosigned
+/// the checkpoint that holds them.
+async fn append_cosigned(net: &Net, log: &cairn_audit::RunningAudit, label: &str, n: usize) {
+    let mut intake = net.audit_client(&net.service_identity("intake"), log.addr);
+    let r = intake
+        .append_batch(pb::AppendBatchRequest {
+            leaves: cairn_testkit::log_leaves((0..n).map(|i| format!("{label} {i}"))),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .receipts;
+    let cp = r[0].checkpoint.clone();
+    let mut cosigned = log.cosigned.clone();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        cosigned.wait_for(|c| c.as_deref().is_some_and(|c| c.starts_with(&cp))),
+    )
+    .await
+    .expect("no cosignature within 30 s")
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_older_than_its_witness_refuses_to_sequence() {
+    let net = Net::new();
+    let probe = cairn_audit::start(net.config("probe")).await.unwrap();
+    let log_vkey = probe.log_verifier.to_string();
+    probe.stop().await.unwrap();
+    let witness = cairn_audit::start(net.witness_config("witness", "jp-aisi", vec![log_vkey]))
+        .await
+        .unwrap();
+    let peer = WitnessPeer {
+        addr: witness.addr,
+        service: "audit".into(),
+        key: witness.witness_verifier.clone().unwrap(),
+    };
+
+    // Two leaves, cosigned; a copy of the stopped log's store; three more,
+    // cosigned at size 5.
+    let log = start_log(&net, "log", &peer).await;
+    append_cosigned(&net, &log, "early", 2).await;
+    log.stop().await.unwrap();
+    copy_dir(&net.tmp.path().join("log"), &net.tmp.path().join("backup"));
+    let log = start_log(&net, "log", &peer).await;
+    append_cosigned(&net, &log, "later", 3).await;
+    log.stop().await.unwrap();
+
+    // Started on the copy (size 2), the log learns that its witness holds
+    // size 5, and refuses to append, saying exactly why.
+    let old = start_log(&net, "backup", &peer).await;
+    let mut intake = net.audit_client(&net.service_identity("intake"), old.addr);
+    let err = intake
+        .append(pb::AppendRequest {
+            leaf: cairn_testkit::log_leaf("intake", "a second history"),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    for says in [
+        "sequencing stopped",
+        "this log holds 2 leaves",
+        "has cosigned its checkpoint of size 5",
+        "older copy of its store",
+        "restore the newest copy",
+    ] {
+        assert!(
+            err.message().contains(says),
+            "{says:?} in {}",
+            err.message()
+        );
+    }
+    assert!(matches!(
+        old.gate.standing(),
+        Standing::Behind {
+            held: 5,
+            size: 2,
+            ..
+        }
+    ));
+    // It signed nothing new: its checkpoint is still the one of size 2.
+    assert_eq!(old.log.snapshot().size, 2);
+    old.stop().await.unwrap();
+
+    // On its newest state it sequences again.
+    let log = start_log(&net, "log", &peer).await;
+    append_cosigned(&net, &log, "resumed", 1).await;
+    assert_eq!(log.log.snapshot().size, 6);
+    assert_eq!(log.gate.standing(), Standing::Open);
+    log.stop().await.unwrap();
+    witness.stop().await.unwrap();
+}
