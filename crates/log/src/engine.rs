@@ -60,6 +60,9 @@ pub(crate) struct Inner {
     pub(crate) cache: Mutex<TileCache>,
     /// The state bytes last committed (the fencing precondition).
     pub(crate) committed: Mutex<Vec<u8>>,
+    /// Held by the sequencer for each batch and by a backup while it
+    /// copies: a backup sees no batch half-committed.
+    pub(crate) batches: tokio::sync::Mutex<()>,
 }
 
 impl Inner {
@@ -98,6 +101,7 @@ impl Log {
             config,
             snapshot: snapshot_tx,
             committed: Mutex::new(committed),
+            batches: tokio::sync::Mutex::new(()),
         });
         let (tx, rx) = mpsc::channel(4096);
         let task = tokio::spawn(crate::sequencer::run(inner.clone(), rx));
@@ -132,6 +136,17 @@ impl Log {
     /// Notified on every new checkpoint.
     pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
         self.inner.snapshot.subscribe()
+    }
+
+    /// Copies the log, as of its latest checkpoint, into `to` (a store
+    /// holding no log) while it keeps serving; appends wait for the copy.
+    /// Returns the size of the tree copied.
+    pub async fn backup(&self, to: &dyn Store) -> Result<u64, LogError> {
+        let _between_batches = self.inner.batches.lock().await;
+        let size = self.snapshot().size;
+        let keys = crate::backup::copy(self.inner.store.as_ref(), to).await?;
+        tracing::info!(size, keys, "log backed up");
+        Ok(size)
     }
 
     /// Appends one leaf; returns its receipt once durably integrated.

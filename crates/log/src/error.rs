@@ -91,6 +91,12 @@ pub enum LogError {
         /// The store's complaint.
         detail: String,
     },
+    /// A backup or restore into a store that already holds a log.
+    #[error("the target store already holds a log: back up into, or restore to, an empty store")]
+    TargetHoldsLog,
+    /// A restore from a store that holds no complete log.
+    #[error("the backup holds no log state: it is not a complete backup (cut short?)")]
+    NotABackup,
     /// The sequencer has stopped.
     #[error("the log sequencer has stopped")]
     Stopped,

@@ -76,7 +76,11 @@ pub(crate) async fn run(inner: Arc<Inner>, mut rx: mpsc::Receiver<Request>) {
             .iter()
             .flat_map(|r| r.leaves.iter().map(Vec::as_slice))
             .collect();
-        match crate::stages::run_batch(&inner, &leaves).await {
+        let integrated = {
+            let _batch = inner.batches.lock().await;
+            crate::stages::run_batch(&inner, &leaves).await
+        };
+        match integrated {
             Ok(receipts) => {
                 if let Some(observe) = &inner.config.on_batch {
                     (observe.0)(leaves.len());

@@ -78,6 +78,12 @@ pub enum AuditError {
         /// The witnesses not yet heard from.
         waiting_for: Vec<String>,
     },
+    /// A restore from a path that holds no backup.
+    #[error("{}: no backup there (a directory written by a backup)", path.display())]
+    NoBackup {
+        /// The path given.
+        path: PathBuf,
+    },
     /// GetInclusionProof without a leaf.
     #[error("leaf: give leaf_index or leaf_hash")]
     NoLeaf,

@@ -117,6 +117,14 @@ impl RunningAudit {
         }
     }
 
+    /// Writes a consistent backup of the log (as of its latest checkpoint)
+    /// into the sled store at `dir`, which must hold no log, while serving;
+    /// appends wait for the copy. Returns the tree size backed up.
+    pub async fn backup(&self, dir: &std::path::Path) -> Result<u64, AuditError> {
+        let to = StoreLocation::Sled(dir.to_owned()).open("audit").await?;
+        Ok(self.log.backup(to.as_ref()).await?)
+    }
+
     /// Stops serving and waits for the server and the sequencer.
     pub async fn stop(self) -> Result<(), AuditError> {
         let _ = self.shutdown.send(());
@@ -138,6 +146,22 @@ impl RunningAudit {
         }
         Ok(())
     }
+}
+
+/// Restores the backup in the sled store at `from` (written by
+/// [`RunningAudit::backup`]) into `to`, which must hold no log. Returns how
+/// many keys were copied. The restored log is older than what it published
+/// since the backup: it sequences again only once its witnesses confirm it
+/// (see [`guard`]).
+pub async fn restore(from: &std::path::Path, to: &StoreLocation) -> Result<u64, AuditError> {
+    if !from.is_dir() {
+        return Err(AuditError::NoBackup {
+            path: from.to_owned(),
+        });
+    }
+    let source = StoreLocation::Sled(from.to_owned()).open("audit").await?;
+    let target = to.open("audit").await?;
+    Ok(cairn_log::backup::restore(source.as_ref(), target.as_ref()).await?)
 }
 
 /// Opens the store and the log and starts serving.

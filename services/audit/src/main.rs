@@ -75,6 +75,14 @@ struct Args {
     /// replica takes over this long after the sequencer stops.
     #[arg(long, env = "CAIRN_LEASE_TTL_MS", default_value_t = 10_000)]
     lease_ttl_ms: u64,
+    /// Where SIGUSR1 writes a consistent backup of the log while it keeps
+    /// serving: a new sled store `<dir>/backup-<unix seconds>`.
+    #[arg(long, env = "CAIRN_BACKUP_DIR")]
+    backup_dir: Option<PathBuf>,
+    /// Restore the backup in this directory into the store (--data-dir or
+    /// --postgres, which must hold no log yet), then exit.
+    #[arg(long)]
+    restore_from: Option<PathBuf>,
     /// Log filter.
     #[arg(long, env = "CAIRN_LOG", default_value = "info")]
     log: String,
@@ -121,13 +129,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }),
         _ => None,
     };
+    let store =
+        cairn_store::StoreLocation::from_flags(args.data_dir, args.postgres, args.postgres_ca)?;
+    if let Some(from) = &args.restore_from {
+        let keys = cairn_audit::restore(from, &store).await?;
+        println!("restored {keys} keys from {}", from.display());
+        return Ok(());
+    }
     let running = start(AuditConfig {
         listen: args.listen,
-        store: cairn_store::StoreLocation::from_flags(
-            args.data_dir,
-            args.postgres,
-            args.postgres_ca,
-        )?,
+        store,
         directory: args.directory,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,
@@ -153,11 +164,39 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!("witness verifier key {w}");
     }
     std::io::stdout().flush().context("stdout")?;
-    tokio::select! {
-        r = cairn_config::shutdown_signal() => r.context("waiting for a stop signal")?,
-        () = running.lease_lost() => {
-            anyhow::bail!("lost the sequencer lease to another replica; exiting to come back as a standby");
+    let mut backups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        .context("listening for SIGUSR1")?;
+    loop {
+        tokio::select! {
+            r = cairn_config::shutdown_signal() => {
+                r.context("waiting for a stop signal")?;
+                break;
+            }
+            () = running.lease_lost() => {
+                anyhow::bail!("lost the sequencer lease to another replica; exiting to come back as a standby");
+            }
+            _ = backups.recv() => backup(&running, args.backup_dir.as_deref()).await,
         }
     }
     Ok(running.stop().await?)
+}
+
+/// SIGUSR1: a backup into `--backup-dir`, said on stdout; a failure is
+/// logged and the service keeps running.
+async fn backup(running: &cairn_audit::RunningAudit, dir: Option<&std::path::Path>) {
+    let Some(dir) = dir else {
+        tracing::warn!("SIGUSR1: no --backup-dir given, no backup written");
+        return;
+    };
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let path = dir.join(format!("backup-{secs}"));
+    match running.backup(&path).await {
+        Ok(size) => {
+            println!("backup of size {size} written to {}", path.display());
+            let _ = std::io::stdout().flush();
+        }
+        Err(e) => tracing::error!(error = %e, path = %path.display(), "backup failed"),
+    }
 }

@@ -128,3 +128,81 @@ async fn a_log_older_than_its_witness_refuses_to_sequence() {
     log.stop().await.unwrap();
     witness.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_backup_restores_to_the_log_at_one_checkpoint() {
+    let net = Net::new();
+    let log = cairn_audit::start(net.config("live")).await.unwrap();
+    let mut intake = net.audit_client(&net.service_identity("intake"), log.addr);
+    intake
+        .append_batch(pb::AppendBatchRequest {
+            leaves: cairn_testkit::log_leaves((0..300).map(|i| format!("first {i}"))),
+        })
+        .await
+        .unwrap();
+    // Appends keep arriving while the backup is taken.
+    let appender = tokio::spawn({
+        let mut intake = intake.clone();
+        async move {
+            for i in 0..40 {
+                intake
+                    .append(pb::AppendRequest {
+                        leaf: cairn_testkit::log_leaf("intake", &format!("during {i}")),
+                    })
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+    let backup = net.tmp.path().join("backup");
+    let size = log.backup(&backup).await.unwrap();
+    appender.await.unwrap();
+    assert!((300..=340).contains(&size), "{size}");
+    let live = log.log.snapshot();
+    let (_, proof) = log.log.consistency_proof(size, live.size).await.unwrap();
+    // A second backup into the same place is refused: it holds a log.
+    assert!(log.backup(&backup).await.is_err());
+    log.stop().await.unwrap();
+
+    // `cairn-audit --restore-from` copies it into an empty store and exits.
+    let c = net.config("unused");
+    let restored = net.tmp.path().join("restored");
+    let run = |to: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn-audit"))
+            .arg("--restore-from")
+            .arg(&backup)
+            .arg("--data-dir")
+            .arg(to)
+            .arg("--directory")
+            .arg(&c.directory)
+            .arg("--tls-cert")
+            .arg(&c.tls_cert)
+            .arg("--tls-key")
+            .arg(&c.tls_key)
+            .arg("--log-key")
+            .arg(&c.log_key)
+            .arg("--origin")
+            .arg(&c.origin)
+            .output()
+            .unwrap()
+    };
+    let out = run(&restored);
+    assert!(out.status.success(), "{out:?}");
+    // Restoring over a log is refused, saying so.
+    let again = run(&restored);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds a log"),
+        "{again:?}"
+    );
+
+    // The restored log is the live one as of one checkpoint: its size is
+    // the backup's and the live log's later tree extends it.
+    let mut config = net.config("restored");
+    config.store = cairn_store::StoreLocation::Sled(restored);
+    let old = cairn_audit::start(config).await.unwrap();
+    let snap = old.log.snapshot();
+    assert_eq!(snap.size, size);
+    cairn_tlog::proof::verify_consistency(size, live.size, &proof, &snap.root, &live.root).unwrap();
+    old.stop().await.unwrap();
+}
