@@ -69,8 +69,16 @@ pub async fn run(
     let mut peers: Vec<Peer> = peers
         .into_iter()
         .filter_map(|config| {
-            let tls = tls::client_config(&identity, directory.clone(), &config.service).ok()?;
-            let client = WitnessClient::new(tls::channel(config.addr, tls).ok()?);
+            let client = tls::client_config(&identity, directory.clone(), &config.service)
+                .and_then(|tls| tls::channel(config.addr, tls));
+            let client = match client {
+                Ok(channel) => WitnessClient::new(channel),
+                Err(e) => {
+                    // The fork guard keeps waiting for it: appends say so.
+                    tracing::error!(witness = %config.key.name(), error = %e, "cannot reach this witness");
+                    return None;
+                }
+            };
             Some(Peer {
                 config,
                 client,
