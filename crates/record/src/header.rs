@@ -131,6 +131,27 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
         .ok()
         .filter(|l| *l != SharingLabel::Unspecified)
         .ok_or_else(|| bad("label", format!("{} is not a sharing label", h.label)))?;
+    let recipients = check_recipients(h, label)?;
+    let (supersedes, retracts) = check_links(h, record_id)?;
+    check_length("body_commitment", &h.body_commitment, COMMITMENT_LEN)?;
+    check_index(h, kind)?;
+    check_length("body_digest", &h.body_digest, 32)?;
+    Ok(CheckedHeader {
+        record_id,
+        kind,
+        author,
+        signing_key_id: h.signing_key_id.clone(),
+        created_at,
+        label,
+        recipients,
+        supersedes,
+        retracts,
+    })
+}
+
+/// The recipients: at most [`MAX_RECIPIENTS`] member ids, sorted and
+/// unique, none for TLP:CLEAR and some for every other label.
+fn check_recipients(h: &pb::RecordHeader, label: SharingLabel) -> Result<Vec<String>, RecordError> {
     if h.recipients.len() > MAX_RECIPIENTS {
         return Err(bad(
             "recipients",
@@ -171,6 +192,14 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
         }
         _ => {}
     }
+    Ok(recipients)
+}
+
+/// What the record supersedes or retracts: at most one, never itself.
+fn check_links(
+    h: &pb::RecordHeader,
+    record_id: Uuid,
+) -> Result<(Option<Uuid>, Option<Uuid>), RecordError> {
     let supersedes = opt_record_id("supersedes", &h.supersedes)?;
     let retracts = opt_record_id("retracts", &h.retracts)?;
     if supersedes.is_some() && retracts.is_some() {
@@ -182,15 +211,11 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
     if supersedes == Some(record_id) || retracts == Some(record_id) {
         return Err(bad("supersedes", "a record cannot refer to itself"));
     }
-    if h.body_commitment.len() != COMMITMENT_LEN {
-        return Err(bad(
-            "body_commitment",
-            format!(
-                "{} bytes, expected {COMMITMENT_LEN}",
-                h.body_commitment.len()
-            ),
-        ));
-    }
+    Ok((supersedes, retracts))
+}
+
+/// Index fields, if any, of the record's kind.
+fn check_index(h: &pb::RecordHeader, kind: RecordKind) -> Result<(), RecordError> {
     if let Some(index) = &h.index {
         let fits = matches!(
             (&index.fields, kind),
@@ -214,23 +239,15 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
             ));
         }
     }
-    if h.body_digest.len() != 32 {
-        return Err(bad(
-            "body_digest",
-            format!("{} bytes, expected 32", h.body_digest.len()),
-        ));
+    Ok(())
+}
+
+/// `bytes` (header field `field`) is `len` bytes long.
+fn check_length(field: &str, bytes: &[u8], len: usize) -> Result<(), RecordError> {
+    if bytes.len() != len {
+        return Err(bad(field, format!("{} bytes, expected {len}", bytes.len())));
     }
-    Ok(CheckedHeader {
-        record_id,
-        kind,
-        author,
-        signing_key_id: h.signing_key_id.clone(),
-        created_at,
-        label,
-        recipients,
-        supersedes,
-        retracts,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
