@@ -440,6 +440,30 @@ async fn full(
     Ok(())
 }
 
+/// `--trusted`: the checkpoint extends the one trusted before (a missing
+/// file is an error unless it is about to be written).
+async fn trusted(
+    v: &mut LogVerifier,
+    head: &Head,
+    t: &std::path::Path,
+    update: bool,
+    say: &mut impl FnMut(String),
+) -> anyhow::Result<()> {
+    if t.exists() {
+        let old = std::fs::read_to_string(t).with_context(|| format!("reading {}", t.display()))?;
+        let size = v.extends(&old, head).await.map_err(check(String::new))?;
+        say(format!(
+            "consistent with the trusted checkpoint of size {size}"
+        ));
+    } else if !update {
+        bail!(
+            "--trusted {} does not exist (add --update-trusted to start trusting this checkpoint)",
+            t.display()
+        );
+    }
+    Ok(())
+}
+
 /// `cairn audit verify`: the SDK's [`LogVerifier`] step by step, saying
 /// each step that held.
 async fn verify(a: VerifyArgs, json: bool) -> anyhow::Result<()> {
@@ -483,19 +507,7 @@ async fn verify(a: VerifyArgs, json: bool) -> anyhow::Result<()> {
         ));
     }
     if let Some(t) = &a.trusted {
-        if t.exists() {
-            let old =
-                std::fs::read_to_string(t).with_context(|| format!("reading {}", t.display()))?;
-            let size = v.extends(&old, &head).await.map_err(check(String::new))?;
-            say(format!(
-                "consistent with the trusted checkpoint of size {size}"
-            ));
-        } else if !a.update_trusted {
-            bail!(
-                "--trusted {} does not exist (add --update-trusted to start trusting this checkpoint)",
-                t.display()
-            );
-        }
+        trusted(&mut v, &head, t, a.update_trusted, &mut say).await?;
     }
     for path in &a.receipts {
         let r = read_receipt(path)?;
