@@ -90,6 +90,11 @@ fn main() {
         "bundle",
         &cairn_tlog::tiles::encode_bundle([&b"abc"[..], b"defg"]).expect("bundle"),
     );
+    write(
+        "log_leaf",
+        "clear",
+        &cairn_testkit::log_leaf("intake", "seed"),
+    );
     write("keys", "signing", uk.signing_key_pem.as_bytes());
     write("keys", "sealing", uk.sealing_key_pem.as_bytes());
     write("keys", "cert", uk.tls.cert_pem.as_bytes());

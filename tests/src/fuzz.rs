@@ -126,6 +126,17 @@ pub fn tiles(data: &[u8]) {
     let _ = cairn_tlog::tiles::tile_hashes(data);
 }
 
+/// Audit log leaves: what the parser accepts is exactly its own encoding.
+pub fn log_leaf(data: &[u8]) {
+    if let Ok(leaf) = cairn_record::leaf::check_leaf(data) {
+        assert_eq!(
+            leaf.encode_to_vec(),
+            data,
+            "an accepted leaf has one encoding"
+        );
+    }
+}
+
 /// Key files and certificates.
 pub fn keys(data: &[u8]) {
     let _ = cairn_identity::SigningKey::from_pem("k", data);
@@ -148,4 +159,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("content_json", content_json),
     ("tiles", tiles),
     ("keys", keys),
+    ("log_leaf", log_leaf),
 ];
