@@ -84,54 +84,41 @@ async fn a_full_audit_checks_every_record_it_may_read() {
     assert_eq!((seen.records, seen.unreadable), (3, 0));
 
     // A log whose leaf names another envelope than the one served fails
-    // at that entry; so does a leaf naming another author.
+    // at that entry; so do a leaf naming another author, and an erasure
+    // leaf whose orderer is not the order's signer.
     let v = LogVerifier::new(net.log_key.clone(), vec![], 0).unwrap();
+    let auditor = net.client("eu-aio");
+    let failure = |tampered: Vec<pb::LogLeaf>| {
+        let (v, auditor) = (&v, &auditor);
+        async move {
+            match v.check_records(&tampered, auditor, |_| {}).await {
+                Err(ClientError::LogFailed(f)) => f,
+                other => panic!("expected a failed check, got {other:?}"),
+            }
+        }
+    };
+    let with_author = |index: usize, author: &str| {
+        let mut l = leaves.clone();
+        if let Some(pb::log_leaf::Subject::Clear(s)) = &mut l[index].subject {
+            s.author = Some(pb::MemberId { id: author.into() });
+        }
+        l
+    };
     let mut other_digest = leaves.clone();
     other_digest[0].envelope_digest = vec![0; 32];
-    let err = v
-        .check_records(&other_digest, &net.client("eu-aio"), |_| {})
-        .await
-        .unwrap_err();
+    let f = failure(other_digest).await;
     assert!(
-        matches!(
-            err,
-            ClientError::LogFailed(LogFailure::OtherEnvelope { index: 0, .. })
-        ),
-        "{err}"
+        matches!(f, LogFailure::OtherEnvelope { index: 0, .. }),
+        "{f}"
     );
-    let mut other_author = leaves.clone();
-    if let Some(pb::log_leaf::Subject::Clear(s)) = &mut other_author[0].subject {
-        s.author = Some(pb::MemberId {
-            id: "eu-aio".into(),
-        });
-    }
-    let err = v
-        .check_records(&other_author, &net.client("eu-aio"), |_| {})
-        .await
-        .unwrap_err();
+    let f = failure(with_author(0, "eu-aio")).await;
     assert!(
-        matches!(
-            err,
-            ClientError::LogFailed(LogFailure::OtherSubject { index: 0, .. })
-        ),
-        "{err}"
+        matches!(f, LogFailure::OtherSubject { index: 0, .. }),
+        "{f}"
     );
-    // An erasure leaf whose orderer is not the order's signer fails too.
-    let mut other_orderer = leaves;
-    if let Some(pb::log_leaf::Subject::Clear(s)) = &mut other_orderer[4].subject {
-        s.author = Some(pb::MemberId {
-            id: "uk-aisi".into(),
-        });
-    }
-    let err = v
-        .check_records(&other_orderer, &net.client("eu-aio"), |_| {})
-        .await
-        .unwrap_err();
+    let f = failure(with_author(4, "uk-aisi")).await;
     assert!(
-        matches!(
-            err,
-            ClientError::LogFailed(LogFailure::OtherSubject { index: 4, .. })
-        ),
-        "{err}"
+        matches!(f, LogFailure::OtherSubject { index: 4, .. }),
+        "{f}"
     );
 }

@@ -306,45 +306,42 @@ async fn a_red_record_is_unknown_to_outsiders_when_changing_it_too() {
             .has_role(Role::Governance)
     );
 
-    let supersede = |target: &str| {
+    // A correction or a retraction of the RED id, and of an unknown one.
+    let change = |target: &str, retract: bool| {
         let (mut d, _) = c
             .pki
-            .incident("eu-aio", SharingLabel::TlpClear, &[], "correction");
-        d.supersedes = Some(uuid::Uuid::parse_str(target).unwrap());
+            .incident("eu-aio", SharingLabel::TlpClear, &[], "change");
+        let target = Some(uuid::Uuid::parse_str(target).unwrap());
+        if retract {
+            d.retracts = target;
+        } else {
+            d.supersedes = target;
+        }
         cairn_record::build(&d, "eu-aio", &c.pki.signing_key("eu-aio")).unwrap()
     };
     let answer = |e: ServiceError, id: &str| (e.code(), e.to_string().replace(id, "<id>"));
-    let of_red = c
-        .core
-        .submit(&outsider, supersede(&red_id), SubmitKind::SubmitOrCorrect)
-        .await
-        .unwrap_err();
-    let of_unknown = c
-        .core
-        .submit(&outsider, supersede(&unknown), SubmitKind::SubmitOrCorrect)
-        .await
-        .unwrap_err();
-    assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));
-
-    // Retracting it, and reading it, too.
-    let retract = |target: &str| {
-        let (mut d, _) = c
-            .pki
-            .incident("eu-aio", SharingLabel::TlpClear, &[], "retraction");
-        d.retracts = Some(uuid::Uuid::parse_str(target).unwrap());
-        cairn_record::build(&d, "eu-aio", &c.pki.signing_key("eu-aio")).unwrap()
-    };
-    let of_red = c
-        .core
-        .submit(&outsider, retract(&red_id), SubmitKind::SubmitOrCorrect)
-        .await
-        .unwrap_err();
-    let of_unknown = c
-        .core
-        .submit(&outsider, retract(&unknown), SubmitKind::SubmitOrCorrect)
-        .await
-        .unwrap_err();
-    assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));
+    for retract in [false, true] {
+        let of_red = c
+            .core
+            .submit(
+                &outsider,
+                change(&red_id, retract),
+                SubmitKind::SubmitOrCorrect,
+            )
+            .await
+            .unwrap_err();
+        let of_unknown = c
+            .core
+            .submit(
+                &outsider,
+                change(&unknown, retract),
+                SubmitKind::SubmitOrCorrect,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));
+    }
+    // Reading it, too.
     let read = |id: &str| pb::RecordId {
         uuid: id.to_owned(),
     };

@@ -566,20 +566,10 @@ async fn a_witness_cosigns_consistent_checkpoints_and_refuses_forks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_gathers_cosignatures_for_its_checkpoints() {
     let net = Net::new();
-    // The log's key is fixed by the PKI; start the witness first.
-    let probe = cairn_audit::start(net.config("probe")).await.unwrap();
-    let log_vkey = probe.log_verifier.to_string();
-    probe.stop().await.unwrap();
-    let witness = cairn_audit::start(net.witness_config("witness", "jp-aisi", vec![log_vkey]))
-        .await
-        .unwrap();
-    let wkey = witness.witness_verifier.clone().unwrap();
+    let (witness, peer) = common::start_witness(&net, "jp-aisi").await;
+    let wkey = peer.key.clone();
     let mut config = net.config("audit");
-    config.cosigners = vec![cairn_audit::witnessing::WitnessPeer {
-        addr: witness.addr,
-        service: "audit".into(),
-        key: wkey.clone(),
-    }];
+    config.cosigners = vec![peer];
     let log = cairn_audit::start(config).await.unwrap();
     let mut cosigned = log.cosigned.clone();
     let mut intake = net.audit_client(&net.service_identity("intake"), log.addr);

@@ -62,17 +62,7 @@ async fn append_cosigned(net: &Net, log: &cairn_audit::RunningAudit, label: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_older_than_its_witness_refuses_to_sequence() {
     let net = Net::new();
-    let probe = cairn_audit::start(net.config("probe")).await.unwrap();
-    let log_vkey = probe.log_verifier.to_string();
-    probe.stop().await.unwrap();
-    let witness = cairn_audit::start(net.witness_config("witness", "jp-aisi", vec![log_vkey]))
-        .await
-        .unwrap();
-    let peer = WitnessPeer {
-        addr: witness.addr,
-        service: "audit".into(),
-        key: witness.witness_verifier.clone().unwrap(),
-    };
+    let (witness, peer) = common::start_witness(&net, "jp-aisi").await;
 
     // Two leaves, cosigned; a copy of the stopped log's store; three more,
     // cosigned at size 5.
@@ -165,24 +155,13 @@ async fn an_online_backup_restores_to_the_log_at_one_checkpoint() {
     log.stop().await.unwrap();
 
     // `cairn-audit --restore-from` copies it into an empty store and exits.
-    let c = net.config("unused");
     let restored = net.tmp.path().join("restored");
     let run = |to: &Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_cairn-audit"))
+        common::audit_command(&net)
             .arg("--restore-from")
             .arg(&backup)
             .arg("--data-dir")
             .arg(to)
-            .arg("--directory")
-            .arg(&c.directory)
-            .arg("--tls-cert")
-            .arg(&c.tls_cert)
-            .arg("--tls-key")
-            .arg(&c.tls_key)
-            .arg("--log-key")
-            .arg(&c.log_key)
-            .arg("--origin")
-            .arg(&c.origin)
             .output()
             .unwrap()
     };

@@ -115,6 +115,48 @@ pub fn pki_path(pki: &Path, parts: &[&str]) -> PathBuf {
     parts.iter().fold(pki.to_path_buf(), |p, s| p.join(s))
 }
 
+/// `cairn-audit` with the test network's directory, TLS identity, log key
+/// and origin; the caller adds the store and what else it needs.
+pub fn audit_command(net: &Net) -> std::process::Command {
+    let c = net.config("unused");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_cairn-audit"));
+    cmd.arg("--directory")
+        .arg(&c.directory)
+        .arg("--tls-cert")
+        .arg(&c.tls_cert)
+        .arg("--tls-key")
+        .arg(&c.tls_key)
+        .arg("--log-key")
+        .arg(&c.log_key)
+        .arg("--origin")
+        .arg(&c.origin);
+    cmd
+}
+
+/// A witness run by member `id` following this network's log, and the
+/// peer entry a log gives it as `--cosigner` (the log's key is fixed by
+/// the PKI, so the witness can start first).
+pub async fn start_witness(
+    net: &Net,
+    id: &str,
+) -> (
+    cairn_audit::RunningAudit,
+    cairn_audit::witnessing::WitnessPeer,
+) {
+    let probe = cairn_audit::start(net.config("probe")).await.unwrap();
+    let log_vkey = probe.log_verifier.to_string();
+    probe.stop().await.unwrap();
+    let witness = cairn_audit::start(net.witness_config("witness", id, vec![log_vkey]))
+        .await
+        .unwrap();
+    let peer = cairn_audit::witnessing::WitnessPeer {
+        addr: witness.addr,
+        service: "audit".into(),
+        key: witness.witness_verifier.clone().unwrap(),
+    };
+    (witness, peer)
+}
+
 /// Starts `cairn-audit` as a child process on `store` (plus `extra`
 /// flags); the task resolves with its address and log key once it
 /// listens (a standby replica only listens once it holds the lease).
@@ -123,8 +165,7 @@ pub fn spawn_audit(
     store: &StoreLocation,
     extra: &[&str],
 ) -> (Child, tokio::task::JoinHandle<(SocketAddr, VerifierKey)>) {
-    let c = net.config("unused");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn-audit"));
+    let mut cmd = Command::from(audit_command(net));
     match store {
         StoreLocation::Sled(dir) => cmd.arg("--data-dir").arg(dir),
         StoreLocation::Postgres { url, ca_file } => {
@@ -137,16 +178,6 @@ pub fn spawn_audit(
     };
     let mut child = cmd
         .args(["--listen", "127.0.0.1:0", "--log", "warn"])
-        .arg("--directory")
-        .arg(&c.directory)
-        .arg("--tls-cert")
-        .arg(&c.tls_cert)
-        .arg("--tls-key")
-        .arg(&c.tls_key)
-        .arg("--log-key")
-        .arg(&c.log_key)
-        .arg("--origin")
-        .arg(&c.origin)
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
