@@ -6,6 +6,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 pub mod fuzz;
+pub mod small_fs;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,13 +71,26 @@ impl Net {
 
     /// Starts the network with its members as `spec` says.
     pub async fn start_spec(spec: DevPkiSpec, core: RecordCoreConfig) -> Self {
-        Self::start_full(spec, core, None).await
+        Self::start_full(tempfile::tempdir().unwrap(), spec, core, None).await
+    }
+
+    /// Starts the network in `tmp`, where a test may have prepared the
+    /// services' data directories (`<service>-data`: see
+    /// [`Net::data_dir`]), say on small filesystems.
+    pub async fn start_in(tmp: tempfile::TempDir, core: RecordCoreConfig) -> Self {
+        Self::start_full(tmp, DevPkiSpec::example(), core, None).await
+    }
+
+    /// Where service `name` keeps its sled store in `tmp`.
+    pub fn data_dir(tmp: &std::path::Path, name: &str) -> PathBuf {
+        tmp.join(format!("{name}-data"))
     }
 
     /// Starts the network with every service on the PostgreSQL database
     /// `url` (a fresh one per network: tables have fixed names).
     pub async fn start_postgres(core: RecordCoreConfig, url: &str) -> Self {
-        Self::start_full(DevPkiSpec::example(), core, Some(url.to_owned())).await
+        let tmp = tempfile::tempdir().unwrap();
+        Self::start_full(tmp, DevPkiSpec::example(), core, Some(url.to_owned())).await
     }
 
     fn store(&self, name: &str) -> StoreLocation {
@@ -101,11 +115,11 @@ impl Net {
     }
 
     async fn start_full(
+        tmp: tempfile::TempDir,
         spec: DevPkiSpec,
         core: RecordCoreConfig,
         postgres: Option<String>,
     ) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
         let pki = tmp.path().join("pki");
         DevPki::generate(&spec).unwrap().write_to(&pki).unwrap();
         let directory = Directory::load(&pki.join(layout::DIRECTORY)).unwrap();
@@ -279,7 +293,7 @@ fn record_service(
 /// Where service `name` of a test network keeps its data.
 fn store_for(tmp: &std::path::Path, postgres: Option<&str>, name: &str) -> StoreLocation {
     match postgres {
-        None => StoreLocation::Sled(tmp.join(format!("{name}-data"))),
+        None => StoreLocation::Sled(Net::data_dir(tmp, name)),
         Some(url) => StoreLocation::Postgres {
             url: url.to_owned(),
             ca_file: cairn_store::conformance::postgres_test_ca(),

@@ -27,7 +27,7 @@ mod sled_store;
 use async_trait::async_trait;
 
 pub use postgres::{PostgresConfig, PostgresStore};
-pub use sled_store::{SledStore, SledStoreConfig};
+pub use sled_store::{REOPEN_EVERY, SledStore, SledStoreConfig};
 
 /// Everything a store can refuse or fail at.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,18 @@ pub enum StoreError {
     /// The backend failed (I/O, corruption, connection).
     #[error("storage backend: {0}")]
     Backend(String),
+    /// The store closed itself after an I/O failure (a full disk, a
+    /// failing device) and has not reopened yet. The write that met the
+    /// failure was not acknowledged; when its data could not be written (a
+    /// full disk) none of it is kept. Retry later: the store reopens by
+    /// itself once the cause is fixed.
+    #[error(
+        "storage unavailable: {reason} (retry later: the store reopens by itself once this is fixed)"
+    )]
+    Unavailable {
+        /// The failure, without the server's paths.
+        reason: String,
+    },
     /// A file operation failed.
     #[error("storage {path}: {source}")]
     Io {

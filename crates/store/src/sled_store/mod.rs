@@ -1,0 +1,301 @@
+//! The embedded default backend, on sled 0.34.
+//!
+//! Durability: sled's `flush()` writes its buffers and calls
+//! `sync_file_range`, which survives a process crash but not a power loss.
+//! So after every batch this backend also `fdatasync`s sled's data file —
+//! batched: concurrent commits share one flush and one `fdatasync` (group
+//! commit), never one per record. Values are stored in chunks of at most
+//! 32 KiB so that sled never moves them to separate blob files, which its
+//! flush would not sync; should a blob file appear anyway, it is synced too.
+//!
+//! **After an I/O failure** (a full disk, a failing device) sled refuses
+//! every further write, and reads may return what a failed commit left in
+//! memory. So the first I/O error closes the database: that call and every
+//! call after it is refused with [`StoreError::Unavailable`] until the
+//! store has reopened it, which it tries at most every
+//! [`REOPEN_EVERY`] on the next call, once the old handle is gone. Sled
+//! recovers exactly what was durable: everything whose commit returned
+//! `Ok`, nothing of a batch whose commit failed before its data reached
+//! the disk.
+
+mod db;
+mod encoding;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use self::db::Db;
+use crate::{Entry, Store, StoreError, WriteBatch, backend, check_namespace};
+
+/// How often a closed store tries to reopen (on the next call).
+pub const REOPEN_EVERY: Duration = Duration::from_millis(250);
+
+/// Settings of a [`SledStore`].
+#[derive(Clone, Debug)]
+pub struct SledStoreConfig {
+    /// The directory sled keeps its files in.
+    pub path: PathBuf,
+    /// Largest value accepted (default 16 MiB).
+    pub max_value_len: usize,
+}
+
+impl SledStoreConfig {
+    /// Defaults for a store at `path`.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            max_value_len: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// A [`Store`] on sled, durable against process crashes and power loss,
+/// that closes itself on an I/O failure and reopens once it can.
+#[derive(Clone)]
+pub struct SledStore {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    config: SledStoreConfig,
+    state: RwLock<State>,
+    reopening: tokio::sync::Mutex<()>,
+}
+
+enum State {
+    Open(Arc<Db>),
+    /// Closed after an I/O failure; `old` is the handle being dropped
+    /// (sled's lock on its files is released only when it is gone).
+    Closed {
+        reason: String,
+        old: Weak<Db>,
+        retry_at: Instant,
+    },
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("path", &self.shared.config.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// Opens (creating if needed) a store.
+    pub fn open(config: SledStoreConfig) -> Result<Self, StoreError> {
+        let db = Db::open(&config)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config,
+                state: RwLock::new(State::Open(Arc::new(db))),
+                reopening: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.shared.config.path
+    }
+
+    /// The open database, reopening a closed one when it is time to try.
+    async fn current(&self) -> Result<Arc<Db>, StoreError> {
+        if let Some(db) = self.open_db()? {
+            return Ok(db);
+        }
+        // One caller reopens; the others are told to retry, not queued
+        // behind a reopen that may take a while.
+        let Ok(_one) = self.shared.reopening.try_lock() else {
+            return Err(StoreError::Unavailable {
+                reason: "the store is reopening after an I/O failure".into(),
+            });
+        };
+        if let Some(db) = self.open_db()? {
+            return Ok(db);
+        }
+        let (reason, ready) = {
+            let state = self.shared.state.read().map_err(|_| poisoned())?;
+            match &*state {
+                State::Open(db) => return Ok(db.clone()),
+                State::Closed {
+                    reason,
+                    old,
+                    retry_at,
+                } => (
+                    reason.clone(),
+                    old.strong_count() == 0 && Instant::now() >= *retry_at,
+                ),
+            }
+        };
+        if !ready {
+            return Err(StoreError::Unavailable { reason });
+        }
+        let config = self.shared.config.clone();
+        let reopened = tokio::task::spawn_blocking(move || Db::open(&config))
+            .await
+            .map_err(backend)?;
+        let mut state = self.shared.state.write().map_err(|_| poisoned())?;
+        match reopened {
+            Ok(db) => {
+                tracing::info!(path = %self.path().display(), "store reopened after an I/O failure");
+                let db = Arc::new(db);
+                *state = State::Open(db.clone());
+                Ok(db)
+            }
+            Err(e) => {
+                let reason = format!("{reason}; reopening failed: {}", failure(&e));
+                *state = State::Closed {
+                    reason: reason.clone(),
+                    old: Weak::new(),
+                    retry_at: Instant::now() + REOPEN_EVERY,
+                };
+                Err(StoreError::Unavailable { reason })
+            }
+        }
+    }
+
+    fn open_db(&self) -> Result<Option<Arc<Db>>, StoreError> {
+        match &*self.shared.state.read().map_err(|_| poisoned())? {
+            State::Open(db) => Ok(Some(db.clone())),
+            State::Closed { .. } => Ok(None),
+        }
+    }
+
+    /// Passes `result` on; an I/O failure closes `db` (if it is still the
+    /// open one) and becomes [`StoreError::Unavailable`].
+    fn settle<T>(&self, db: &Arc<Db>, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        let e = match result {
+            Err(e @ StoreError::Io { .. }) => e,
+            other => return other,
+        };
+        let reason = failure(&e);
+        if let Ok(mut state) = self.shared.state.write()
+            && matches!(&*state, State::Open(open) if Arc::ptr_eq(open, db))
+        {
+            tracing::error!(path = %self.path().display(), error = %e, "store closed after an I/O failure; it reopens once it can");
+            *state = State::Closed {
+                reason: reason.clone(),
+                old: Arc::downgrade(db),
+                retry_at: Instant::now(),
+            };
+        }
+        Err(StoreError::Unavailable { reason })
+    }
+}
+
+/// What an I/O failure was, for callers (without the server's paths).
+fn failure(e: &StoreError) -> String {
+    match e {
+        StoreError::Io { source, .. } => source.to_string(),
+        StoreError::Unavailable { reason } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("the store's state lock was poisoned".into())
+}
+
+#[async_trait]
+impl Store for SledStore {
+    async fn get(
+        &self,
+        namespace: &'static str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        check_namespace(namespace)?;
+        let db = self.current().await?;
+        let result = db.read(namespace, key);
+        self.settle(&db, result)
+    }
+
+    async fn scan(
+        &self,
+        namespace: &'static str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        check_namespace(namespace)?;
+        let db = self.current().await?;
+        let result = db.scan(namespace, start, end, limit);
+        self.settle(&db, result)
+    }
+
+    async fn commit(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let db = self.current().await?;
+        let result = match db.apply(&batch).await {
+            Ok(seq) => db.sync_through(seq).await,
+            Err(e) => Err(e),
+        };
+        self.settle(&db, result)
+    }
+
+    async fn commit_unsynced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let db = self.current().await?;
+        let result = db.apply(&batch).await.map(|_| ());
+        self.settle(&db, result)
+    }
+
+    fn max_value_len(&self) -> usize {
+        self.shared.config.max_value_len
+    }
+
+    async fn size_on_disk(&self) -> Result<Option<u64>, StoreError> {
+        let db = self.current().await?;
+        let result = db.size_on_disk().map(Some);
+        self.settle(&db, result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Factory(tempfile::TempDir);
+
+    impl crate::conformance::StoreFactory for Factory {
+        type Store = SledStore;
+
+        fn open(&self) -> SledStore {
+            SledStore::open(SledStoreConfig::new(self.0.path().join("store")))
+                .expect("open sled store")
+        }
+    }
+
+    crate::store_conformance_tests!(Factory(tempfile::tempdir().expect("temp dir")));
+
+    #[tokio::test]
+    async fn large_values_never_become_sled_blobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(SledStoreConfig::new(dir.path())).unwrap();
+        for i in 0..40u32 {
+            let mut b = WriteBatch::new();
+            b.put("big", i.to_be_bytes(), vec![i as u8; 1024 * 1024 + 7]);
+            store.commit(b).await.unwrap();
+        }
+        store.current().await.unwrap().flush().unwrap();
+        let blobs = std::fs::read_dir(dir.path().join("blobs"))
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(blobs, 0, "values must stay inside sled's data file");
+        assert_eq!(
+            store
+                .get("big", &7u32.to_be_bytes())
+                .await
+                .unwrap()
+                .unwrap(),
+            vec![7u8; 1024 * 1024 + 7]
+        );
+    }
+}
