@@ -19,6 +19,11 @@
 //! (within the 10 s receipt wait) its audit receipt is back. A call that
 //! answers `receipt_pending` is counted apart.
 //!
+//! `--soak MINUTES --rate R` is the soak mode (`load/soak.rs`): R/s for
+//! that long, records built while it runs, one line a minute with latency
+//! percentiles, resident memory, open files and store size, e.g.
+//! `--soak 30 --rate 1200 --body 1024` at half of a measured peak.
+//!
 //! `--rate R` paces the calls open-loop at R/s and measures each latency
 //! from the call's scheduled start (so a stalled server is charged for the
 //! calls it delays); a pacer thread releases each call at its time, and how
@@ -51,6 +56,12 @@ use cairn_tests::{MEMBERS, Net};
 use hdrhistogram::Histogram;
 use prost::Message as _;
 use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+#[path = "load/floor.rs"]
+mod floor;
+#[path = "load/soak.rs"]
+mod soak;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Service {
@@ -69,6 +80,7 @@ struct Args {
     rate: Option<f64>,
     postgres: Option<String>,
     replicas: usize,
+    soak: Option<u32>,
 }
 
 fn parse_args() -> Args {
@@ -82,6 +94,7 @@ fn parse_args() -> Args {
         rate: None,
         postgres: None,
         replicas: 1,
+        soak: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -110,6 +123,7 @@ fn parse_args() -> Args {
             "--rate" => a.rate = Some(num(&value)),
             "--postgres" => a.postgres = Some(value),
             "--replicas" => a.replicas = num(&value) as usize,
+            "--soak" => a.soak = Some(num(&value) as u32),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -117,6 +131,10 @@ fn parse_args() -> Args {
     assert!(
         a.replicas == 1 || a.postgres.is_some(),
         "--replicas needs --postgres: replicas share a database"
+    );
+    assert!(
+        a.soak.is_none() || a.rate.is_some(),
+        "--soak needs --rate: a soak runs paced (at half of a measured peak)"
     );
     a
 }
@@ -195,95 +213,34 @@ fn machine_cpu_time() -> Duration {
     Duration::from_millis(busy * 10)
 }
 
-/// The work every record must pay, measured on this machine in this run
-/// (one core, best case): CPU per record and the fsync bound.
-struct Floor {
-    cpu: Duration,
-    fsync: Duration,
-    batch: usize,
+/// What an accepted call gave back.
+pub(crate) struct Outcome {
+    /// Whether its receipt came with it (else `receipt_pending`).
+    pub(crate) receipt: bool,
 }
 
-impl Floor {
-    /// Records/s the machine could do if records cost only this: CPU on
-    /// every core, or the disk's group commits, whichever binds first.
-    fn rate(&self, cores: usize) -> f64 {
-        let by_cpu = cores as f64 / self.cpu.as_secs_f64();
-        let by_disk = self.batch as f64 / self.fsync.as_secs_f64();
-        by_cpu.min(by_disk)
-    }
-}
-
-/// Times `f` over `n` runs and returns the mean.
-fn mean(n: u32, mut f: impl FnMut()) -> Duration {
-    let t = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    t.elapsed() / n
-}
-
-/// One Ed25519 verification, SHA-256 over envelope and body, one AES-256-GCM
-/// pass over the body, a log checkpoint signature and an fdatasync each
-/// amortised over a batch of `batch` records (the most calls in flight,
-/// i.e. the largest batch this run can form: the floor is a best case).
-fn floor(net: &Net, record: &pb::SignedRecord, batch: usize) -> Floor {
-    use ring::{aead, digest};
-    let key = net.signing_key("uk-aisi");
-    let verifying = key.verifying_key();
-    let sig = key.sign(&record.envelope);
-    let verify = mean(2000, || {
-        verifying.verify(&record.envelope, &sig).expect("verifies");
-    });
-    let hash = mean(2000, || {
-        let mut c = digest::Context::new(&digest::SHA256);
-        c.update(&record.envelope);
-        c.update(&record.body);
-        std::hint::black_box(c.finish());
-    });
-    let aead_key = aead::LessSafeKey::new(
-        aead::UnboundKey::new(&aead::AES_256_GCM, &[7; 32]).expect("aead key"),
-    );
-    let mut buf = record.body.clone();
-    let aead_pass = mean(2000, || {
-        let nonce = aead::Nonce::assume_unique_for_key([0; 12]);
-        let tag = aead_key
-            .seal_in_place_separate_tag(nonce, aead::Aad::empty(), &mut buf)
-            .expect("seal");
-        let _ = std::hint::black_box(tag);
-    });
-    let signer = cairn_tlog::note::NoteSigner::from_seed(
-        "bench.example/log",
-        cairn_tlog::note::ALG_ED25519,
-        &[9; 32],
-    )
-    .expect("note key");
-    let checkpoint = "bench.example/log\n123456\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
-    let log_sig = mean(2000, || {
-        std::hint::black_box(signer.sign(checkpoint).expect("sign"));
-    });
-    let path = net.tmp.path().join("floor-fsync");
-    let mut file = std::fs::File::create(&path).expect("fsync probe");
-    let page = vec![1u8; 4096];
-    let fsync = mean(200, || {
-        std::io::Write::write_all(&mut file, &page).expect("write");
-        file.sync_data().expect("fdatasync");
-    });
-    let cpu = verify + hash + aead_pass + log_sig / batch as u32;
-    println!(
-        "floor per record: Ed25519 verify {:.1} µs + SHA-256 {:.1} µs + AES-256-GCM {:.1} µs \
-         + checkpoint signature {:.1} µs / {batch} = {:.1} µs CPU; fdatasync {:.0} µs / {batch}",
-        micros(verify),
-        micros(hash),
-        micros(aead_pass),
-        micros(log_sig),
-        micros(cpu),
-        micros(fsync),
-    );
-    Floor { cpu, fsync, batch }
-}
-
-fn micros(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e6
+/// One submission of `record` to `service` on `ch`.
+pub(crate) async fn call(
+    service: Service,
+    ch: Channel,
+    record: pb::SignedRecord,
+) -> Result<Outcome, tonic::Status> {
+    let record = Some(record);
+    let receipt = match service {
+        Service::Intake => intake::incident_intake_client::IncidentIntakeClient::new(ch)
+            .submit_incident(intake::SubmitIncidentRequest { record })
+            .await?
+            .get_ref()
+            .receipt
+            .is_some(),
+        Service::Evals => evals::evaluation_results_client::EvaluationResultsClient::new(ch)
+            .publish_result(evals::PublishResultRequest { record })
+            .await?
+            .get_ref()
+            .receipt
+            .is_some(),
+    };
+    Ok(Outcome { receipt })
 }
 
 #[derive(Default)]
@@ -335,28 +292,6 @@ async fn run(args: Args) {
     // Connection c acts as authors[c % len]; record i travels on connection
     // i % N, so it is signed by that connection's member.
     let conn_author = |c: usize| authors[c % authors.len()];
-    let build_start = Instant::now();
-    let keys: Vec<_> = authors.iter().map(|a| net.signing_key(a)).collect();
-    let records: Vec<pb::SignedRecord> = (0..args.count)
-        .map(|i| {
-            let c = i % args.connections;
-            let author = conn_author(c);
-            let (body, index) = content(args.service, author, i, args.body);
-            let d = net.draft(kind, SharingLabel::TlpAmber, &MEMBERS, body, Some(index));
-            cairn_record::build(&d, author, &keys[c % authors.len()]).expect("build")
-        })
-        .collect();
-    let built = build_start.elapsed();
-    let body_len = records[0].body.len();
-    println!(
-        "built, signed and sealed {} records ({} B body, sealed to {} recipients) in {:.1} s, \
-         before the timed phase",
-        args.count,
-        body_len,
-        MEMBERS.len(),
-        built.as_secs_f64()
-    );
-
     let channels: Vec<_> = (0..args.connections)
         .map(|c| net.channel(conn_author(c), targets[c % targets.len()], name))
         .collect();
@@ -367,6 +302,55 @@ async fn run(args: Args) {
             .await
             .expect("health");
     }
+    let build = {
+        let keys: Vec<_> = authors.iter().map(|a| net.signing_key(a)).collect();
+        let authors: Vec<String> = authors.iter().map(|a| a.to_string()).collect();
+        let (directory, service, body, connections) = (
+            net.directory.clone(),
+            args.service,
+            args.body,
+            args.connections,
+        );
+        move |i: usize| {
+            let a = (i % connections) % authors.len();
+            let (content, index) = content(service, &authors[a], i, body);
+            let d = cairn_testkit::draft(
+                &directory,
+                kind,
+                SharingLabel::TlpAmber,
+                &MEMBERS,
+                content,
+                Some(index),
+            );
+            cairn_record::build(&d, &authors[a], &keys[a]).expect("build")
+        }
+    };
+    if let (Some(minutes), Some(rate)) = (args.soak, args.rate) {
+        let stores = net.tmp.path().to_owned();
+        soak::run(
+            args.service,
+            channels,
+            args.in_flight,
+            rate,
+            minutes,
+            stores,
+            build,
+        )
+        .await;
+        return;
+    }
+    let build_start = Instant::now();
+    let records: Vec<pb::SignedRecord> = (0..args.count).map(&build).collect();
+    let built = build_start.elapsed();
+    let body_len = records[0].body.len();
+    println!(
+        "built, signed and sealed {} records ({} B body, sealed to {} recipients) in {:.1} s, \
+         before the timed phase",
+        args.count,
+        body_len,
+        MEMBERS.len(),
+        built.as_secs_f64()
+    );
 
     let records = Arc::new(records);
     let next = Arc::new(AtomicUsize::new(0));
@@ -447,28 +431,14 @@ async fn run(args: Args) {
                     break;
                 }
                 let ch = channels[i % channels.len()].clone();
-                let record = Some(records[i].clone());
-                let outcome = match service {
-                    Service::Intake => {
-                        intake::incident_intake_client::IncidentIntakeClient::new(ch)
-                            .submit_incident(intake::SubmitIncidentRequest { record })
-                            .await
-                            .map(|r| (r.get_ref().receipt.is_some(), r.get_ref().receipt_pending))
-                    }
-                    Service::Evals => {
-                        evals::evaluation_results_client::EvaluationResultsClient::new(ch)
-                            .publish_result(evals::PublishResultRequest { record })
-                            .await
-                            .map(|r| (r.get_ref().receipt.is_some(), r.get_ref().receipt_pending))
-                    }
-                };
+                let outcome = call(service, ch, records[i].clone()).await;
                 let micros = scheduled.elapsed().as_micros() as u64;
                 match outcome {
-                    Ok((true, _)) => {
+                    Ok(Outcome { receipt: true }) => {
                         receipted += 1;
                         hist.saturating_record(micros.max(1));
                     }
-                    Ok((false, _)) => pending += 1,
+                    Ok(Outcome { receipt: false }) => pending += 1,
                     Err(e) => {
                         errors += 1;
                         first_error.get_or_insert_with(|| format!("{} {}", e.code(), e.message()));
@@ -550,7 +520,7 @@ async fn run(args: Args) {
         machine.as_secs_f64() * 1e6 / done.max(1) as f64,
         100.0 * machine.as_secs_f64() / (cores as f64 * elapsed.as_secs_f64())
     );
-    let f = floor(&net, &records[0], args.in_flight);
+    let f = floor::floor(&net, &records[0], args.in_flight);
     let floor_rate = f.rate(cores);
     println!(
         "  floor {:.0} records/s on {cores} cores; end to end is {:.1}% of it",
