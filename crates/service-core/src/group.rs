@@ -114,46 +114,16 @@ pub async fn run(
     let mut waiting: VecDeque<Pending> = VecDeque::new();
     // Groups in a row that lost the counter to another replica.
     let mut lost = 0u32;
-    loop {
-        if waiting.is_empty() {
-            match rx.recv().await {
-                Some(p) => waiting.push_back(p),
-                None => return,
-            }
-        }
-        while waiting.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(p) => waiting.push_back(p),
-                Err(_) => break,
-            }
-        }
+    while take_waiting(&mut rx, &mut waiting).await {
         let stored = match stored_number(&*store).await {
             Ok(n) => n,
             Err(e) => {
-                for p in waiting.drain(..) {
-                    let _ = p.reply.send(Err(copy(&e)));
-                }
+                fail_all(waiting.drain(..), &e);
                 continue;
             }
         };
         let last = stored.unwrap_or(0);
-        // The group: members whose keys no earlier member touches.
-        let mut group: Vec<Pending> = Vec::new();
-        let mut all = WriteBatch::new();
-        let mut touched: HashSet<(&'static str, Vec<u8>)> = HashSet::new();
-        let mut later = VecDeque::new();
-        for mut p in waiting.drain(..) {
-            let n = last + 1 + group.len() as u64;
-            let batch = (p.build)(n);
-            if keys(&batch).any(|(ns, k)| touched.contains(&(ns, k.to_vec()))) {
-                later.push_back(p);
-                continue;
-            }
-            touched.extend(keys(&batch).map(|(ns, k)| (ns, k.to_vec())));
-            all.append(batch);
-            group.push(p);
-        }
-        waiting = later;
+        let (group, mut all) = form_group(&mut waiting, last);
         let to = last + group.len() as u64;
         fence(&mut all, stored, to);
         let waiters: Vec<_> = (last + 1..=to).map(|n| outbox.wait(n)).collect();
@@ -178,26 +148,80 @@ pub async fn run(
                 for p in group.into_iter().rev() {
                     waiting.push_front(p);
                 }
-                continue;
             }
             Err(StoreError::Conflict { .. }) => {
                 drop(waiters);
                 lost = 0;
-                for mut p in group {
-                    let result = alone(&*store, &outbox, &mut p.build).await;
-                    if let Ok((n, _)) = &result {
-                        advance(*n);
-                        outbox.wake();
-                    }
-                    let _ = p.reply.send(result);
-                }
+                each_alone(&*store, &outbox, &advance, group).await;
             }
-            Err(e) => {
-                for p in group {
-                    let _ = p.reply.send(Err(copy(&e)));
-                }
-            }
+            Err(e) => fail_all(group, &e),
         }
+    }
+}
+
+/// Waits for a batch if none is waiting, then takes every other one
+/// queued, up to a group's worth; `false` once every sender is gone.
+async fn take_waiting(rx: &mut mpsc::Receiver<Pending>, waiting: &mut VecDeque<Pending>) -> bool {
+    if waiting.is_empty() {
+        match rx.recv().await {
+            Some(p) => waiting.push_back(p),
+            None => return false,
+        }
+    }
+    while waiting.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(p) => waiting.push_back(p),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
+/// The next group out of `waiting`, numbered from `last + 1`, and its
+/// writes as one batch: the members whose keys no earlier member touches.
+/// The others stay in `waiting` for a later group.
+fn form_group(waiting: &mut VecDeque<Pending>, last: u64) -> (Vec<Pending>, WriteBatch) {
+    let mut group: Vec<Pending> = Vec::new();
+    let mut all = WriteBatch::new();
+    let mut touched: HashSet<(&'static str, Vec<u8>)> = HashSet::new();
+    let mut later = VecDeque::new();
+    for mut p in waiting.drain(..) {
+        let n = last + 1 + group.len() as u64;
+        let batch = (p.build)(n);
+        if keys(&batch).any(|(ns, k)| touched.contains(&(ns, k.to_vec()))) {
+            later.push_back(p);
+            continue;
+        }
+        touched.extend(keys(&batch).map(|(ns, k)| (ns, k.to_vec())));
+        all.append(batch);
+        group.push(p);
+    }
+    *waiting = later;
+    (group, all)
+}
+
+/// After a group conflicted on a member's precondition: each member
+/// committed on its own, so only the one that conflicts is told so.
+async fn each_alone(
+    store: &dyn Store,
+    outbox: &Outbox,
+    advance: &impl Fn(u64),
+    group: Vec<Pending>,
+) {
+    for mut p in group {
+        let result = alone(store, outbox, &mut p.build).await;
+        if let Ok((n, _)) = &result {
+            advance(*n);
+            outbox.wake();
+        }
+        let _ = p.reply.send(result);
+    }
+}
+
+/// Tells every member of a failed group.
+fn fail_all(group: impl IntoIterator<Item = Pending>, e: &StoreError) {
+    for p in group {
+        let _ = p.reply.send(Err(copy(e)));
     }
 }
 
