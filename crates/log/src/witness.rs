@@ -159,40 +159,22 @@ impl Witness {
                 held: held.size,
             });
         }
-        if cp.size < held.size {
-            return Err(WitnessError::Fork(format!(
-                "checkpoint size {} is smaller than the cosigned size {}",
-                cp.size, held.size
-            )));
-        }
-        if held.size == 0 {
-            if !consistency_proof.is_empty() {
-                return Err(WitnessError::BadProof(TlogError::Proof(
-                    "the first checkpoint of a log needs an empty proof".into(),
-                )));
-            }
-        } else if cp.size == held.size {
-            if cp.root != held.root {
-                return Err(WitnessError::Fork(format!(
-                    "a checkpoint of size {} with another root than the one cosigned",
-                    cp.size
-                )));
-            }
-            if !consistency_proof.is_empty() {
-                return Err(WitnessError::BadProof(TlogError::Proof(
-                    "sizes are equal but the proof is not empty".into(),
-                )));
-            }
-        } else {
-            proof::verify_consistency(held.size, cp.size, consistency_proof, &held.root, &cp.root)
-                .map_err(|e| {
-                    WitnessError::Fork(format!(
-                        "size {} is not consistent with the cosigned size {} ({e})",
-                        cp.size, held.size
-                    ))
-                })?;
-        }
+        check_extends(&held, &cp, consistency_proof)?;
+        self.hold(&cp, stored, old_size).await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+        let sig = cosignature::cosign(&self.cosigner, &note.text, now)
+            .map_err(WitnessError::BadCheckpoint)?;
+        Ok(sig.to_line())
+    }
 
+    /// Moves what the witness holds for `cp`'s log from `stored` to `cp`,
+    /// unless another call moved it first.
+    async fn hold(
+        &self,
+        cp: &checkpoint::Checkpoint,
+        stored: Option<Vec<u8>>,
+        old_size: u64,
+    ) -> Result<(), WitnessError> {
         let mut batch = WriteBatch::new();
         batch
             .expect(NS_WITNESS, cp.origin.as_bytes().to_vec(), stored)
@@ -206,20 +188,55 @@ impl Witness {
                 .encode(),
             );
         match self.store.commit(batch).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict { .. }) => {
-                return Err(WitnessError::OldSizeMismatch {
-                    given: old_size,
-                    held: self.held(&cp.origin).await?.map(|h| h.0).unwrap_or(0),
-                });
-            }
-            Err(e) => return Err(e.into()),
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict { .. }) => Err(WitnessError::OldSizeMismatch {
+                given: old_size,
+                held: self.held(&cp.origin).await?.map(|h| h.0).unwrap_or(0),
+            }),
+            Err(e) => Err(e.into()),
         }
-        let now = time::OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
-        let sig = cosignature::cosign(&self.cosigner, &note.text, now)
-            .map_err(WitnessError::BadCheckpoint)?;
-        Ok(sig.to_line())
     }
+}
+
+/// Whether `cp` extends what the witness holds: never smaller, the same
+/// root at the same size (with an empty proof), and consistent by
+/// `proof` when larger. The first checkpoint of a log needs no proof.
+fn check_extends(
+    held: &Held,
+    cp: &checkpoint::Checkpoint,
+    proof: &[Vec<u8>],
+) -> Result<(), WitnessError> {
+    if cp.size < held.size {
+        return Err(WitnessError::Fork(format!(
+            "checkpoint size {} is smaller than the cosigned size {}",
+            cp.size, held.size
+        )));
+    }
+    let empty_proof = |why: &str| {
+        if proof.is_empty() {
+            Ok(())
+        } else {
+            Err(WitnessError::BadProof(TlogError::Proof(why.into())))
+        }
+    };
+    if held.size == 0 {
+        return empty_proof("the first checkpoint of a log needs an empty proof");
+    }
+    if cp.size == held.size {
+        if cp.root != held.root {
+            return Err(WitnessError::Fork(format!(
+                "a checkpoint of size {} with another root than the one cosigned",
+                cp.size
+            )));
+        }
+        return empty_proof("sizes are equal but the proof is not empty");
+    }
+    proof::verify_consistency(held.size, cp.size, proof, &held.root, &cp.root).map_err(|e| {
+        WitnessError::Fork(format!(
+            "size {} is not consistent with the cosigned size {} ({e})",
+            cp.size, held.size
+        ))
+    })
 }
 
 #[cfg(test)]
