@@ -2,7 +2,9 @@
 //! record and every proof is made of: build (sign + seal), verify and open
 //! a record; DSSE sign and verify; leaf hashing; inclusion proof
 //! generation (from a sled-backed log of 10^5 leaves) and verification;
-//! store put (with its group-committed fdatasync) and get.
+//! store put (with its group-committed fdatasync) and get; the checks the
+//! security fixes of issue [N] added to every append and every page
+//! (parsing a log leaf, sealing and opening a page token).
 //!
 //! cargo bench -p cairn-tests --bench micro
 //! cargo bench -p cairn-tests --bench micro -- record/   # a group only
@@ -158,9 +160,27 @@ fn tlog(c: &mut Criterion) {
     rt.block_on(log.close());
 }
 
+/// What issue [N] added per leaf appended and per page or cursor given.
+fn checks(c: &mut Criterion) {
+    let mut g = c.benchmark_group("checks");
+    let leaf = cairn_testkit::log_leaf("intake", "micro");
+    g.bench_function("log_leaf/parse and check", |b| {
+        b.iter(|| cairn_record::leaf::check_leaf(&leaf).expect("a valid leaf"))
+    });
+    let tokens = cairn_service_core::Tokens::new(&[3u8; 32]).expect("tokens");
+    g.bench_function("page_token/seal", |b| {
+        b.iter(|| tokens.make("uk-aisi", 123_456).expect("token"))
+    });
+    let token = tokens.make("uk-aisi", 123_456).expect("token");
+    g.bench_function("page_token/open", |b| {
+        b.iter(|| tokens.read("uk-aisi", &token, "page_token").expect("opens"))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30);
-    targets = records, tlog
+    targets = records, tlog, checks
 }
 criterion_main!(benches);

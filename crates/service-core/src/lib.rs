@@ -46,3 +46,4 @@ pub use error::ServiceError;
 pub use policy::{ErasureOrder, ServicePolicy, ServiceSchema, SubmitKind};
 pub use reads::WatchReceiver;
 pub use submit::SubmitOutcome;
+pub use tokens::Tokens;

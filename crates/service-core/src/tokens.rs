@@ -38,6 +38,7 @@ impl hkdf::KeyType for KeyLen {
 }
 
 impl Tokens {
+    /// Tokens of the service whose secret is `secret`.
     pub fn new(secret: &[u8]) -> Result<Self, ServiceError> {
         let mut key = [0u8; 32];
         hkdf::Salt::new(hkdf::HKDF_SHA256, DOMAIN)
