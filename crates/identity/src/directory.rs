@@ -337,121 +337,46 @@ impl Directory {
 
     /// Validates a document.
     pub fn from_document(doc: DirectoryDocument, source_name: &str) -> Result<Self, Error> {
-        let err = |field: String, detail: String| Error::Directory {
+        let err = |(field, detail): Problem| Error::Directory {
             source_name: source_name.to_owned(),
             field,
             detail,
         };
         if doc.version != DIRECTORY_VERSION {
-            return Err(err(
+            return Err(err((
                 "version".into(),
                 format!(
                     "unsupported version {}, this build reads {DIRECTORY_VERSION}",
                     doc.version
                 ),
-            ));
+            )));
         }
         if !is_valid_trust_domain(&doc.trust_domain) {
-            return Err(err(
+            return Err(err((
                 "trust_domain".into(),
                 format!("{:?} is not a lowercase DNS name", doc.trust_domain),
-            ));
+            )));
         }
         let mut members = BTreeMap::new();
         for (i, m) in doc.members.into_iter().enumerate() {
-            let at = |f: &str| format!("members[{i}].{f}");
-            let id =
-                MemberId::parse(&m.id).map_err(|e| err(at("id"), format!("{:?}: {e}", m.id)))?;
-            if m.name.trim().is_empty() {
-                return Err(err(at("name"), "must not be empty".into()));
-            }
-            if !is_valid_jurisdiction(&m.jurisdiction) {
-                return Err(err(
-                    at("jurisdiction"),
-                    format!(
-                        "{:?} is not an ISO 3166-1 alpha-2 code or EU",
-                        m.jurisdiction
-                    ),
-                ));
-            }
-            if m.roles.is_empty() {
-                return Err(err(at("roles"), "a member needs at least one role".into()));
-            }
-            let ca_certificate =
-                parse_ca(&m.ca_certificate).map_err(|d| err(at("ca_certificate"), d))?;
-            let sealing = SealingPublicKey::from_base64(&m.sealing_key.public_key)
-                .map_err(|p| err(at("sealing_key.public_key"), p.to_string()))?;
-            if m.sealing_key.id.is_empty() {
-                return Err(err(at("sealing_key.id"), "must not be empty".into()));
-            }
-            if m.signing_keys.is_empty() {
-                return Err(err(
-                    at("signing_keys"),
-                    "a member needs at least one signing key".into(),
-                ));
-            }
-            let mut signing_keys: Vec<SigningKeyEntry> = Vec::with_capacity(m.signing_keys.len());
-            for (j, k) in m.signing_keys.into_iter().enumerate() {
-                let at = |f: &str| format!("members[{i}].signing_keys[{j}].{f}");
-                if k.id.is_empty() {
-                    return Err(err(at("id"), "must not be empty".into()));
-                }
-                if signing_keys.iter().any(|e| e.id == k.id) {
-                    return Err(err(at("id"), format!("duplicate key id {:?}", k.id)));
-                }
-                let key = VerifyingKey::from_base64(&k.public_key)
-                    .map_err(|p| err(at("public_key"), p.to_string()))?;
-                let valid_from = parse_time(&k.valid_from).map_err(|d| err(at("valid_from"), d))?;
-                let valid_until = k
-                    .valid_until
-                    .as_deref()
-                    .map(parse_time)
-                    .transpose()
-                    .map_err(|d| err(at("valid_until"), d))?;
-                if valid_until.is_some_and(|u| u <= valid_from) {
-                    return Err(err(at("valid_until"), "must be after valid_from".into()));
-                }
-                signing_keys.push(SigningKeyEntry {
-                    id: k.id,
-                    key,
-                    valid_from,
-                    valid_until,
-                });
-            }
-            let member = Member {
-                id: id.clone(),
-                name: m.name,
-                jurisdiction: m.jurisdiction,
-                roles: m.roles.into_iter().collect(),
-                ca_certificate,
-                signing_keys,
-                sealing_key: SealingKeyEntry {
-                    id: m.sealing_key.id,
-                    key: sealing,
-                },
-            };
+            let member = member_from(i, m).map_err(err)?;
+            let id = member.id.clone();
             if members.insert(id.clone(), member).is_some() {
-                return Err(err(at("id"), format!("duplicate member id {id}")));
+                return Err(err((
+                    format!("members[{i}].id"),
+                    format!("duplicate member id {id}"),
+                )));
             }
         }
         let mut services = BTreeMap::new();
         for (i, s) in doc.services.into_iter().enumerate() {
-            let at = |f: &str| format!("services[{i}].{f}");
-            if !is_valid_name(&s.name) {
-                return Err(err(
-                    at("name"),
-                    format!("{:?} is not a valid service name", s.name),
-                ));
-            }
-            let ca_certificate =
-                parse_ca(&s.ca_certificate).map_err(|d| err(at("ca_certificate"), d))?;
-            let entry = ServiceEntry {
-                name: s.name.clone(),
-                ca_certificate,
-                rights: s.rights.into_iter().collect(),
-            };
-            if services.insert(s.name.clone(), entry).is_some() {
-                return Err(err(at("name"), format!("duplicate service {:?}", s.name)));
+            let entry = service_from(i, s).map_err(err)?;
+            let name = entry.name.clone();
+            if services.insert(name.clone(), entry).is_some() {
+                return Err(err((
+                    format!("services[{i}].name"),
+                    format!("duplicate service {name:?}"),
+                )));
             }
         }
         Ok(Self {
@@ -550,6 +475,108 @@ impl DirectoryHandle {
         *guard = Arc::new(directory);
         Ok(())
     }
+}
+
+/// A field of the directory document and what is wrong with it.
+type Problem = (String, String);
+
+/// Member `i` of the document, checked.
+fn member_from(i: usize, m: MemberDocument) -> Result<Member, Problem> {
+    let at = |f: &str| format!("members[{i}].{f}");
+    let id = MemberId::parse(&m.id).map_err(|e| (at("id"), format!("{:?}: {e}", m.id)))?;
+    if m.name.trim().is_empty() {
+        return Err((at("name"), "must not be empty".into()));
+    }
+    if !is_valid_jurisdiction(&m.jurisdiction) {
+        return Err((
+            at("jurisdiction"),
+            format!(
+                "{:?} is not an ISO 3166-1 alpha-2 code or EU",
+                m.jurisdiction
+            ),
+        ));
+    }
+    if m.roles.is_empty() {
+        return Err((at("roles"), "a member needs at least one role".into()));
+    }
+    let ca_certificate = parse_ca(&m.ca_certificate).map_err(|d| (at("ca_certificate"), d))?;
+    let sealing = SealingPublicKey::from_base64(&m.sealing_key.public_key)
+        .map_err(|p| (at("sealing_key.public_key"), p.to_string()))?;
+    if m.sealing_key.id.is_empty() {
+        return Err((at("sealing_key.id"), "must not be empty".into()));
+    }
+    if m.signing_keys.is_empty() {
+        return Err((
+            at("signing_keys"),
+            "a member needs at least one signing key".into(),
+        ));
+    }
+    Ok(Member {
+        id,
+        name: m.name,
+        jurisdiction: m.jurisdiction,
+        roles: m.roles.into_iter().collect(),
+        ca_certificate,
+        signing_keys: signing_keys_from(i, m.signing_keys)?,
+        sealing_key: SealingKeyEntry {
+            id: m.sealing_key.id,
+            key: sealing,
+        },
+    })
+}
+
+/// Member `i`'s signing keys, checked: ids present and unique, windows
+/// that end after they start.
+fn signing_keys_from(
+    i: usize,
+    keys: Vec<SigningKeyDocument>,
+) -> Result<Vec<SigningKeyEntry>, Problem> {
+    let mut out: Vec<SigningKeyEntry> = Vec::with_capacity(keys.len());
+    for (j, k) in keys.into_iter().enumerate() {
+        let at = |f: &str| format!("members[{i}].signing_keys[{j}].{f}");
+        if k.id.is_empty() {
+            return Err((at("id"), "must not be empty".into()));
+        }
+        if out.iter().any(|e| e.id == k.id) {
+            return Err((at("id"), format!("duplicate key id {:?}", k.id)));
+        }
+        let key = VerifyingKey::from_base64(&k.public_key)
+            .map_err(|p| (at("public_key"), p.to_string()))?;
+        let valid_from = parse_time(&k.valid_from).map_err(|d| (at("valid_from"), d))?;
+        let valid_until = k
+            .valid_until
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(|d| (at("valid_until"), d))?;
+        if valid_until.is_some_and(|u| u <= valid_from) {
+            return Err((at("valid_until"), "must be after valid_from".into()));
+        }
+        out.push(SigningKeyEntry {
+            id: k.id,
+            key,
+            valid_from,
+            valid_until,
+        });
+    }
+    Ok(out)
+}
+
+/// Service `i` of the document, checked.
+fn service_from(i: usize, s: ServiceDocument) -> Result<ServiceEntry, Problem> {
+    let at = |f: &str| format!("services[{i}].{f}");
+    if !is_valid_name(&s.name) {
+        return Err((
+            at("name"),
+            format!("{:?} is not a valid service name", s.name),
+        ));
+    }
+    let ca_certificate = parse_ca(&s.ca_certificate).map_err(|d| (at("ca_certificate"), d))?;
+    Ok(ServiceEntry {
+        name: s.name,
+        ca_certificate,
+        rights: s.rights.into_iter().collect(),
+    })
 }
 
 #[cfg(test)]
