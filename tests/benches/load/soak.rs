@@ -1,15 +1,25 @@
 //! The soak mode of the load generator (`--soak MINUTES --rate R`): calls
-//! paced at R/s for that long, with records built, signed and sealed while
-//! it runs (a soak's records do not fit in memory beforehand) on a thread
-//! of their own, and once a minute a line with that minute's calls,
-//! receipt-latency percentiles, resident memory, open files and the bytes
-//! the services' stores hold on disk. What must hold: they stay flat.
+//! paced at R/s for that long, and once a minute a line with that minute's
+//! calls, receipt-latency percentiles, resident memory, open files and the
+//! bytes the services' stores hold on disk. What must hold: they stay flat.
+//!
+//! A soak's records (R × 60 × MINUTES of them) do not fit in memory, and
+//! building them while it runs would take the CPU the services need (a
+//! record costs ~345 µs to sign and seal to three members, about half of
+//! what the network spends on it). So they are built, signed and sealed
+//! first, on every core, into files of a temporary directory, and the soak reads
+//! them back in turn: the timed phase pays for reading them, not for
+//! building them.
 
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cairn_record::pb::SignedRecord;
 use hdrhistogram::Histogram;
+use prost::Message as _;
 use tonic::transport::Channel;
 
 use super::{Outcome, call};
@@ -36,31 +46,28 @@ impl Minute {
 }
 
 /// A paced call: when it was due, and its record.
-type Job = (Instant, cairn_record::pb::SignedRecord);
+type Job = (Instant, SignedRecord);
 
-/// Runs the soak: `build(i)` makes record `i`; calls go round `channels`.
+/// Runs the soak: `build(i)` makes record `i`; calls go round `channels`;
+/// `stores` is where the services keep their data (its bytes are
+/// reported).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     service: super::Service,
     channels: Vec<Channel>,
     in_flight: usize,
     rate: f64,
     minutes: u32,
-    store_dir: std::path::PathBuf,
-    build: impl Fn(usize) -> cairn_record::pb::SignedRecord + Send + 'static,
+    stores: PathBuf,
+    build: impl Fn(usize) -> SignedRecord + Send + Sync + 'static,
 ) {
+    let count = (rate * 60.0 * f64::from(minutes)).ceil() as usize;
+    let records = tempfile::tempdir().expect("a directory for the records");
+    let files = build_all(count, records.path(), build);
     let start = Instant::now();
     let end = start + Duration::from_secs(60 * u64::from(minutes));
-    // Records are built ahead, at most a few seconds' worth.
-    let (built_tx, built_rx) = std::sync::mpsc::sync_channel(((rate * 4.0) as usize).max(64));
-    std::thread::spawn(move || {
-        for i in 0.. {
-            if built_tx.send(build(i)).is_err() {
-                return;
-            }
-        }
-    });
     let (jobs_tx, jobs_rx) = tokio::sync::mpsc::channel::<Job>(in_flight);
-    std::thread::spawn(move || pace(rate, start, end, &built_rx, &jobs_tx));
+    std::thread::spawn(move || pace(rate, start, end, &files, &jobs_tx));
     let jobs_rx = Arc::new(tokio::sync::Mutex::new(jobs_rx));
     let minute = Arc::new(Mutex::new(Minute::new()));
     let next = Arc::new(AtomicUsize::new(0));
@@ -100,20 +107,65 @@ pub(crate) async fn run(
         "soak: {minutes} min paced at {rate}/s; per minute: calls (with receipt / pending / \
          refused), receipt latency ms p50 p90 p99 max, resident MiB, open files, store MiB"
     );
-    report(minutes, &minute, &store_dir).await;
+    report(minutes, &minute, &stores).await;
     for w in workers {
         w.await.expect("worker");
     }
 }
 
-/// Releases one job at each scheduled time until `end`.
+/// Builds `count` records on every core into files in `dir` (one per
+/// core, each record length-prefixed); returns the files.
+fn build_all(
+    count: usize,
+    dir: &Path,
+    build: impl Fn(usize) -> SignedRecord + Send + Sync + 'static,
+) -> Vec<PathBuf> {
+    let t = Instant::now();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let build = Arc::new(build);
+    let files: Vec<PathBuf> = (0..cores)
+        .map(|c| dir.join(format!("soak-records-{c}")))
+        .collect();
+    let threads: Vec<_> = files
+        .iter()
+        .enumerate()
+        .map(|(c, path)| {
+            let (build, path) = (build.clone(), path.clone());
+            std::thread::spawn(move || {
+                let mut out = BufWriter::new(std::fs::File::create(&path).expect("records file"));
+                for i in (c..count).step_by(cores) {
+                    let bytes = build(i).encode_to_vec();
+                    out.write_all(&(bytes.len() as u32).to_be_bytes())
+                        .and_then(|()| out.write_all(&bytes))
+                        .expect("write a record");
+                }
+                out.flush().expect("flush records");
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().expect("builder");
+    }
+    println!(
+        "built, signed and sealed {count} records on {cores} cores in {:.0} s, before the soak",
+        t.elapsed().as_secs_f64()
+    );
+    files
+}
+
+/// Releases one record, read from `files` in turn, at each scheduled time
+/// until `end` (or until the records run out).
 fn pace(
     rate: f64,
     start: Instant,
     end: Instant,
-    built: &std::sync::mpsc::Receiver<cairn_record::pb::SignedRecord>,
+    files: &[PathBuf],
     jobs: &tokio::sync::mpsc::Sender<Job>,
 ) {
+    let mut readers: Vec<_> = files
+        .iter()
+        .map(|f| BufReader::new(std::fs::File::open(f).expect("records file")))
+        .collect();
     for i in 0u64.. {
         let at = start + Duration::from_secs_f64(i as f64 / rate);
         if at >= end {
@@ -122,15 +174,27 @@ fn pace(
         if let Some(wait) = at.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        let Ok(record) = built.recv() else { return };
+        let n = readers.len();
+        let Some(record) = read_record(&mut readers[i as usize % n]) else {
+            return;
+        };
         if jobs.blocking_send((at, record)).is_err() {
             return;
         }
     }
 }
 
+/// The next length-prefixed record, if any.
+fn read_record(r: &mut impl Read) -> Option<SignedRecord> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).ok()?;
+    let mut bytes = vec![0u8; u32::from_be_bytes(len) as usize];
+    r.read_exact(&mut bytes).ok()?;
+    SignedRecord::decode(bytes.as_slice()).ok()
+}
+
 /// Prints one line a minute, `minutes` times.
-async fn report(minutes: u32, minute: &Mutex<Minute>, store_dir: &std::path::Path) {
+async fn report(minutes: u32, minute: &Mutex<Minute>, store_dir: &Path) {
     let mut tick = tokio::time::interval_at(
         tokio::time::Instant::now() + Duration::from_secs(60),
         Duration::from_secs(60),
@@ -179,7 +243,7 @@ fn open_files() -> usize {
 }
 
 /// Bytes of the files under `dir`.
-fn dir_bytes(dir: &std::path::Path) -> u64 {
+fn dir_bytes(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };
