@@ -168,29 +168,7 @@ fn file_args(
             path: path.to_owned(),
             reason: e.message().to_owned(),
         })?;
-    match table.get("version") {
-        Some(toml::Value::Integer(VERSION)) => {}
-        Some(toml::Value::Integer(v)) => {
-            return Err(ConfigError::Version {
-                path: path.to_owned(),
-                reason: format!(
-                    "version {v} is not supported (this build reads version {VERSION})"
-                ),
-            });
-        }
-        Some(_) => {
-            return Err(ConfigError::Version {
-                path: path.to_owned(),
-                reason: format!("version must be the integer {VERSION}"),
-            });
-        }
-        None => {
-            return Err(ConfigError::Version {
-                path: path.to_owned(),
-                reason: format!("the key `version` is missing (use version = {VERSION})"),
-            });
-        }
-    }
+    check_version(path, table.get("version"))?;
     let settings: Vec<&clap::Arg> = command
         .get_arguments()
         .filter(|a| a.get_long().is_some_and(|l| !NOT_SETTINGS.contains(&l)))
@@ -216,6 +194,7 @@ fn file_args(
                 known: known.join(", "),
             });
         };
+        // The command line and the environment win over the file.
         if on_command_line(argv, &long)
             || arg
                 .get_env()
@@ -223,40 +202,50 @@ fn file_args(
         {
             continue;
         }
-        let bad = |reason: String| ConfigError::Value {
+        let flags = as_flags(arg, &long, value).map_err(|reason| ConfigError::Value {
             path: path.to_owned(),
             key: key.clone(),
             reason,
-        };
-        let takes_value = arg.get_action().takes_values();
-        let repeatable = matches!(arg.get_action(), clap::ArgAction::Append);
-        match value {
-            toml::Value::Boolean(b) if !takes_value => {
-                if *b {
-                    out.push(OsString::from(format!("--{long}")));
-                }
-            }
-            toml::Value::Array(items) if repeatable => {
-                for item in items {
-                    out.push(OsString::from(format!(
-                        "--{long}={}",
-                        scalar(item).map_err(bad)?
-                    )));
-                }
-            }
-            toml::Value::Array(_) => {
-                return Err(bad("takes one value, not a list".into()));
-            }
-            other if takes_value => {
-                out.push(OsString::from(format!(
-                    "--{long}={}",
-                    scalar(other).map_err(&bad)?
-                )));
-            }
-            _ => return Err(bad("is a switch: use true or false".into())),
-        }
+        })?;
+        out.extend(flags);
     }
     Ok(out)
+}
+
+/// The file's `version`, which must be this build's.
+fn check_version(path: &Path, version: Option<&toml::Value>) -> Result<(), ConfigError> {
+    let reason = match version {
+        Some(toml::Value::Integer(VERSION)) => return Ok(()),
+        Some(toml::Value::Integer(v)) => {
+            format!("version {v} is not supported (this build reads version {VERSION})")
+        }
+        Some(_) => format!("version must be the integer {VERSION}"),
+        None => format!("the key `version` is missing (use version = {VERSION})"),
+    };
+    Err(ConfigError::Version {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+/// The command-line flags a file's `value` for `arg` (`--long`) stands
+/// for: a switch when true, one flag per item of a list for a repeatable
+/// setting, else one flag with the value.
+fn as_flags(arg: &clap::Arg, long: &str, value: &toml::Value) -> Result<Vec<OsString>, String> {
+    let takes_value = arg.get_action().takes_values();
+    let repeatable = matches!(arg.get_action(), clap::ArgAction::Append);
+    let flag = |v: &toml::Value| scalar(v).map(|v| OsString::from(format!("--{long}={v}")));
+    match value {
+        toml::Value::Boolean(b) if !takes_value => Ok(if *b {
+            vec![OsString::from(format!("--{long}"))]
+        } else {
+            Vec::new()
+        }),
+        toml::Value::Array(items) if repeatable => items.iter().map(flag).collect(),
+        toml::Value::Array(_) => Err("takes one value, not a list".into()),
+        other if takes_value => Ok(vec![flag(other)?]),
+        _ => Err("is a switch: use true or false".into()),
+    }
 }
 
 fn scalar(v: &toml::Value) -> Result<String, String> {
