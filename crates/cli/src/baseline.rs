@@ -196,28 +196,7 @@ pub async fn run(cmd: BaselineCommand, json_out: bool) -> anyhow::Result<u8> {
             file,
             label,
             connect,
-        } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
-            let baseline: evals::Baseline = json::from_json("cairn.evals.v1.Baseline", &text)
-                .with_context(|| format!("{file} is not a valid baseline"))?;
-            let client = connect.client()?;
-            let prepared = client
-                .prepare_baseline(&baseline, &Share::parse(&label, vec![])?)
-                .with_context(|| format!("{file} is not a valid baseline"))?;
-            let out = client.publish_result(&prepared).await?;
-            if json_out {
-                println!(
-                    "{}",
-                    serde_json::json!({"record_id": out.record_id, "receipt_pending": out.receipt_pending})
-                );
-            } else {
-                println!(
-                    "baseline {} published: {} v{} ({})",
-                    out.record_id, baseline.name, baseline.version, baseline.jurisdiction
-                );
-            }
-            Ok(exit::OK)
-        }
+        } => publish(&file, &label, &connect, json_out).await,
         BaselineCommand::Assess {
             model,
             baseline,
@@ -242,37 +221,7 @@ pub async fn run(cmd: BaselineCommand, json_out: bool) -> anyhow::Result<u8> {
         BaselineCommand::VerifyAssessment {
             assessment_id,
             connect,
-        } => {
-            let client = connect.client()?;
-            let (a, verdict) = client.verify_assessment(&assessment_id).await?;
-            match verdict {
-                Ok(()) => {
-                    if json_out {
-                        println!("{}", serde_json::json!({"matches": true}));
-                    } else {
-                        println!(
-                            "assessment {assessment_id} matches its cited results ({} criteria)",
-                            a.outcomes.len()
-                        );
-                    }
-                    Ok(exit::OK)
-                }
-                Err(problems) => {
-                    if json_out {
-                        println!(
-                            "{}",
-                            serde_json::json!({"matches": false, "problems": problems})
-                        );
-                    } else {
-                        eprintln!("assessment {assessment_id} does NOT match:");
-                        for p in problems {
-                            eprintln!("  {p}");
-                        }
-                    }
-                    Ok(exit::CHECK_FAILED)
-                }
-            }
-        }
+        } => verify_assessment(&assessment_id, &connect, json_out).await,
         BaselineCommand::Matrix {
             model,
             csv,
@@ -285,6 +234,73 @@ pub async fn run(cmd: BaselineCommand, json_out: bool) -> anyhow::Result<u8> {
                 .map_err(|e| anyhow!("{e:#}"))?;
             print_matrix(&model, &rows, json_out, csv)?;
             Ok(exit::OK)
+        }
+    }
+}
+
+/// `cairn baseline publish`: validates, signs and publishes `file`.
+async fn publish(
+    file: &str,
+    label: &str,
+    connect: &ConnectArgs,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let baseline: evals::Baseline = json::from_json("cairn.evals.v1.Baseline", &text)
+        .with_context(|| format!("{file} is not a valid baseline"))?;
+    let client = connect.client()?;
+    let prepared = client
+        .prepare_baseline(&baseline, &Share::parse(label, vec![])?)
+        .with_context(|| format!("{file} is not a valid baseline"))?;
+    let out = client.publish_result(&prepared).await?;
+    if json_out {
+        println!(
+            "{}",
+            serde_json::json!({"record_id": out.record_id, "receipt_pending": out.receipt_pending})
+        );
+    } else {
+        println!(
+            "baseline {} published: {} v{} ({})",
+            out.record_id, baseline.name, baseline.version, baseline.jurisdiction
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `cairn baseline verify-assessment`: recomputes the assessment from the
+/// results it cites; CHECK_FAILED when it does not match.
+async fn verify_assessment(
+    assessment_id: &str,
+    connect: &ConnectArgs,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    let client = connect.client()?;
+    let (a, verdict) = client.verify_assessment(assessment_id).await?;
+    match verdict {
+        Ok(()) => {
+            if json_out {
+                println!("{}", serde_json::json!({"matches": true}));
+            } else {
+                println!(
+                    "assessment {assessment_id} matches its cited results ({} criteria)",
+                    a.outcomes.len()
+                );
+            }
+            Ok(exit::OK)
+        }
+        Err(problems) => {
+            if json_out {
+                println!(
+                    "{}",
+                    serde_json::json!({"matches": false, "problems": problems})
+                );
+            } else {
+                eprintln!("assessment {assessment_id} does NOT match:");
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+            }
+            Ok(exit::CHECK_FAILED)
         }
     }
 }

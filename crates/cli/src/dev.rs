@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use cairn_devpki::{self as devpki, DevPki, DevPkiSpec, MemberFiles};
+use cairn_identity::keys::{SealingKey, SigningKey};
 use cairn_identity::{Directory, DirectoryHandle, PeerIdentity};
 use cairn_mtls::{self as tls, TlsIdentity};
 use cairn_record::pb::{RecordKind, SharingLabel};
@@ -57,6 +58,37 @@ async fn pki(dir: &Path, regenerate: bool, json: bool) -> anyhow::Result<u8> {
         json,
         steps: Vec::new(),
     };
+    let directory = ensure_pki(dir, regenerate, &mut report)?;
+    let members = member_keys(dir, &directory)?;
+    report.step(
+        "keys",
+        format!(
+            "signing, sealing and TLS keys of {} members match the directory",
+            members.len()
+        ),
+    );
+    let handshakes = handshakes(dir, &directory, &members).await?;
+    report.step("mtls", format!("{handshakes} TLS 1.3 handshakes with client certificates on loopback, each identity checked against its own CA"));
+    report.step("record", sealed_record(&directory, &members)?);
+
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": true, "dir": dir, "steps": report.steps})
+        );
+    } else {
+        println!(
+            "\nthe development PKI in {} works. Member files are in {}/members/<id>/.",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(crate::exit::OK)
+}
+
+/// Creates the PKI in `dir` (anew with `regenerate`) unless one is there,
+/// and loads its directory.
+fn ensure_pki(dir: &Path, regenerate: bool, report: &mut Report) -> anyhow::Result<Directory> {
     let directory_path = dir.join(devpki::layout::DIRECTORY);
     if regenerate && dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
@@ -76,9 +108,7 @@ async fn pki(dir: &Path, regenerate: bool, json: bool) -> anyhow::Result<u8> {
             ),
         );
     }
-
     let directory = Directory::load(&directory_path)?;
-    let handle = DirectoryHandle::new(directory.clone());
     report.step(
         "directory",
         format!(
@@ -89,8 +119,19 @@ async fn pki(dir: &Path, regenerate: bool, json: bool) -> anyhow::Result<u8> {
             directory.services().count()
         ),
     );
+    Ok(directory)
+}
 
-    // Every member's files match its directory entry.
+/// One member's files, loaded back.
+struct MemberKeys {
+    id: String,
+    tls: TlsIdentity,
+    signing: SigningKey,
+    sealing: SealingKey,
+}
+
+/// Every member's files, each checked against its directory entry.
+fn member_keys(dir: &Path, directory: &Directory) -> anyhow::Result<Vec<MemberKeys>> {
     let mut members = Vec::new();
     for m in directory.members() {
         let files = MemberFiles::new(dir, m.id.as_str());
@@ -117,83 +158,79 @@ async fn pki(dir: &Path, regenerate: bool, json: bool) -> anyhow::Result<u8> {
             "{}: sealing key file does not match the directory",
             m.id
         );
-        let tls_identity = files.tls_identity()?;
-        members.push((m.id.to_string(), tls_identity, signing, sealing));
+        members.push(MemberKeys {
+            id: m.id.to_string(),
+            tls: files.tls_identity()?,
+            signing,
+            sealing,
+        });
     }
-    report.step(
-        "keys",
-        format!(
-            "signing, sealing and TLS keys of {} members match the directory",
-            members.len()
-        ),
-    );
+    Ok(members)
+}
 
-    // Real handshakes on loopback.
+/// A real handshake on loopback of every member with every service, each
+/// seeing the member it should; returns how many.
+async fn handshakes(
+    dir: &Path,
+    directory: &Directory,
+    members: &[MemberKeys],
+) -> anyhow::Result<usize> {
+    let handle = DirectoryHandle::new(directory.clone());
     let mut handshakes = 0;
     for service in directory.services() {
         let server_identity = devpki::service_tls_identity(dir, &service.name)?;
-        for (id, tls_identity, _, _) in &members {
-            let seen = handshake(&handle, &server_identity, tls_identity, &service.name)
+        for m in members {
+            let seen = handshake(&handle, &server_identity, &m.tls, &service.name)
                 .await
-                .with_context(|| format!("{id} -> {}", service.name))?;
+                .with_context(|| format!("{} -> {}", m.id, service.name))?;
             ensure!(
-                seen.member().map(|m| m.as_str()) == Some(id.as_str()),
-                "{} saw {seen} instead of member {id}",
-                service.name
+                seen.member().map(|id| id.as_str()) == Some(m.id.as_str()),
+                "{} saw {seen} instead of member {}",
+                service.name,
+                m.id
             );
             handshakes += 1;
         }
     }
-    report.step("mtls", format!("{handshakes} TLS 1.3 handshakes with client certificates on loopback, each identity checked against its own CA"));
+    Ok(handshakes)
+}
 
-    // A sealed record: the first member to itself and the second; the third cannot open it.
-    ensure!(members.len() >= 3, "the check needs at least three members");
-    let (author, _, author_key, _) = &members[0];
-    let recipients = [&members[0].0, &members[1].0];
+/// A sealed record: the first member to itself and the second, who both
+/// open it; the third cannot.
+fn sealed_record(directory: &Directory, members: &[MemberKeys]) -> anyhow::Result<String> {
+    let [author, second, outsider, ..] = members else {
+        bail!("the check needs at least three members");
+    };
     let mut draft = RecordDraft::new(
         RecordKind::Incident,
         SharingLabel::TlpAmber,
         b"dev pki check".to_vec(),
     );
-    draft.recipients = recipients
+    draft.recipients = [author, second]
         .iter()
-        .map(|m| Recipient::from_directory(&directory, m))
+        .map(|m| Recipient::from_directory(directory, &m.id))
         .collect::<Result<_, _>>()?;
-    let signed = cairn_record::build(&draft, author, author_key)?;
-    let verified = cairn_record::verify(&signed, &directory)?;
-    for (id, _, _, sealing) in &members[..2] {
-        let opened = verified.open(id, Some(sealing))?;
+    let signed = cairn_record::build(&draft, &author.id, &author.signing)?;
+    let verified = cairn_record::verify(&signed, directory)?;
+    for m in [author, second] {
+        let opened = verified.open(&m.id, Some(&m.sealing))?;
         ensure!(
             opened.content.as_slice() == b"dev pki check",
-            "{id} opened different content"
+            "{} opened different content",
+            m.id
         );
     }
-    let (outsider, _, _, outsider_key) = &members[2];
-    match verified.open(outsider, Some(outsider_key)) {
+    match verified.open(&outsider.id, Some(&outsider.sealing)) {
         Err(RecordError::NotARecipient(_)) => {}
-        other => bail!("non-recipient {outsider} should not open the record, got {other:?}"),
-    }
-    report.step(
-        "record",
-        format!(
-            "{author} sealed a TLP:AMBER record to {} and {}; both opened it, {outsider} could not",
-            recipients[0], recipients[1]
+        other => bail!(
+            "non-recipient {} should not open the record, got {other:?}",
+            outsider.id
         ),
-    );
-
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"ok": true, "dir": dir, "steps": report.steps})
-        );
-    } else {
-        println!(
-            "\nthe development PKI in {} works. Member files are in {}/members/<id>/.",
-            dir.display(),
-            dir.display()
-        );
     }
-    Ok(crate::exit::OK)
+    Ok(format!(
+        "{} sealed a TLP:AMBER record to {} and {}; both opened it, {} could not",
+        author.id, author.id, second.id, outsider.id
+    ))
 }
 
 /// One mutual-TLS handshake on loopback; returns the identity the server

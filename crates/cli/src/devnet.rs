@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use cairn_audit::{AuditConfig, RunningAudit};
-use cairn_client::{Client, Credentials, Endpoints, Share, json};
+use cairn_client::audit::LogVerifier;
+use cairn_client::{Client, Credentials, Endpoints, Prepared, Share, Submitted, json};
 use cairn_devpki::{self as devpki, DevPki, DevPkiSpec, layout};
 use cairn_identity::Directory;
-use cairn_proto::audit::v1 as audit_pb;
 use cairn_service_core::RecordCoreConfig;
 use cairn_service_core::serve::{Running, ServeConfig};
 use cairn_store::StoreLocation;
-use cairn_tlog::checkpoint;
 use cairn_tlog::note::VerifierKey;
 use clap::Args;
 
@@ -231,7 +230,28 @@ async fn demo(net: &Network, json_out: bool) -> anyhow::Result<()> {
     let uk = net.client("uk-aisi")?;
     let jp = net.client("jp-aisi")?;
     let eu = net.client("eu-aio")?;
+    let shared = share_demo(&uk, &jp, &mut steps).await?;
+    outsider_demo(&eu, &shared, &mut steps).await?;
+    auditor_demo(net, &eu, &shared, &mut steps).await?;
+    baselines_demo(net, &mut steps, json_out).await?;
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    if !json_out {
+        println!("\nthe demo passed.");
+    }
+    Ok(())
+}
 
+/// What the demo's first members shared: the AMBER incident as sent and
+/// as acknowledged, and the GREEN result as acknowledged.
+struct Shared {
+    prepared: Prepared,
+    incident: Submitted,
+    result: Submitted,
+}
+
+/// uk-aisi submits an AMBER incident to jp-aisi, jp-aisi publishes a GREEN
+/// result and opens both.
+async fn share_demo(uk: &Client, jp: &Client, steps: &mut Steps) -> anyhow::Result<Shared> {
     let incident = json::incident_from_json(include_str!("../../../examples/incident.json"))?;
     let prepared = uk.prepare_incident(&incident, &Share::Amber(vec!["jp-aisi".into()]))?;
     let submitted = uk.submit_incident(&prepared).await?;
@@ -270,8 +290,16 @@ async fn demo(net: &Network, json_out: bool) -> anyhow::Result<()> {
         "the result did not open as a result"
     );
     steps.ok("jp-aisi fetched both records and verified signatures, receipts, inclusion and commitments, and decrypted them".into());
+    Ok(Shared {
+        prepared,
+        incident: submitted,
+        result: published,
+    })
+}
 
-    match eu.get_incident(&submitted.record_id, false).await {
+/// eu-aio, not a recipient of the AMBER incident, is refused its body.
+async fn outsider_demo(eu: &Client, shared: &Shared, steps: &mut Steps) -> anyhow::Result<()> {
+    match eu.get_incident(&shared.incident.record_id, false).await {
         Err(cairn_client::ClientError::Status(s)) if s.code() == tonic::Code::PermissionDenied => {
             steps.ok(format!(
                 "eu-aio, not a recipient, cannot fetch the incident: {}",
@@ -288,7 +316,7 @@ async fn demo(net: &Network, json_out: bool) -> anyhow::Result<()> {
         .find(|r| {
             r.record
                 .as_ref()
-                .is_some_and(|rec| rec.envelope == prepared.record.envelope)
+                .is_some_and(|rec| rec.envelope == shared.prepared.record.envelope)
         })
         .ok_or_else(|| anyhow!("eu-aio does not see the AMBER header"))?;
     ensure!(
@@ -297,90 +325,32 @@ async fn demo(net: &Network, json_out: bool) -> anyhow::Result<()> {
     );
     ensure!(eu.open(mine).is_err(), "eu-aio could open the record");
     steps.ok("eu-aio sees the header in lists but gets no body and cannot open it".into());
+    Ok(())
+}
 
-    // The auditor: checkpoint signature, consistency from the first receipt,
-    // inclusion of both receipts, full recomputation of the root.
+/// The auditor, through the SDK's [`LogVerifier`]: the checkpoint's
+/// signature, consistency from the first receipt, every entry parsed and
+/// recomputed to the root, both receipts included.
+async fn auditor_demo(
+    net: &Network,
+    eu: &Client,
+    shared: &Shared,
+    steps: &mut Steps,
+) -> anyhow::Result<()> {
     let key = VerifierKey::parse(&net.info.log_key)?;
-    let mut audit = eu.audit();
-    let head_text = audit
-        .get_checkpoint(audit_pb::GetCheckpointRequest {})
-        .await?
-        .into_inner()
-        .checkpoint;
-    let head = checkpoint::open(&head_text, &key)?.checkpoint;
-    let first = checkpoint::open(
-        &submitted
-            .receipt
-            .as_ref()
-            .ok_or_else(|| anyhow!("no receipt"))?
-            .checkpoint,
-        &key,
-    )?
-    .checkpoint;
-    if first.size < head.size {
-        let p = audit
-            .get_consistency_proof(audit_pb::GetConsistencyProofRequest {
-                from_size: first.size,
-                to_size: head.size,
-            })
-            .await?
-            .into_inner();
-        cairn_tlog::proof::verify_consistency(
-            first.size,
-            head.size,
-            &p.proof,
-            &first.root,
-            &head.root,
-        )?;
-    }
-    let mut hashes = Vec::new();
-    while (hashes.len() as u64) < head.size {
-        let page = audit
-            .get_entries(audit_pb::GetEntriesRequest {
-                start: hashes.len() as u64,
-                end: head.size,
-                page_size: 1000,
-            })
-            .await?
-            .into_inner();
-        ensure!(!page.entries.is_empty(), "the log returned no entries");
-        hashes.extend(
-            page.entries
-                .iter()
-                .map(|e| cairn_tlog::hash::leaf_hash(&e.leaf)),
-        );
-    }
-    ensure!(
-        cairn_tlog::hash::naive_root(&hashes) == head.root,
-        "the entries do not hash to the checkpoint"
-    );
-    for r in [&submitted.receipt, &published.receipt]
+    let mut log = LogVerifier::new(key, Vec::new(), 0)?.with_log(eu.audit());
+    let latest = log.latest().await?;
+    let head = log.head(&latest)?;
+    let receipts: Vec<_> = [&shared.incident.receipt, &shared.result.receipt]
         .into_iter()
-        .flatten()
-    {
-        let p = audit
-            .get_inclusion_proof(audit_pb::GetInclusionProofRequest {
-                leaf: Some(audit_pb::get_inclusion_proof_request::Leaf::LeafIndex(
-                    r.leaf_index,
-                )),
-                tree_size: head.size,
-            })
-            .await?
-            .into_inner();
-        cairn_tlog::proof::verify_inclusion(
-            r.leaf_index,
-            head.size,
-            &cairn_tlog::hash::leaf_hash(&r.leaf),
-            &p.proof,
-            &head.root,
-        )?;
+        .map(|r| r.as_ref().ok_or_else(|| anyhow!("no receipt")))
+        .collect::<anyhow::Result<_>>()?;
+    let first = log.extends(&receipts[0].checkpoint, &head).await?;
+    log.recompute(&head, |_| {}).await?;
+    for r in receipts {
+        log.includes(r, &head).await?;
     }
-    steps.ok(format!("eu-aio, as auditor, verified the log: checkpoint signature, consistency since size {}, both records included, all {} entries recomputed to the root", first.size, head.size));
-    baselines_demo(net, &mut steps, json_out).await?;
-    tokio::time::sleep(Duration::from_millis(1)).await;
-    if !json_out {
-        println!("\nthe demo passed.");
-    }
+    steps.ok(format!("eu-aio, as auditor, verified the log: checkpoint signature, consistency since size {first}, both records included, all {} entries recomputed to the root", head.checkpoint.size));
     Ok(())
 }
 

@@ -374,22 +374,15 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
             dry_run,
             connect,
         } => {
-            let text = read_input(&file)?;
-            let incident = json::incident_from_json(&text)
-                .with_context(|| format!("{file} is not a valid incident"))?;
-            let share = Share::parse(&share.label, share.to)?;
-            let client = connect.client()?;
-            let prepared = match &supersedes {
-                Some(old) => client.prepare_incident_correction(&incident, &share, old),
-                None => client.prepare_incident(&incident, &share),
-            }
-            .with_context(|| format!("{file} is not a valid incident"))?;
-            if dry_run {
-                print_dry(&prepared, json_out)?;
-                return Ok(exit::OK);
-            }
-            print_submitted(&client.submit_incident(&prepared).await?, json_out);
-            Ok(exit::OK)
+            submit_incident(
+                &file,
+                share,
+                supersedes.as_deref(),
+                dry_run,
+                &connect,
+                json_out,
+            )
+            .await
         }
         IncidentCommand::Get {
             record_id,
@@ -422,32 +415,69 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
             cursor,
             count,
             connect,
-        } => {
-            let client = connect.client()?;
-            let mut stream = client
-                .watch_incidents(pb::RecordFilter::default(), cursor)
-                .await?;
-            let mut n = 0;
-            while let Some(ev) = stream.next().await {
-                let ev = ev?;
-                if let Some(r) = &ev.record {
-                    if json_out {
-                        println!(
-                            "{}",
-                            serde_json::json!({"cursor": ev.cursor, "record": json::to_json("cairn.common.v1.StoredRecord", r)?})
-                        );
-                    } else {
-                        println!("{}  cursor={}", describe(r), ev.cursor);
-                    }
-                }
-                n += 1;
-                if count.is_some_and(|c| n >= c) {
-                    break;
-                }
+        } => watch_incidents(cursor, count, &connect, json_out).await,
+    }
+}
+
+/// `cairn incident submit`: validates `file`, seals, signs and submits it
+/// (or, with `dry_run`, prints what would be sent).
+async fn submit_incident(
+    file: &str,
+    share: ShareArgs,
+    supersedes: Option<&str>,
+    dry_run: bool,
+    connect: &ConnectArgs,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    let text = read_input(file)?;
+    let incident = json::incident_from_json(&text)
+        .with_context(|| format!("{file} is not a valid incident"))?;
+    let share = Share::parse(&share.label, share.to)?;
+    let client = connect.client()?;
+    let prepared = match supersedes {
+        Some(old) => client.prepare_incident_correction(&incident, &share, old),
+        None => client.prepare_incident(&incident, &share),
+    }
+    .with_context(|| format!("{file} is not a valid incident"))?;
+    if dry_run {
+        print_dry(&prepared, json_out)?;
+        return Ok(exit::OK);
+    }
+    print_submitted(&client.submit_incident(&prepared).await?, json_out);
+    Ok(exit::OK)
+}
+
+/// `cairn incident watch`: prints incidents as they arrive, from `cursor`,
+/// stopping after `count` events when given.
+async fn watch_incidents(
+    cursor: String,
+    count: Option<usize>,
+    connect: &ConnectArgs,
+    json_out: bool,
+) -> anyhow::Result<u8> {
+    let client = connect.client()?;
+    let mut stream = client
+        .watch_incidents(pb::RecordFilter::default(), cursor)
+        .await?;
+    let mut n = 0;
+    while let Some(ev) = stream.next().await {
+        let ev = ev?;
+        if let Some(r) = &ev.record {
+            if json_out {
+                println!(
+                    "{}",
+                    serde_json::json!({"cursor": ev.cursor, "record": json::to_json("cairn.common.v1.StoredRecord", r)?})
+                );
+            } else {
+                println!("{}  cursor={}", describe(r), ev.cursor);
             }
-            Ok(exit::OK)
+        }
+        n += 1;
+        if count.is_some_and(|c| n >= c) {
+            break;
         }
     }
+    Ok(exit::OK)
 }
 
 pub async fn eval(cmd: EvalCommand, json_out: bool) -> anyhow::Result<u8> {
