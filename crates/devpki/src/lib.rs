@@ -15,7 +15,6 @@
 #![warn(missing_docs)]
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::{Path, PathBuf};
 
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
@@ -32,6 +31,9 @@ use cairn_identity::directory::{
 use cairn_identity::keys::{SealingKey, SigningKey};
 use cairn_identity::spiffe::PeerIdentity;
 use cairn_mtls::TlsIdentity;
+
+mod files;
+pub use files::{MemberFiles, layout, service_tls_identity};
 
 /// The trust domain of development networks.
 pub const DEV_TRUST_DOMAIN: &str = "cairn.example";
@@ -345,32 +347,51 @@ pub struct DevPki {
     pub directory: DirectoryDocument,
 }
 
-/// Where [`DevPki::write_to`] puts things, relative to its directory.
-pub mod layout {
-    /// The directory document.
-    pub const DIRECTORY: &str = "directory.toml";
-    /// A member's files live in `members/<id>/`.
-    pub const MEMBERS: &str = "members";
-    /// The services' files live in `services/` (CA) and `services/<name>/`.
-    pub const SERVICES: &str = "services";
-    /// CA certificate.
-    pub const CA_CERT: &str = "ca.pem";
-    /// CA private key.
-    pub const CA_KEY: &str = "ca.key.pem";
-    /// TLS certificate.
-    pub const TLS_CERT: &str = "tls.pem";
-    /// TLS private key.
-    pub const TLS_KEY: &str = "tls.key.pem";
-    /// Ed25519 signing key (PKCS#8).
-    pub const SIGNING_KEY: &str = "signing.key.pem";
-    /// X25519 sealing key (PKCS#8).
-    pub const SEALING_KEY: &str = "sealing.key.pem";
-    /// The key ids of a member's keys, one per line: signing, sealing.
-    pub const KEY_IDS: &str = "key-ids.txt";
-    /// A witness's Ed25519 cosigning key (PKCS#8), in `members/<id>/`.
-    pub const WITNESS_KEY: &str = "witness.key.pem";
-    /// The audit log's Ed25519 checkpoint key (PKCS#8), in `services/audit/`.
-    pub const LOG_KEY: &str = "log.key.pem";
+/// One member's CA, TLS certificate and keys (and a witness key for a
+/// witness), with its directory entry; its signing key is valid from
+/// `valid_from` (RFC 3339).
+fn generate_member(
+    td: &str,
+    m: &MemberSpec,
+    valid_from: &str,
+) -> Result<(DevMember, MemberDocument), Error> {
+    let ca = DevCa::new(&format!("{} CA", m.name))?;
+    let tls = ca.issue(&LeafSpec::member(td, &m.id))?;
+    let (signing_key, signing_key_pem) = SigningKey::generate(format!("{}-sign-1", m.id))?;
+    let (sealing_key, sealing_key_pem) = SealingKey::generate(format!("{}-seal-1", m.id))?;
+    let witness_key_pem = if m.roles.contains(&Role::Witness) {
+        Some(SigningKey::generate("witness")?.1)
+    } else {
+        None
+    };
+    let doc = MemberDocument {
+        id: m.id.clone(),
+        name: m.name.clone(),
+        jurisdiction: m.jurisdiction.clone(),
+        roles: m.roles.clone(),
+        ca_certificate: ca.cert_pem(),
+        sealing_key: KeyDocument {
+            id: sealing_key.key_id().to_owned(),
+            public_key: sealing_key.public_key().to_base64(),
+        },
+        signing_keys: vec![SigningKeyDocument {
+            id: signing_key.key_id().to_owned(),
+            public_key: signing_key.verifying_key().to_base64(),
+            valid_from: valid_from.to_owned(),
+            valid_until: None,
+        }],
+    };
+    let member = DevMember {
+        spec: m.clone(),
+        ca,
+        tls,
+        signing_key,
+        signing_key_pem,
+        sealing_key,
+        sealing_key_pem,
+        witness_key_pem,
+    };
+    Ok((member, doc))
 }
 
 impl DevPki {
@@ -391,42 +412,9 @@ impl DevPki {
         let mut members = Vec::new();
         let mut member_docs = Vec::new();
         for m in &spec.members {
-            let ca = DevCa::new(&format!("{} CA", m.name))?;
-            let tls = ca.issue(&LeafSpec::member(td, &m.id))?;
-            let (signing_key, signing_key_pem) = SigningKey::generate(format!("{}-sign-1", m.id))?;
-            let (sealing_key, sealing_key_pem) = SealingKey::generate(format!("{}-seal-1", m.id))?;
-            let witness_key_pem = if m.roles.contains(&Role::Witness) {
-                Some(SigningKey::generate("witness")?.1)
-            } else {
-                None
-            };
-            member_docs.push(MemberDocument {
-                id: m.id.clone(),
-                name: m.name.clone(),
-                jurisdiction: m.jurisdiction.clone(),
-                roles: m.roles.clone(),
-                ca_certificate: ca.cert_pem(),
-                sealing_key: KeyDocument {
-                    id: sealing_key.key_id().to_owned(),
-                    public_key: sealing_key.public_key().to_base64(),
-                },
-                signing_keys: vec![SigningKeyDocument {
-                    id: signing_key.key_id().to_owned(),
-                    public_key: signing_key.verifying_key().to_base64(),
-                    valid_from: valid_from_text.clone(),
-                    valid_until: None,
-                }],
-            });
-            members.push(DevMember {
-                spec: m.clone(),
-                ca,
-                tls,
-                signing_key,
-                signing_key_pem,
-                sealing_key,
-                sealing_key_pem,
-                witness_key_pem,
-            });
+            let (member, doc) = generate_member(td, m, &valid_from_text)?;
+            members.push(member);
+            member_docs.push(doc);
         }
         let service_ca = DevCa::new("cairn services CA")?;
         let mut services = Vec::new();
@@ -474,125 +462,6 @@ impl DevPki {
     pub fn service(&self, name: &str) -> Option<&DevService> {
         self.services.iter().find(|s| s.name == name)
     }
-
-    /// Writes everything under `dir` (see [`layout`]); private keys are
-    /// readable by their owner only.
-    pub fn write_to(&self, dir: &Path) -> Result<(), Error> {
-        use layout::*;
-        write_file(
-            &dir.join(DIRECTORY),
-            self.directory.to_toml().as_bytes(),
-            false,
-        )?;
-        for m in &self.members {
-            let d = dir.join(MEMBERS).join(&m.spec.id);
-            write_file(&d.join(CA_CERT), m.ca.cert_pem().as_bytes(), false)?;
-            write_file(&d.join(CA_KEY), m.ca.key_pem().as_bytes(), true)?;
-            write_file(&d.join(TLS_CERT), m.tls.cert_pem.as_bytes(), false)?;
-            write_file(&d.join(TLS_KEY), m.tls.key_pem.as_bytes(), true)?;
-            write_file(&d.join(SIGNING_KEY), m.signing_key_pem.as_bytes(), true)?;
-            write_file(&d.join(SEALING_KEY), m.sealing_key_pem.as_bytes(), true)?;
-            let ids = format!("{}\n{}\n", m.signing_key.key_id(), m.sealing_key.key_id());
-            write_file(&d.join(KEY_IDS), ids.as_bytes(), false)?;
-            if let Some(pem) = &m.witness_key_pem {
-                write_file(&d.join(WITNESS_KEY), pem.as_bytes(), true)?;
-            }
-        }
-        let s = dir.join(SERVICES);
-        write_file(
-            &s.join(CA_CERT),
-            self.service_ca.cert_pem().as_bytes(),
-            false,
-        )?;
-        write_file(&s.join(CA_KEY), self.service_ca.key_pem().as_bytes(), true)?;
-        for svc in &self.services {
-            let d = s.join(&svc.name);
-            write_file(&d.join(TLS_CERT), svc.tls.cert_pem.as_bytes(), false)?;
-            write_file(&d.join(TLS_KEY), svc.tls.key_pem.as_bytes(), true)?;
-        }
-        write_file(
-            &s.join("audit").join(LOG_KEY),
-            self.log_key_pem.as_bytes(),
-            true,
-        )?;
-        Ok(())
-    }
-}
-
-/// The files of one member in a written dev PKI.
-#[derive(Clone, Debug)]
-pub struct MemberFiles {
-    /// `members/<id>`.
-    pub dir: PathBuf,
-}
-
-impl MemberFiles {
-    /// The files of member `id` under `pki_dir`.
-    pub fn new(pki_dir: &Path, id: &str) -> Self {
-        Self {
-            dir: pki_dir.join(layout::MEMBERS).join(id),
-        }
-    }
-
-    /// The member's TLS identity.
-    pub fn tls_identity(&self) -> Result<TlsIdentity, Error> {
-        TlsIdentity::load(
-            &self.dir.join(layout::TLS_CERT),
-            &self.dir.join(layout::TLS_KEY),
-        )
-    }
-
-    fn key_ids(&self) -> Result<(String, String), Error> {
-        let path = self.dir.join(layout::KEY_IDS);
-        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-        match (lines.next(), lines.next()) {
-            (Some(sign), Some(seal)) => Ok((sign.to_owned(), seal.to_owned())),
-            _ => Err(Error::Key {
-                what: path.display().to_string(),
-                problem: cairn_identity::KeyProblem::Rejected(
-                    "expected two lines: signing key id, sealing key id".into(),
-                ),
-            }),
-        }
-    }
-
-    /// The member's signing key.
-    pub fn signing_key(&self) -> Result<SigningKey, Error> {
-        let (id, _) = self.key_ids()?;
-        SigningKey::load(id, &self.dir.join(layout::SIGNING_KEY))
-    }
-
-    /// The member's sealing key.
-    pub fn sealing_key(&self) -> Result<SealingKey, Error> {
-        let (_, id) = self.key_ids()?;
-        SealingKey::load(id, &self.dir.join(layout::SEALING_KEY))
-    }
-}
-
-/// The TLS identity of service `name` under `pki_dir`.
-pub fn service_tls_identity(pki_dir: &Path, name: &str) -> Result<TlsIdentity, Error> {
-    let d = pki_dir.join(layout::SERVICES).join(name);
-    TlsIdentity::load(&d.join(layout::TLS_CERT), &d.join(layout::TLS_KEY))
-}
-
-fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), Error> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(if private { 0o600 } else { 0o644 });
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    use std::io::Write as _;
-    let mut file = options.open(path).map_err(|e| Error::io(path, e))?;
-    file.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    file.sync_all().map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]

@@ -213,6 +213,46 @@ fn index_covers(e: &Evidence, c: &evals::Criterion, model: &ModelRef) -> bool {
         .is_some_and(|i| i.task_ids.contains(&c.task_id) && i.model_name == model.name)
 }
 
+/// What the evidence for one criterion gave: the deciding result (most
+/// recent qualifying one), why others were refused, and the sealed results
+/// for its task the member cannot open.
+struct Scan<'a> {
+    best: Option<(OffsetDateTime, f64, &'a Evidence)>,
+    refusals: Vec<String>,
+    unreadable: Vec<&'a Evidence>,
+}
+
+fn scan<'a>(
+    c: &evals::Criterion,
+    model: &ModelRef,
+    evidence: &'a [Evidence],
+    at: OffsetDateTime,
+) -> Scan<'a> {
+    let mut s = Scan {
+        best: None,
+        refusals: Vec::new(),
+        unreadable: Vec::new(),
+    };
+    for e in evidence {
+        match &e.result {
+            Some(r) => match qualify(c, model, r, at) {
+                Ok((value, completed)) => {
+                    if s.best.as_ref().is_none_or(|(t, _, b)| {
+                        (completed, e.record_id.as_str()) > (*t, b.record_id.as_str())
+                    }) {
+                        s.best = Some((completed, value, e));
+                    }
+                }
+                Err(Disqualified::AnotherModel | Disqualified::AnotherTask) => {}
+                Err(why) => s.refusals.push(why.to_string()),
+            },
+            None if index_covers(e, c, model) => s.unreadable.push(e),
+            None => {}
+        }
+    }
+    s
+}
+
 /// The outcome of one criterion.
 pub fn criterion_outcome(
     c: &evals::Criterion,
@@ -220,39 +260,23 @@ pub fn criterion_outcome(
     evidence: &[Evidence],
     at: OffsetDateTime,
 ) -> evals::CriterionOutcome {
-    let mut best: Option<(OffsetDateTime, &str, f64, &Evidence)> = None;
-    let mut refusals: Vec<String> = Vec::new();
-    let mut unreadable: Vec<&Evidence> = Vec::new();
-    for e in evidence {
-        match &e.result {
-            Some(r) => match qualify(c, model, r, at) {
-                Ok((value, completed)) => {
-                    if best
-                        .as_ref()
-                        .is_none_or(|(t, id, _, _)| (completed, e.record_id.as_str()) > (*t, *id))
-                    {
-                        best = Some((completed, e.record_id.as_str(), value, e));
-                    }
-                }
-                Err(Disqualified::AnotherModel | Disqualified::AnotherTask) => {}
-                Err(why) => refusals.push(why.to_string()),
-            },
-            None if index_covers(e, c, model) => unreadable.push(e),
-            None => {}
-        }
-    }
+    let s = scan(c, model, evidence, at);
     let insufficient = |reason: String| evals::CriterionOutcome {
         criterion_id: c.id.clone(),
         outcome: evals::Outcome::InsufficientEvidence as i32,
         reason,
         cited: vec![],
     };
-    let Some((completed, _, value, e)) = best else {
-        let mut parts: Vec<String> = refusals.iter().map(|r| format!("1 result: {r}")).collect();
-        if !unreadable.is_empty() {
+    let Some((completed, value, e)) = s.best else {
+        let mut parts: Vec<String> = s
+            .refusals
+            .iter()
+            .map(|r| format!("1 result: {r}"))
+            .collect();
+        if !s.unreadable.is_empty() {
             parts.push(format!(
                 "{} sealed result(s) you cannot open",
-                unreadable.len()
+                s.unreadable.len()
             ));
         }
         return insufficient(if parts.is_empty() {
@@ -261,12 +285,17 @@ pub fn criterion_outcome(
             format!("no qualifying result: {}", parts.join("; "))
         });
     };
-    if let Some(newer) = unreadable.iter().find(|u| u.created_at > completed) {
+    if let Some(newer) = s.unreadable.iter().find(|u| u.created_at > completed) {
         return insufficient(format!(
             "a newer result ({}) exists that you cannot open",
             newer.record_id
         ));
     }
+    decided(c, value, e)
+}
+
+/// Met or not met, by the deciding result `e` whose judged value is `value`.
+fn decided(c: &evals::Criterion, value: f64, e: &Evidence) -> evals::CriterionOutcome {
     let met = compare(c.comparator, value, c.threshold).unwrap_or(false);
     let est = evals::Estimate::try_from(c.evidence.clone().unwrap_or_default().judged)
         .map(|e| {
@@ -277,11 +306,7 @@ pub fn criterion_outcome(
         .unwrap_or_default();
     evals::CriterionOutcome {
         criterion_id: c.id.clone(),
-        outcome: if met {
-            evals::Outcome::Met
-        } else {
-            evals::Outcome::NotMet
-        } as i32,
+        outcome: met_or_not(met),
         reason: format!(
             "{} ({est}) = {value} {} {} {} in result {}",
             c.metric,
@@ -297,6 +322,15 @@ pub fn criterion_outcome(
             receipt: e.receipt.clone(),
         }],
     }
+}
+
+fn met_or_not(met: bool) -> i32 {
+    let outcome = if met {
+        evals::Outcome::Met
+    } else {
+        evals::Outcome::NotMet
+    };
+    outcome as i32
 }
 
 /// Assesses `model` against a baseline at time `at`.
@@ -328,7 +362,6 @@ pub fn verify_assessment(
     baseline: &evals::Baseline,
     cited: &[Evidence],
 ) -> Result<(), Vec<String>> {
-    let mut problems = Vec::new();
     let Some(at) = a
         .assessed_at
         .as_ref()
@@ -344,79 +377,73 @@ pub fn verify_assessment(
     let Some(model) = model else {
         return Err(vec!["the assessment names no model".into()]);
     };
+    let mut problems = Vec::new();
     for c in &baseline.criteria {
-        let Some(o) = a.outcomes.iter().find(|o| o.criterion_id == c.id) else {
-            problems.push(format!("criterion {}: no outcome", c.id));
-            continue;
-        };
-        if o.outcome == evals::Outcome::InsufficientEvidence as i32 {
-            if !o.cited.is_empty() {
-                problems.push(format!(
-                    "criterion {}: insufficient evidence but cites results",
-                    c.id
-                ));
-            }
-            continue;
-        }
-        let [cite] = o.cited.as_slice() else {
-            problems.push(format!(
-                "criterion {}: a met/not met outcome cites exactly one result",
-                c.id
-            ));
-            continue;
-        };
-        let id = cite
-            .record_id
-            .as_ref()
-            .map(|r| r.uuid.clone())
-            .unwrap_or_default();
-        let Some(e) = cited.iter().find(|e| e.record_id == id) else {
-            problems.push(format!(
-                "criterion {}: cited result {id} cannot be fetched or opened by you",
-                c.id
-            ));
-            continue;
-        };
-        if e.receipt != cite.receipt {
-            problems.push(format!(
-                "criterion {}: the cited receipt of {id} is not the result's receipt",
-                c.id
-            ));
-        }
-        let Some(r) = &e.result else {
-            problems.push(format!(
-                "criterion {}: cited result {id} cannot be opened by you",
-                c.id
-            ));
-            continue;
-        };
-        match qualify(c, &model, r, at) {
-            Err(why) => problems.push(format!(
-                "criterion {}: cited result {id} does not qualify ({why})",
-                c.id
-            )),
-            Ok((value, _)) => {
-                let met = compare(c.comparator, value, c.threshold).unwrap_or(false);
-                let want = if met {
-                    evals::Outcome::Met
-                } else {
-                    evals::Outcome::NotMet
-                } as i32;
-                if want != o.outcome {
-                    problems.push(format!(
-                        "criterion {}: recomputed {} but the assessment says {}",
-                        c.id,
-                        outcome_name(want),
-                        outcome_name(o.outcome)
-                    ));
-                }
-            }
+        match a.outcomes.iter().find(|o| o.criterion_id == c.id) {
+            None => problems.push(format!("criterion {}: no outcome", c.id)),
+            Some(o) => recheck(c, o, &model, at, cited, &mut problems),
         }
     }
     if problems.is_empty() {
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+/// Recomputes outcome `o` of criterion `c` from the result it cites,
+/// adding to `problems` where it differs.
+fn recheck(
+    c: &evals::Criterion,
+    o: &evals::CriterionOutcome,
+    model: &ModelRef,
+    at: OffsetDateTime,
+    cited: &[Evidence],
+    problems: &mut Vec<String>,
+) {
+    let mut problem = |what: String| problems.push(format!("criterion {}: {what}", c.id));
+    if o.outcome == evals::Outcome::InsufficientEvidence as i32 {
+        if !o.cited.is_empty() {
+            problem("insufficient evidence but cites results".into());
+        }
+        return;
+    }
+    let [cite] = o.cited.as_slice() else {
+        problem("a met/not met outcome cites exactly one result".into());
+        return;
+    };
+    let id = cite
+        .record_id
+        .as_ref()
+        .map(|r| r.uuid.clone())
+        .unwrap_or_default();
+    let Some(e) = cited.iter().find(|e| e.record_id == id) else {
+        problem(format!(
+            "cited result {id} cannot be fetched or opened by you"
+        ));
+        return;
+    };
+    if e.receipt != cite.receipt {
+        problem(format!(
+            "the cited receipt of {id} is not the result's receipt"
+        ));
+    }
+    let Some(r) = &e.result else {
+        problem(format!("cited result {id} cannot be opened by you"));
+        return;
+    };
+    match qualify(c, model, r, at) {
+        Err(why) => problem(format!("cited result {id} does not qualify ({why})")),
+        Ok((value, _)) => {
+            let want = met_or_not(compare(c.comparator, value, c.threshold).unwrap_or(false));
+            if want != o.outcome {
+                problem(format!(
+                    "recomputed {} but the assessment says {}",
+                    outcome_name(want),
+                    outcome_name(o.outcome)
+                ));
+            }
+        }
     }
 }
 
@@ -431,345 +458,4 @@ pub fn outcome_name(o: i32) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn criterion(
-        comparator: evals::Comparator,
-        threshold: f64,
-        judged: evals::Estimate,
-        min_samples: u64,
-        max_age_days: u32,
-        relationships: Vec<i32>,
-    ) -> evals::Criterion {
-        evals::Criterion {
-            id: "c1".into(),
-            task_id: "cybench".into(),
-            task_version: "1.0".into(),
-            metric: "success_rate".into(),
-            comparator: comparator as i32,
-            threshold,
-            evidence: Some(evals::EvidenceRule {
-                min_samples,
-                judged: judged as i32,
-                max_age_days,
-                relationships,
-            }),
-        }
-    }
-
-    fn result(
-        value: f64,
-        ci: Option<(f64, f64)>,
-        samples: u64,
-        days_ago: i64,
-        version: &str,
-        relationship: evals::EvaluatorRelationship,
-        now: OffsetDateTime,
-    ) -> evals::EvaluationResult {
-        evals::EvaluationResult {
-            model: Some(evals::ModelUnderTest {
-                provider: "P".into(),
-                name: "M".into(),
-                version: "1".into(),
-                digest: String::new(),
-            }),
-            task: Some(evals::Task {
-                id: "cybench".into(),
-                version: version.into(),
-                dataset_digest: String::new(),
-            }),
-            metrics: vec![evals::Metric {
-                name: "success_rate".into(),
-                value,
-                ci: ci.map(|(lower, upper)| evals::ConfidenceInterval {
-                    lower,
-                    upper,
-                    level: 0.95,
-                }),
-                ..Default::default()
-            }],
-            samples: Some(evals::SampleCounts {
-                total: samples,
-                completed: samples,
-                errored: 0,
-            }),
-            completed_at: Some(time_to_timestamp(now - time::Duration::days(days_ago))),
-            relationship: relationship as i32,
-            ..Default::default()
-        }
-    }
-
-    fn ev(
-        id: &str,
-        r: Option<evals::EvaluationResult>,
-        created_days_ago: i64,
-        now: OffsetDateTime,
-    ) -> Evidence {
-        Evidence {
-            record_id: id.into(),
-            receipt: None,
-            created_at: now - time::Duration::days(created_days_ago),
-            index: Some(pb::EvaluationIndex {
-                model_name: "M".into(),
-                task_ids: vec!["cybench".into()],
-                ..Default::default()
-            }),
-            result: r,
-        }
-    }
-
-    fn outcome(
-        c: &evals::Criterion,
-        e: &[Evidence],
-        now: OffsetDateTime,
-    ) -> evals::CriterionOutcome {
-        criterion_outcome(c, &ModelRef::parse("M"), e, now)
-    }
-
-    use evals::{Comparator as C, Estimate as E, EvaluatorRelationship as R, Outcome as O};
-
-    #[test]
-    fn exactly_at_the_threshold() {
-        let now = OffsetDateTime::now_utc();
-        let r = vec![ev(
-            "a",
-            Some(result(0.25, None, 100, 1, "1.0", R::ThirdParty, now)),
-            1,
-            now,
-        )];
-        assert_eq!(
-            outcome(
-                &criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]),
-                &r,
-                now
-            )
-            .outcome,
-            O::Met as i32
-        );
-        assert_eq!(
-            outcome(
-                &criterion(C::LessThan, 0.25, E::Point, 10, 0, vec![]),
-                &r,
-                now
-            )
-            .outcome,
-            O::NotMet as i32
-        );
-        assert_eq!(
-            outcome(
-                &criterion(C::GreaterOrEqual, 0.25, E::Point, 10, 0, vec![]),
-                &r,
-                now
-            )
-            .outcome,
-            O::Met as i32
-        );
-        assert_eq!(
-            outcome(
-                &criterion(C::GreaterThan, 0.25, E::Point, 10, 0, vec![]),
-                &r,
-                now
-            )
-            .outcome,
-            O::NotMet as i32
-        );
-    }
-
-    #[test]
-    fn a_ci_straddling_the_threshold_depends_on_the_bound_judged() {
-        let now = OffsetDateTime::now_utc();
-        // Point 0.20, CI [0.15, 0.27], threshold <= 0.25.
-        let r = vec![ev(
-            "a",
-            Some(result(
-                0.20,
-                Some((0.15, 0.27)),
-                100,
-                1,
-                "1.0",
-                R::ThirdParty,
-                now,
-            )),
-            1,
-            now,
-        )];
-        assert_eq!(
-            outcome(
-                &criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]),
-                &r,
-                now
-            )
-            .outcome,
-            O::Met as i32
-        );
-        assert_eq!(
-            outcome(
-                &criterion(C::LessOrEqual, 0.25, E::Ci95Upper, 10, 0, vec![]),
-                &r,
-                now
-            )
-            .outcome,
-            O::NotMet as i32
-        );
-        assert_eq!(
-            outcome(
-                &criterion(C::LessOrEqual, 0.25, E::Ci95Lower, 10, 0, vec![]),
-                &r,
-                now
-            )
-            .outcome,
-            O::Met as i32
-        );
-        // No CI: a CI bound cannot be judged.
-        let no_ci = vec![ev(
-            "b",
-            Some(result(0.20, None, 100, 1, "1.0", R::ThirdParty, now)),
-            1,
-            now,
-        )];
-        let o = outcome(
-            &criterion(C::LessOrEqual, 0.25, E::Ci95Upper, 10, 0, vec![]),
-            &no_ci,
-            now,
-        );
-        assert_eq!(o.outcome, O::InsufficientEvidence as i32);
-        assert!(
-            o.reason.contains("no 95 % confidence interval"),
-            "{}",
-            o.reason
-        );
-    }
-
-    #[test]
-    fn evidence_rules_disqualify() {
-        let now = OffsetDateTime::now_utc();
-        let cases = [
-            (
-                result(0.1, None, 5, 1, "1.0", R::ThirdParty, now),
-                "too few samples",
-            ),
-            (
-                result(0.1, None, 100, 400, "1.0", R::ThirdParty, now),
-                "stale",
-            ),
-            (
-                result(0.1, None, 100, 1, "2.0", R::ThirdParty, now),
-                "task version 2.0",
-            ),
-            (
-                result(0.1, None, 100, 1, "1.0", R::FirstParty, now),
-                "relationship",
-            ),
-        ];
-        let c = criterion(
-            C::LessOrEqual,
-            0.25,
-            E::Point,
-            50,
-            365,
-            vec![R::ThirdParty as i32],
-        );
-        for (r, why) in cases {
-            let o = outcome(&c, &[ev("a", Some(r), 1, now)], now);
-            assert_eq!(o.outcome, O::InsufficientEvidence as i32);
-            assert!(o.reason.contains(why), "{} should mention {why}", o.reason);
-        }
-    }
-
-    #[test]
-    fn the_most_recent_qualifying_result_decides() {
-        let now = OffsetDateTime::now_utc();
-        let c = criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]);
-        let r = vec![
-            ev(
-                "old",
-                Some(result(0.10, None, 100, 30, "1.0", R::ThirdParty, now)),
-                30,
-                now,
-            ),
-            ev(
-                "new",
-                Some(result(0.40, None, 100, 2, "1.0", R::ThirdParty, now)),
-                2,
-                now,
-            ),
-        ];
-        let o = outcome(&c, &r, now);
-        assert_eq!(o.outcome, O::NotMet as i32);
-        assert_eq!(o.cited[0].record_id.as_ref().unwrap().uuid, "new");
-    }
-
-    #[test]
-    fn a_sealed_result_you_cannot_open_is_never_silently_met() {
-        let now = OffsetDateTime::now_utc();
-        let c = criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]);
-        let only_sealed = vec![ev("sealed", None, 1, now)];
-        let o = outcome(&c, &only_sealed, now);
-        assert_eq!(o.outcome, O::InsufficientEvidence as i32);
-        assert!(o.reason.contains("cannot open"), "{}", o.reason);
-        // A readable older result that would be met, and a newer sealed one.
-        let both = vec![
-            ev(
-                "readable",
-                Some(result(0.1, None, 100, 10, "1.0", R::ThirdParty, now)),
-                10,
-                now,
-            ),
-            ev("sealed", None, 1, now),
-        ];
-        let o = outcome(&c, &both, now);
-        assert_eq!(o.outcome, O::InsufficientEvidence as i32, "{}", o.reason);
-    }
-
-    #[test]
-    fn verification_recomputes_and_catches_tampering() {
-        let now = OffsetDateTime::now_utc();
-        let c = criterion(C::LessOrEqual, 0.25, E::Point, 10, 0, vec![]);
-        let baseline = evals::Baseline {
-            criteria: vec![c],
-            ..Default::default()
-        };
-        let evidence = vec![ev(
-            "a",
-            Some(result(0.1, None, 100, 1, "1.0", R::ThirdParty, now)),
-            1,
-            now,
-        )];
-        let a = assess("b", &baseline, &ModelRef::parse("M"), &evidence, now);
-        verify_assessment(&a, &baseline, &evidence).unwrap();
-        // The cited result says something else now (tampered or swapped).
-        let tampered = vec![ev(
-            "a",
-            Some(result(0.9, None, 100, 1, "1.0", R::ThirdParty, now)),
-            1,
-            now,
-        )];
-        let err = verify_assessment(&a, &baseline, &tampered).unwrap_err();
-        assert!(err[0].contains("recomputed not met"), "{err:?}");
-        // An outcome flipped in the published assessment.
-        let mut flipped = a.clone();
-        flipped.outcomes[0].outcome = O::NotMet as i32;
-        assert!(verify_assessment(&flipped, &baseline, &evidence).is_err());
-    }
-
-    #[test]
-    fn model_refs_parse() {
-        assert_eq!(
-            ModelRef::parse("Example Labs/Frontier-1@2026-10"),
-            ModelRef {
-                provider: Some("Example Labs".into()),
-                name: "Frontier-1".into(),
-                version: Some("2026-10".into())
-            }
-        );
-        assert_eq!(
-            ModelRef::parse("Frontier-1"),
-            ModelRef {
-                provider: None,
-                name: "Frontier-1".into(),
-                version: None
-            }
-        );
-    }
-}
+mod tests;
