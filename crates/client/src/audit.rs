@@ -178,10 +178,10 @@ impl LogVerifier {
         quorum: usize,
     ) -> Result<Self, ClientError> {
         if quorum > witnesses.len() {
-            return Err(ClientError::Usage(format!(
-                "--quorum {quorum} is more than the {} witnesses given",
-                witnesses.len()
-            )));
+            return Err(ClientError::Quorum {
+                quorum,
+                witnesses: witnesses.len(),
+            });
         }
         Ok(Self {
             key,
@@ -197,10 +197,8 @@ impl LogVerifier {
         self
     }
 
-    fn log(&mut self, why: &str) -> Result<&mut AuditLogClient<Channel>, ClientError> {
-        self.log
-            .as_mut()
-            .ok_or_else(|| ClientError::Usage(format!("--server is needed {why}")))
+    fn log(&mut self, why: &'static str) -> Result<&mut AuditLogClient<Channel>, ClientError> {
+        self.log.as_mut().ok_or(ClientError::ServerNeeded { why })
     }
 
     /// The audit service's latest checkpoint note (not yet verified).
@@ -425,7 +423,7 @@ mod tests {
         let (older, _) = checkpoint_of(&[b"a"]);
         assert!(matches!(
             v2.extends(&older, &head).await,
-            Err(ClientError::Usage(_))
+            Err(ClientError::ServerNeeded { .. })
         ));
         // A quorum beyond the witnesses given is refused up front.
         assert!(LogVerifier::new(signer().verifier().clone(), vec![], 1).is_err());

@@ -261,7 +261,7 @@ impl Client {
             .await?;
         r.into_inner()
             .record
-            .ok_or_else(|| ClientError::Usage("empty response".into()))
+            .ok_or_else(|| ClientError::NoRecord("GetIncident"))
     }
 
     /// Fetches an evaluation result.
@@ -280,7 +280,7 @@ impl Client {
             .await?;
         r.into_inner()
             .record
-            .ok_or_else(|| ClientError::Usage("empty response".into()))
+            .ok_or_else(|| ClientError::NoRecord("GetResult"))
     }
 
     /// One page of incidents.
@@ -346,7 +346,7 @@ impl Client {
         let record = stored
             .record
             .as_ref()
-            .ok_or_else(|| ClientError::Usage("no record".into()))?;
+            .ok_or(ClientError::NoRecord("the stored record"))?;
         if let (Some(r), Some(k)) = (&stored.receipt, &self.log_key) {
             let salt = (!stored.leaf_salt.is_empty()).then_some(stored.leaf_salt.as_slice());
             verify::verify_receipt(r, &record.envelope, k, salt)?;
@@ -463,9 +463,10 @@ impl Client {
             .content
         {
             verify::Content::Baseline(b) => Ok(b),
-            _ => Err(ClientError::Usage(format!(
-                "record {record_id} is not a baseline"
-            ))),
+            _ => Err(ClientError::WrongKind {
+                record_id: record_id.to_owned(),
+                expected: "a baseline",
+            }),
         }
     }
 
@@ -541,16 +542,17 @@ impl Client {
         {
             verify::Content::Assessment(a) => a,
             _ => {
-                return Err(ClientError::Usage(format!(
-                    "record {assessment_id} is not an assessment"
-                )));
+                return Err(ClientError::WrongKind {
+                    record_id: assessment_id.to_owned(),
+                    expected: "an assessment",
+                });
             }
         };
         let baseline_id = a
             .baseline
             .as_ref()
             .map(|b| b.uuid.clone())
-            .ok_or_else(|| ClientError::Usage("the assessment names no baseline".into()))?;
+            .ok_or(ClientError::NoBaseline)?;
         let baseline = self.baseline(&baseline_id).await?;
         let mut cited = Vec::new();
         for o in &a.outcomes {

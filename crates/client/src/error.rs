@@ -15,14 +15,87 @@ pub enum ClientError {
     #[error("receipt: {0}")]
     Receipt(#[from] ReceiptProblem),
     /// Content JSON does not fit the schema.
-    #[error("{0}")]
-    Json(String),
+    #[error("{message}: {detail}")]
+    Json {
+        /// The message it was read as (`cairn.intake.v1.Incident`).
+        message: String,
+        /// What does not fit.
+        detail: String,
+    },
+    /// A message name that the v1 API does not have.
+    #[error("no message {name}")]
+    UnknownMessage {
+        /// The name asked for.
+        name: String,
+    },
     /// A log verification ran and said no.
     #[error("{0}")]
     LogFailed(#[from] crate::audit::LogFailure),
-    /// A precondition of the SDK itself.
-    #[error("{0}")]
-    Usage(String),
+    /// A sharing label that does not exist.
+    #[error("label {label:?}: use clear, green, amber, amber+strict or red")]
+    Label {
+        /// The label given.
+        label: String,
+    },
+    /// Recipients given for a label that shares with everyone.
+    #[error("a {label} record has no recipient list")]
+    RecipientsNotTaken {
+        /// The label given.
+        label: String,
+    },
+    /// No recipients for a label that needs them.
+    #[error("a {label} record needs --to <member>...")]
+    RecipientsNeeded {
+        /// The label given.
+        label: String,
+    },
+    /// A recipient that is not a member.
+    #[error("recipient {member:?} is not a member of the directory")]
+    UnknownRecipient {
+        /// The id given.
+        member: String,
+    },
+    /// A record id given to supersede or retract that is not a UUID.
+    #[error("{what} {id:?}: {detail}")]
+    RecordId {
+        /// `supersedes`, `retracts`.
+        what: &'static str,
+        /// The id given.
+        id: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Opened content that does not decode as its kind's message.
+    #[error("content: {0}")]
+    Content(prost::DecodeError),
+    /// The service answered without the record it should hold.
+    #[error("{0}: the answer holds no record")]
+    NoRecord(&'static str),
+    /// A record of another kind than the call needs.
+    #[error("record {record_id} is not {expected}")]
+    WrongKind {
+        /// The record.
+        record_id: String,
+        /// What it should be (`a baseline`, `an assessment`).
+        expected: &'static str,
+    },
+    /// An assessment that names no baseline.
+    #[error("the assessment names no baseline")]
+    NoBaseline,
+    /// A witness quorum larger than the witnesses given.
+    #[error("--quorum {quorum} is more than the {witnesses} witnesses given")]
+    Quorum {
+        /// The quorum asked for.
+        quorum: usize,
+        /// How many witnesses were given.
+        witnesses: usize,
+    },
+    /// A step that needs the audit service, with none given.
+    #[error("--server is needed {why}")]
+    ServerNeeded {
+        /// What for (`to read the entries`).
+        why: &'static str,
+    },
 }
 
 /// How a receipt fails to prove a record.

@@ -16,7 +16,17 @@ fn pool() -> Result<DescriptorPool, ClientError> {
         DescriptorPool::decode(cairn_proto::FILE_DESCRIPTOR_SET).map_err(|e| e.to_string())
     })
     .clone()
-    .map_err(|e| ClientError::Json(format!("descriptor set: {e}")))
+    .map_err(|detail| ClientError::Json {
+        message: "the v1 descriptor set".into(),
+        detail,
+    })
+}
+
+fn misfit(message: &str, detail: impl std::fmt::Display) -> ClientError {
+    ClientError::Json {
+        message: message.to_owned(),
+        detail: detail.to_string(),
+    }
 }
 
 /// Parses `json` as the message `full_name` and converts it to `T`.
@@ -27,15 +37,16 @@ pub fn from_json<T: prost::Message + Default>(
     let pool = pool()?;
     let desc = pool
         .get_message_by_name(full_name)
-        .ok_or_else(|| ClientError::Json(format!("no message {full_name}")))?;
+        .ok_or_else(|| ClientError::UnknownMessage {
+            name: full_name.to_owned(),
+        })?;
     let mut de = serde_json::Deserializer::from_str(json);
-    let dynamic = DynamicMessage::deserialize(desc, &mut de)
-        .map_err(|e| ClientError::Json(format!("{full_name}: {e}")))?;
+    let dynamic = DynamicMessage::deserialize(desc, &mut de).map_err(|e| misfit(full_name, e))?;
     de.end()
-        .map_err(|e| ClientError::Json(format!("{full_name}: trailing data ({e})")))?;
+        .map_err(|e| misfit(full_name, format!("trailing data ({e})")))?;
     dynamic
         .transcode_to::<T>()
-        .map_err(|e| ClientError::Json(format!("{full_name}: {e}")))
+        .map_err(|e| misfit(full_name, e))
 }
 
 /// Renders a message as JSON in the protobuf JSON mapping.
@@ -46,10 +57,12 @@ pub fn to_json<T: prost::Message>(
     let pool = pool()?;
     let desc = pool
         .get_message_by_name(full_name)
-        .ok_or_else(|| ClientError::Json(format!("no message {full_name}")))?;
+        .ok_or_else(|| ClientError::UnknownMessage {
+            name: full_name.to_owned(),
+        })?;
     let dynamic = DynamicMessage::decode(desc, message.encode_to_vec().as_slice())
-        .map_err(|e| ClientError::Json(e.to_string()))?;
-    serde_json::to_value(&dynamic).map_err(|e| ClientError::Json(e.to_string()))
+        .map_err(|e| misfit(full_name, e))?;
+    serde_json::to_value(&dynamic).map_err(|e| misfit(full_name, e))
 }
 
 /// An incident from JSON.

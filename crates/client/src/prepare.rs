@@ -54,24 +54,24 @@ impl Share {
             }
             "red" => Share::Red(recipients.clone()),
             other => {
-                return Err(ClientError::Usage(format!(
-                    "label {other:?}: use clear, green, amber, amber+strict or red"
-                )));
+                return Err(ClientError::Label {
+                    label: other.to_owned(),
+                });
             }
         };
         if matches!(share, Share::Clear | Share::Green) && !recipients.is_empty() {
-            return Err(ClientError::Usage(format!(
-                "a {label} record has no recipient list"
-            )));
+            return Err(ClientError::RecipientsNotTaken {
+                label: label.to_owned(),
+            });
         }
         if matches!(
             share,
             Share::Amber(_) | Share::AmberStrict(_) | Share::Red(_)
         ) && recipients.is_empty()
         {
-            return Err(ClientError::Usage(format!(
-                "a {label} record needs --to <member>..."
-            )));
+            return Err(ClientError::RecipientsNeeded {
+                label: label.to_owned(),
+            });
         }
         Ok(share)
     }
@@ -94,9 +94,8 @@ impl Share {
         };
         ids.iter()
             .map(|m| {
-                Recipient::from_directory(directory, m).map_err(|_| {
-                    ClientError::Usage(format!("recipient {m:?} is not a member of the directory"))
-                })
+                Recipient::from_directory(directory, m)
+                    .map_err(|_| ClientError::UnknownRecipient { member: m.clone() })
             })
             .collect()
     }
@@ -126,9 +125,12 @@ pub fn record(
     supersedes: Option<&str>,
     retracts: Option<&str>,
 ) -> Result<Prepared, ClientError> {
-    let parse_id = |what: &str, id: &str| -> Result<Uuid, ClientError> {
-        cairn_record::header::parse_record_id(id)
-            .map_err(|d| ClientError::Usage(format!("{what} {id:?}: {d}")))
+    let parse_id = |what: &'static str, id: &str| -> Result<Uuid, ClientError> {
+        cairn_record::header::parse_record_id(id).map_err(|d| ClientError::RecordId {
+            what,
+            id: id.to_owned(),
+            detail: d.to_string(),
+        })
     };
     let mut draft = RecordDraft::new(kind, share.label(), content);
     draft.recipients = share.recipients(directory, author)?;

@@ -73,7 +73,7 @@ pub fn open_record(
         OffsetDateTime::now_utc() + time::Duration::days(1),
     )?;
     let bytes = opened.content.as_slice();
-    let decode = |e: prost::DecodeError| ClientError::Usage(format!("content: {e}"));
+    let decode = ClientError::Content;
     let content = if verified.header.retracts.is_some() {
         Content::Retraction(pb::Retraction::decode(bytes).map_err(decode)?)
     } else {

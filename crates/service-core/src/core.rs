@@ -318,7 +318,9 @@ impl RecordCore {
     /// Commits the batch that `build` makes for its sequence number, in a
     /// group with the other commits waiting (see [`crate::group`]).
     async fn commit_numbered(&self, build: group::Build) -> Result<group::Numbered, StoreError> {
-        let stopped = || StoreError::Backend("the group committer stopped".into());
+        let stopped = || StoreError::Stopped {
+            what: "the group committer",
+        };
         let (reply, rx) = oneshot::channel();
         self.group
             .send(group::Pending { build, reply })

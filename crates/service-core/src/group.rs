@@ -60,8 +60,8 @@ pub async fn stored_number(store: &dyn Store) -> Result<Option<u64>, StoreError>
         .map(|b| {
             <[u8; 8]>::try_from(b.as_slice())
                 .map(u64::from_be_bytes)
-                .map_err(|_| {
-                    StoreError::Backend("the stored sequence counter is not 8 bytes".into())
+                .map_err(|_| StoreError::Corrupt {
+                    what: "sequence counter (not 8 bytes)",
                 })
         })
         .transpose()
@@ -90,17 +90,6 @@ fn keys(batch: &WriteBatch) -> impl Iterator<Item = (&'static str, &[u8])> {
         | Op::Delete { namespace, key }
         | Op::Expect { namespace, key, .. } => (*namespace, key.as_slice()),
     })
-}
-
-/// An error for every member of a failed group.
-fn copy(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Conflict { namespace, key } => StoreError::Conflict {
-            namespace: namespace.clone(),
-            key: key.clone(),
-        },
-        other => StoreError::Backend(other.to_string()),
-    }
 }
 
 /// Commits numbered batches in groups until every sender is gone.
@@ -221,7 +210,7 @@ async fn each_alone(
 /// Tells every member of a failed group.
 fn fail_all(group: impl IntoIterator<Item = Pending>, e: &StoreError) {
     for p in group {
-        let _ = p.reply.send(Err(copy(e)));
+        let _ = p.reply.send(Err(e.clone()));
     }
 }
 

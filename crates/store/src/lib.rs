@@ -52,9 +52,44 @@ pub enum StoreError {
         /// The backend's limit.
         limit: usize,
     },
-    /// The backend failed (I/O, corruption, connection).
+    /// The backend's own error (sled's, or a PostgreSQL client's), as its
+    /// text.
     #[error("storage backend: {0}")]
     Backend(String),
+    /// Stored bytes are not what a store writes: a corrupt value or a
+    /// missing part of one.
+    #[error("storage backend: corrupt {what}")]
+    Corrupt {
+        /// What does not decode (`value head`, `chunk`, `sequence counter`).
+        what: &'static str,
+    },
+    /// The database refused an operation.
+    #[error("storage backend: postgres {code}: {message}")]
+    Database {
+        /// Its SQLSTATE.
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The database cannot be reached.
+    #[error("storage backend: cannot reach PostgreSQL: {cause}")]
+    Unreachable {
+        /// The pool's error and its causes.
+        cause: String,
+    },
+    /// An operation kept meeting concurrent changes and gave up after its
+    /// retries; nothing was written.
+    #[error("storage backend: {0}")]
+    Contended(Contention),
+    /// A part of the store stopped (a poisoned lock, a writer task gone).
+    #[error("storage backend: {what} stopped")]
+    Stopped {
+        /// Which part.
+        what: &'static str,
+    },
+    /// The store's configuration cannot be used.
+    #[error("storage backend: {0}")]
+    Config(ConfigProblem),
     /// The store closed itself after an I/O failure (a full disk, a
     /// failing device) and has not reopened yet. The write that met the
     /// failure was not acknowledged; when its data could not be written (a
@@ -74,6 +109,91 @@ pub enum StoreError {
         path: String,
         /// The error.
         source: std::io::Error,
+    },
+}
+
+/// A copy for each caller a failure concerns (the group committer answers
+/// every member of a failed group); an I/O error is copied as its kind and
+/// message.
+impl Clone for StoreError {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Conflict { namespace, key } => Self::Conflict {
+                namespace: namespace.clone(),
+                key: key.clone(),
+            },
+            Self::InvalidNamespace(n) => Self::InvalidNamespace(n.clone()),
+            Self::ValueTooLarge { len, limit } => Self::ValueTooLarge {
+                len: *len,
+                limit: *limit,
+            },
+            Self::Backend(text) => Self::Backend(text.clone()),
+            Self::Corrupt { what } => Self::Corrupt { what },
+            Self::Database { code, message } => Self::Database {
+                code: code.clone(),
+                message: message.clone(),
+            },
+            Self::Unreachable { cause } => Self::Unreachable {
+                cause: cause.clone(),
+            },
+            Self::Contended(c) => Self::Contended(*c),
+            Self::Stopped { what } => Self::Stopped { what },
+            Self::Config(p) => Self::Config(p.clone()),
+            Self::Unavailable { reason } => Self::Unavailable {
+                reason: reason.clone(),
+            },
+            Self::Io { path, source } => Self::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+        }
+    }
+}
+
+/// What kept meeting concurrent changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Contention {
+    /// A value read in parts kept being rewritten.
+    #[error("value kept changing while being read")]
+    Read,
+    /// A batch kept failing to serialize in the database.
+    #[error("the batch kept failing to serialize with concurrent transactions")]
+    Batch,
+}
+
+/// Why a store's configuration cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigProblem {
+    /// Neither a data directory nor a database.
+    #[error("no store: give --data-dir (sled) or --postgres (a database)")]
+    NoStore,
+    /// Both a data directory and a database.
+    #[error("give either --data-dir (sled) or --postgres (a database), not both")]
+    BothStores,
+    /// A database CA without a database.
+    #[error("--postgres-ca is for a database given with --postgres")]
+    CaWithoutDatabase,
+    /// A store name that cannot be part of a table name.
+    #[error("store name {name:?} is not [a-z][a-z0-9_]{{0,39}}")]
+    Name {
+        /// The name.
+        name: String,
+    },
+    /// A connection string that does not parse.
+    #[error("the PostgreSQL connection string is not valid: {detail}")]
+    Url {
+        /// The parser's complaint.
+        detail: String,
+    },
+    /// The database's CA file cannot be read or used.
+    #[error("database CA file {path}: {detail}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
     },
 }
 
@@ -303,9 +423,7 @@ impl StoreLocation {
         postgres_ca: Option<std::path::PathBuf>,
     ) -> Result<Self, StoreError> {
         if postgres.is_none() && postgres_ca.is_some() {
-            return Err(StoreError::Backend(
-                "--postgres-ca is for a database given with --postgres".into(),
-            ));
+            return Err(StoreError::Config(ConfigProblem::CaWithoutDatabase));
         }
         match (data_dir, postgres) {
             (Some(d), None) => Ok(Self::Sled(d)),
@@ -313,12 +431,42 @@ impl StoreLocation {
                 url,
                 ca_file: postgres_ca,
             }),
-            (Some(_), Some(_)) => Err(StoreError::Backend(
-                "give either --data-dir (sled) or --postgres (a database), not both".into(),
-            )),
-            (None, None) => Err(StoreError::Backend(
-                "no store: give --data-dir (sled) or --postgres (a database)".into(),
-            )),
+            (Some(_), Some(_)) => Err(StoreError::Config(ConfigProblem::BothStores)),
+            (None, None) => Err(StoreError::Config(ConfigProblem::NoStore)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copied_error_says_the_same_and_keeps_its_kind() {
+        let errors = [
+            StoreError::Unavailable {
+                reason: "No space left on device".into(),
+            },
+            StoreError::Io {
+                path: "db".into(),
+                source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+            },
+            StoreError::Corrupt { what: "value head" },
+            StoreError::Contended(Contention::Batch),
+            StoreError::Config(ConfigProblem::NoStore),
+        ];
+        for e in &errors {
+            let copy = e.clone();
+            assert_eq!(copy.to_string(), e.to_string());
+            assert_eq!(
+                std::mem::discriminant(&copy),
+                std::mem::discriminant(e),
+                "{e}"
+            );
+        }
+        let StoreError::Io { source, .. } = errors[1].clone() else {
+            unreachable!("copied as Io")
+        };
+        assert_eq!(source.kind(), std::io::ErrorKind::StorageFull);
     }
 }

@@ -26,7 +26,9 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{IsolationLevel, NoTls};
 
-use crate::{Entry, Op, Store, StoreError, WriteBatch, backend, check_namespace};
+use crate::{
+    ConfigProblem, Contention, Entry, Op, Store, StoreError, WriteBatch, backend, check_namespace,
+};
 
 /// The largest value stored (PostgreSQL allows 1 GiB per `BYTEA`; records
 /// and log tiles are far smaller).
@@ -90,7 +92,10 @@ impl std::fmt::Debug for PostgresStore {
 /// `Display` says only "db error").
 fn db(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
-        Some(d) => StoreError::Backend(format!("postgres {}: {}", d.code().code(), d.message())),
+        Some(d) => StoreError::Database {
+            code: d.code().code().to_owned(),
+            message: d.message().to_owned(),
+        },
         None => backend(e),
     }
 }
@@ -98,13 +103,13 @@ fn db(e: tokio_postgres::Error) -> StoreError {
 /// A pool error, with its causes (deadpool's own message is only "error
 /// connecting to server").
 fn unreachable(e: deadpool_postgres::PoolError) -> StoreError {
-    let mut msg = format!("cannot reach PostgreSQL: {e}");
+    let mut cause = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
+        cause.push_str(&format!(": {s}"));
         source = s.source();
     }
-    StoreError::Backend(msg)
+    StoreError::Unreachable { cause }
 }
 
 fn retryable(e: &tokio_postgres::Error) -> bool {
@@ -120,9 +125,9 @@ fn check_name(name: &str) -> Result<(), StoreError> {
     if crate::is_plain_name(name, 40) {
         Ok(())
     } else {
-        Err(StoreError::Backend(format!(
-            "store name {name:?} is not [a-z][a-z0-9_]{{0,39}}"
-        )))
+        Err(StoreError::Config(ConfigProblem::Name {
+            name: name.to_owned(),
+        }))
     }
 }
 
@@ -131,10 +136,10 @@ impl PostgresStore {
     /// and creates the table if needed). See [`PostgresStore::open`].
     pub fn connect(config: &PostgresConfig) -> Result<Self, StoreError> {
         check_name(&config.name)?;
-        let mut pg: tokio_postgres::Config = config.url.parse().map_err(|e| {
-            StoreError::Backend(format!(
-                "the PostgreSQL connection string is not valid: {e}"
-            ))
+        let mut pg = config.url.parse::<tokio_postgres::Config>().map_err(|e| {
+            StoreError::Config(ConfigProblem::Url {
+                detail: e.to_string(),
+            })
         })?;
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
@@ -372,7 +377,10 @@ fn tls_connector(
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject as _;
     let io = |e: &dyn std::fmt::Display| {
-        StoreError::Backend(format!("database CA file {}: {e}", ca.display()))
+        StoreError::Config(ConfigProblem::CaFile {
+            path: ca.display().to_string(),
+            detail: e.to_string(),
+        })
     };
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).map_err(|e| io(&e))? {
@@ -495,9 +503,7 @@ impl Store for PostgresStore {
                 Err(e) => return Err(db(e)),
             }
         }
-        Err(StoreError::Backend(
-            "the batch kept failing to serialize with concurrent transactions".into(),
-        ))
+        Err(StoreError::Contended(Contention::Batch))
     }
 
     fn max_value_len(&self) -> usize {
@@ -526,86 +532,4 @@ impl Store for PostgresStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_plan_keeps_every_precondition_and_each_key_s_last_write() {
-        let mut b = WriteBatch::new();
-        b.expect_absent("a", b"x".to_vec())
-            .put("a", b"x".to_vec(), b"1".to_vec())
-            .put("a", b"y".to_vec(), b"2".to_vec())
-            .delete("a", b"x".to_vec())
-            .expect("b", b"z".to_vec(), Some(b"3".to_vec()))
-            .put("a", b"y".to_vec(), b"4".to_vec())
-            .delete("b", b"w".to_vec())
-            .put("b", b"w".to_vec(), b"5".to_vec());
-        let p = Plan::of(&b);
-        assert_eq!(
-            p.expects,
-            vec![("a", &b"x"[..], None), ("b", &b"z"[..], Some(&b"3"[..]))]
-        );
-        assert_eq!(p.put_ns, ["a", "b"]);
-        assert_eq!(p.put_keys, [&b"y"[..], &b"w"[..]]);
-        assert_eq!(p.put_values, [&b"4"[..], &b"5"[..]]);
-        assert_eq!(p.delete_ns, ["a"]);
-        assert_eq!(p.delete_keys, [&b"x"[..]]);
-    }
-
-    proptest::proptest! {
-        /// Writing a plan's final values gives the same state as applying
-        /// the batch's writes one by one, whatever the order and overlap.
-        #[test]
-        fn a_plan_writes_what_the_batch_would(
-            ops in proptest::collection::vec((0u8..3, 0u8..4, proptest::option::of(0u8..8)), 0..40)
-        ) {
-            use std::collections::BTreeMap;
-            const NS: [&str; 3] = ["a", "b", "c"];
-            let mut batch = WriteBatch::new();
-            let mut applied: BTreeMap<(&str, Vec<u8>), Vec<u8>> = BTreeMap::new();
-            for (ns, key, value) in &ops {
-                let (ns, key) = (NS[*ns as usize], vec![*key]);
-                match value {
-                    Some(v) => {
-                        batch.put(ns, key.clone(), vec![*v]);
-                        applied.insert((ns, key), vec![*v]);
-                    }
-                    None => {
-                        batch.delete(ns, key.clone());
-                        applied.remove(&(ns, key));
-                    }
-                }
-            }
-            let plan = Plan::of(&batch);
-            let mut planned: BTreeMap<(&str, Vec<u8>), Vec<u8>> = BTreeMap::new();
-            for ((ns, k), v) in plan.put_ns.iter().zip(&plan.put_keys).zip(&plan.put_values) {
-                proptest::prop_assert!(planned.insert((ns, k.to_vec()), v.to_vec()).is_none(), "a key written twice");
-            }
-            for (ns, k) in plan.delete_ns.iter().zip(&plan.delete_keys) {
-                proptest::prop_assert!(!planned.contains_key(&(*ns, k.to_vec())), "a key both written and deleted");
-            }
-            proptest::prop_assert_eq!(planned, applied);
-        }
-    }
-
-    #[test]
-    fn names_become_safe_table_names() {
-        assert!(check_name("intake").is_ok());
-        assert!(check_name("audit_2").is_ok());
-        for bad in [
-            "",
-            "Intake",
-            "1x",
-            "a-b",
-            "x; DROP TABLE y",
-            &"a".repeat(41),
-        ] {
-            assert!(check_name(bad).is_err(), "{bad}");
-        }
-        assert!(PostgresStore::connect(&PostgresConfig::new("host=127.0.0.1", "x;y")).is_err());
-        let e = PostgresStore::connect(&PostgresConfig::new("port=notaport", "x"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("connection string"), "{e}");
-    }
-}
+mod tests;

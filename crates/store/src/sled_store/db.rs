@@ -110,9 +110,7 @@ impl Db {
                 }
             }
         }
-        Err(StoreError::Backend(
-            "value kept changing while being read".into(),
-        ))
+        Err(StoreError::Contended(crate::Contention::Read))
     }
 
     pub(super) fn scan(

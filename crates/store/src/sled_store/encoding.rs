@@ -59,7 +59,7 @@ pub(super) fn decode_head(raw: &[u8]) -> Result<Head, StoreError> {
                 len: u64::from_be_bytes(l),
             })
         }
-        _ => Err(StoreError::Backend("corrupt value head".into())),
+        _ => Err(StoreError::Corrupt { what: "value head" }),
     }
 }
 
@@ -151,9 +151,9 @@ pub(super) fn tx_read(
                 let part = tx
                     .get(chunk_key(namespace, key, write_id, i))?
                     .ok_or_else(|| {
-                        ConflictableTransactionError::Abort(StoreError::Backend(
-                            "missing chunk".into(),
-                        ))
+                        ConflictableTransactionError::Abort(StoreError::Corrupt {
+                            what: "value: a chunk is missing",
+                        })
                     })?;
                 out.extend_from_slice(&part);
             }

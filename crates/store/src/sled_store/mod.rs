@@ -197,7 +197,9 @@ fn failure(e: &StoreError) -> String {
 }
 
 fn poisoned() -> StoreError {
-    StoreError::Backend("the store's state lock was poisoned".into())
+    StoreError::Stopped {
+        what: "the store's state lock (poisoned)",
+    }
 }
 
 #[async_trait]
