@@ -185,3 +185,76 @@ async fn an_online_backup_restores_to_the_log_at_one_checkpoint() {
     cairn_tlog::proof::verify_consistency(size, live.size, &proof, &snap.root, &live.root).unwrap();
     old.stop().await.unwrap();
 }
+
+/// What an operator does: SIGUSR1 to the running `cairn-audit` process
+/// writes a backup into `--backup-dir` and says where; the service keeps
+/// serving; the backup restores to the log of that size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigusr1_to_the_running_process_writes_a_backup_it_says_where() {
+    let net = Net::new();
+    let c = net.config("signalled");
+    let backups = net.tmp.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let (mut child, started, mut out) = common::spawn_audit_with_output(
+        &net,
+        &c.store,
+        &["--backup-dir", backups.to_str().unwrap()],
+    );
+    let (addr, _) = tokio::time::timeout(Duration::from_secs(60), started)
+        .await
+        .expect("service did not start")
+        .unwrap();
+    let mut intake = net.audit_client(&net.service_identity("intake"), addr);
+    intake
+        .append_batch(pb::AppendBatchRequest {
+            leaves: cairn_testkit::log_leaves((0..25).map(|i| format!("before {i}"))),
+        })
+        .await
+        .unwrap();
+
+    let pid = child.id().expect("the service is running");
+    let signalled = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -USR1 {pid}"))
+        .status()
+        .unwrap();
+    assert!(signalled.success());
+    let line = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let line = out.recv().await.expect("the service exited");
+            if line.starts_with("backup of size ") {
+                break line;
+            }
+        }
+    })
+    .await
+    .expect("no backup line within 60 s");
+    let path = line
+        .strip_prefix("backup of size 25 written to ")
+        .unwrap_or_else(|| panic!("unexpected {line:?}"));
+    assert!(Path::new(path).starts_with(&backups), "{path}");
+
+    // Still serving after the backup.
+    intake
+        .append(pb::AppendRequest {
+            leaf: cairn_testkit::log_leaf("intake", "after"),
+        })
+        .await
+        .unwrap();
+    child.kill().await.unwrap();
+
+    let restored = net.tmp.path().join("restored-signalled");
+    let done = common::audit_command(&net)
+        .arg("--restore-from")
+        .arg(path)
+        .arg("--data-dir")
+        .arg(&restored)
+        .output()
+        .unwrap();
+    assert!(done.status.success(), "{done:?}");
+    let mut config = net.config("restored-signalled");
+    config.store = cairn_store::StoreLocation::Sled(restored);
+    let old = cairn_audit::start(config).await.unwrap();
+    assert_eq!(old.log.snapshot().size, 25);
+    old.stop().await.unwrap();
+}

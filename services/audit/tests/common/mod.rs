@@ -165,6 +165,22 @@ pub fn spawn_audit(
     store: &StoreLocation,
     extra: &[&str],
 ) -> (Child, tokio::task::JoinHandle<(SocketAddr, VerifierKey)>) {
+    let (child, started, _) = spawn_audit_with_output(net, store, extra);
+    (child, started)
+}
+
+/// [`spawn_audit`], with the lines the service prints after its first two.
+#[allow(dead_code)]
+pub fn spawn_audit_with_output(
+    net: &Net,
+    store: &StoreLocation,
+    extra: &[&str],
+) -> (
+    Child,
+    tokio::task::JoinHandle<(SocketAddr, VerifierKey)>,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut cmd = Command::from(audit_command(net));
     match store {
         StoreLocation::Sled(dir) => cmd.arg("--data-dir").arg(dir),
@@ -200,10 +216,14 @@ pub fn spawn_audit(
         let second = lines.next_line().await.unwrap().unwrap();
         let key = VerifierKey::parse(second.strip_prefix("log verifier key ").unwrap()).unwrap();
         // Keep draining stdout so the child never blocks on it.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let _ = tx.send(line);
+            }
+        });
         (addr, key)
     });
-    (child, started)
+    (child, started, rx)
 }
 
 pub fn open(text: &str, key: &VerifierKey) -> Checkpoint {
