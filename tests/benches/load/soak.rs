@@ -13,7 +13,6 @@
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,8 +44,9 @@ impl Minute {
     }
 }
 
-/// A paced call: when it was due, and its record.
-type Job = (Instant, SignedRecord);
+/// A paced call: when it was due, the record's number (which says the
+/// connection of its author), and the record.
+type Job = (Instant, usize, SignedRecord);
 
 /// Runs the soak: `build(i)` makes record `i`; calls go round `channels`;
 /// `stores` is where the services keep their data (its bytes are
@@ -70,21 +70,14 @@ pub(crate) async fn run(
     std::thread::spawn(move || pace(rate, start, end, &files, &jobs_tx));
     let jobs_rx = Arc::new(tokio::sync::Mutex::new(jobs_rx));
     let minute = Arc::new(Mutex::new(Minute::new()));
-    let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::with_capacity(in_flight);
     for _ in 0..in_flight {
-        let (jobs_rx, minute, channels, next) = (
-            jobs_rx.clone(),
-            minute.clone(),
-            channels.clone(),
-            next.clone(),
-        );
+        let (jobs_rx, minute, channels) = (jobs_rx.clone(), minute.clone(), channels.clone());
         workers.push(tokio::spawn(async move {
             loop {
-                let Some((due, record)) = jobs_rx.lock().await.recv().await else {
+                let Some((due, i, record)) = jobs_rx.lock().await.recv().await else {
                     return;
                 };
-                let i = next.fetch_add(1, Ordering::Relaxed);
                 let outcome = call(service, channels[i % channels.len()].clone(), record).await;
                 let micros = due.elapsed().as_micros() as u64;
                 let Ok(mut m) = minute.lock() else { return };
@@ -178,7 +171,7 @@ fn pace(
         let Some(record) = read_record(&mut readers[i as usize % n]) else {
             return;
         };
-        if jobs.blocking_send((at, record)).is_err() {
+        if jobs.blocking_send((at, i as usize, record)).is_err() {
             return;
         }
     }
