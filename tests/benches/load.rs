@@ -20,9 +20,11 @@
 //! answers `receipt_pending` is counted apart.
 //!
 //! `--soak MINUTES --rate R` is the soak mode (`load/soak.rs`): R/s for
-//! that long, records built while it runs, one line a minute with latency
-//! percentiles, resident memory, open files and store size, e.g.
-//! `--soak 30 --rate 1200 --body 1024` at half of a measured peak.
+//! that long, records built before it starts, one line a minute with
+//! latency percentiles, resident memory, open files and store size, e.g.
+//! `--soak 30 --rate 2000 --body 1024` at half of a measured peak.
+//! `--sled-cache-mib N` bounds each sled store's cache (as the services'
+//! flag of that name does; default 1024).
 //!
 //! `--rate R` paces the calls open-loop at R/s and measures each latency
 //! from the call's scheduled start (so a stalled server is charged for the
@@ -81,6 +83,7 @@ struct Args {
     postgres: Option<String>,
     replicas: usize,
     soak: Option<u32>,
+    sled_cache_mib: Option<u64>,
 }
 
 fn parse_args() -> Args {
@@ -95,6 +98,7 @@ fn parse_args() -> Args {
         postgres: None,
         replicas: 1,
         soak: None,
+        sled_cache_mib: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -124,6 +128,7 @@ fn parse_args() -> Args {
             "--postgres" => a.postgres = Some(value),
             "--replicas" => a.replicas = num(&value) as usize,
             "--soak" => a.soak = Some(num(&value) as u32),
+            "--sled-cache-mib" => a.sled_cache_mib = Some(num(&value) as u64),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -261,7 +266,13 @@ async fn run(args: Args) {
         ..RecordCoreConfig::default()
     };
     let net = match &args.postgres {
-        None => Net::start_with(core).await,
+        None => match args.sled_cache_mib {
+            Some(mib) => {
+                println!("sled caches: {mib} MiB each");
+                Net::start_sled_cache(core, mib * 1024 * 1024).await
+            }
+            None => Net::start_with(core).await,
+        },
         Some(url) => {
             let db = cairn_store::conformance::fresh_postgres_database(url, "load").await;
             println!("store: PostgreSQL, a fresh database ({db})");

@@ -37,7 +37,7 @@ pub struct Net {
     pub intake: Running,
     pub evals: Running,
     core: RecordCoreConfig,
-    postgres: Option<String>,
+    backing: Backing,
 }
 
 pub use cairn_testkit::{MEMBERS, incident, verify_receipt, verify_receipt_of};
@@ -71,14 +71,14 @@ impl Net {
 
     /// Starts the network with its members as `spec` says.
     pub async fn start_spec(spec: DevPkiSpec, core: RecordCoreConfig) -> Self {
-        Self::start_full(tempfile::tempdir().unwrap(), spec, core, None).await
+        Self::start_full(tempfile::tempdir().unwrap(), spec, core, Backing::sled()).await
     }
 
     /// Starts the network in `tmp`, where a test may have prepared the
     /// services' data directories (`<service>-data`: see
     /// [`Net::data_dir`]), say on small filesystems.
     pub async fn start_in(tmp: tempfile::TempDir, core: RecordCoreConfig) -> Self {
-        Self::start_full(tmp, DevPkiSpec::example(), core, None).await
+        Self::start_full(tmp, DevPkiSpec::example(), core, Backing::sled()).await
     }
 
     /// Where service `name` keeps its sled store in `tmp`.
@@ -90,11 +90,30 @@ impl Net {
     /// `url` (a fresh one per network: tables have fixed names).
     pub async fn start_postgres(core: RecordCoreConfig, url: &str) -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        Self::start_full(tmp, DevPkiSpec::example(), core, Some(url.to_owned())).await
+        Self::start_full(
+            tmp,
+            DevPkiSpec::example(),
+            core,
+            Backing::Postgres(url.to_owned()),
+        )
+        .await
+    }
+
+    /// Starts the network on sled stores whose caches take at most
+    /// `cache_bytes` each (the soak bench bounds memory with it).
+    pub async fn start_sled_cache(core: RecordCoreConfig, cache_bytes: u64) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        Self::start_full(
+            tmp,
+            DevPkiSpec::example(),
+            core,
+            Backing::Sled { cache_bytes },
+        )
+        .await
     }
 
     fn store(&self, name: &str) -> StoreLocation {
-        store_for(self.tmp.path(), self.postgres.as_deref(), name)
+        store_for(self.tmp.path(), &self.backing, name)
     }
 
     /// Another replica of record service `name` (`intake` or `evals`) on
@@ -118,19 +137,19 @@ impl Net {
         tmp: tempfile::TempDir,
         spec: DevPkiSpec,
         core: RecordCoreConfig,
-        postgres: Option<String>,
+        backing: Backing,
     ) -> Self {
         let pki = tmp.path().join("pki");
         DevPki::generate(&spec).unwrap().write_to(&pki).unwrap();
         let directory = Directory::load(&pki.join(layout::DIRECTORY)).unwrap();
         let handle = DirectoryHandle::new(directory.clone());
         let mut audit_config = Self::audit_config(&pki, tmp.path(), "127.0.0.1:0".parse().unwrap());
-        audit_config.store = store_for(tmp.path(), postgres.as_deref(), "audit");
+        audit_config.store = store_for(tmp.path(), &backing, "audit");
         let audit = cairn_audit::start(audit_config).await.unwrap();
         let audit_addr = audit.addr;
         let log_key = audit.log_verifier.clone();
         let service = |name: &str| {
-            let store = store_for(tmp.path(), postgres.as_deref(), name);
+            let store = store_for(tmp.path(), &backing, name);
             ServeConfig {
                 metrics_listen: Some("127.0.0.1:0".parse().unwrap()),
                 ..record_service(&pki, store, audit_addr, &core, name)
@@ -149,7 +168,7 @@ impl Net {
             intake,
             evals,
             core,
-            postgres,
+            backing,
         }
     }
 
@@ -161,7 +180,7 @@ impl Net {
         let d = pki.join(layout::SERVICES).join("audit");
         AuditConfig {
             listen,
-            store: store_for(data, None, "audit"),
+            store: store_for(data, &Backing::sled(), "audit"),
             directory: pki.join(layout::DIRECTORY),
             tls_cert: d.join(layout::TLS_CERT),
             tls_key: d.join(layout::TLS_KEY),
@@ -290,11 +309,32 @@ fn record_service(
     }
 }
 
+/// Where a test network's services keep their data.
+#[derive(Clone, Debug)]
+enum Backing {
+    /// A sled store each in the network's directory, with this cache.
+    Sled { cache_bytes: u64 },
+    /// One PostgreSQL database for all.
+    Postgres(String),
+}
+
+impl Backing {
+    fn sled() -> Self {
+        Backing::Sled {
+            cache_bytes: cairn_store::DEFAULT_CACHE_BYTES,
+        }
+    }
+}
+
 /// Where service `name` of a test network keeps its data.
-fn store_for(tmp: &std::path::Path, postgres: Option<&str>, name: &str) -> StoreLocation {
-    match postgres {
-        None => StoreLocation::Sled(Net::data_dir(tmp, name)),
-        Some(url) => StoreLocation::Postgres {
+fn store_for(tmp: &std::path::Path, backing: &Backing, name: &str) -> StoreLocation {
+    match backing {
+        Backing::Sled { cache_bytes } => {
+            let mut config = cairn_store::SledStoreConfig::new(Net::data_dir(tmp, name));
+            config.cache_bytes = *cache_bytes;
+            StoreLocation::Sled(config)
+        }
+        Backing::Postgres(url) => StoreLocation::Postgres {
             url: url.to_owned(),
             ca_file: cairn_store::conformance::postgres_test_ca(),
         },

@@ -71,7 +71,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
     let svc = |name: &str| pki.join(layout::SERVICES).join(name);
     let audit = cairn_audit::start(AuditConfig {
         listen: addr(base, 0),
-        store: StoreLocation::Sled(dir.join("audit")),
+        store: StoreLocation::sled(dir.join("audit")),
         directory: pki.join(layout::DIRECTORY),
         tls_cert: svc("audit").join(layout::TLS_CERT),
         tls_key: svc("audit").join(layout::TLS_KEY),
@@ -86,7 +86,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
     .context("starting cairn-audit")?;
     let record = |name: &str, offset: u16| ServeConfig {
         listen: addr(base, offset),
-        store: StoreLocation::Sled(dir.join(name)),
+        store: StoreLocation::sled(dir.join(name)),
         directory: pki.join(layout::DIRECTORY),
         tls_cert: svc(name).join(layout::TLS_CERT),
         tls_key: svc(name).join(layout::TLS_KEY),

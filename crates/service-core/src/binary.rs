@@ -31,6 +31,11 @@ pub struct ServiceArgs {
     /// Data directory (embedded sled store; one process).
     #[arg(long, env = "CAIRN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// With --data-dir: the most memory the sled store's cache takes (MiB;
+    /// default 1024). The service's resident memory grows to about this
+    /// plus its working memory as the store fills.
+    #[arg(long, env = "CAIRN_SLED_CACHE_MIB")]
+    pub sled_cache_mib: Option<u64>,
     /// A PostgreSQL-wire database instead (PostgreSQL, CockroachDB,
     /// YugabyteDB), which replicas share: a connection string such as
     /// `host=db port=5432 user=cairn dbname=cairn` or a postgres:// URL.
@@ -144,11 +149,12 @@ where
     }
     let running = start(ServeConfig {
         listen: args.listen,
-        store: cairn_store::StoreLocation::from_flags(
-            args.data_dir,
-            args.postgres,
-            args.postgres_ca,
-        )?,
+        store: cairn_store::StoreLocation::from_flags(cairn_store::StoreFlags {
+            data_dir: args.data_dir,
+            sled_cache_mib: args.sled_cache_mib,
+            postgres: args.postgres,
+            postgres_ca: args.postgres_ca,
+        })?,
         directory: args.directory,
         tls_cert: args.tls_cert,
         tls_key: args.tls_key,

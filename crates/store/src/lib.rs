@@ -27,7 +27,7 @@ mod sled_store;
 use async_trait::async_trait;
 
 pub use postgres::{PostgresConfig, PostgresStore};
-pub use sled_store::{REOPEN_EVERY, SledStore, SledStoreConfig};
+pub use sled_store::{DEFAULT_CACHE_BYTES, REOPEN_EVERY, SledStore, SledStoreConfig};
 
 /// Everything a store can refuse or fail at.
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +175,17 @@ pub enum ConfigProblem {
     /// A database CA without a database.
     #[error("--postgres-ca is for a database given with --postgres")]
     CaWithoutDatabase,
+    /// A sled cache size without a sled store.
+    #[error("--sled-cache-mib is for a sled store given with --data-dir")]
+    CacheWithoutSled,
+    /// A sled cache too small to hold sled's own pages.
+    #[error("--sled-cache-mib {mib}: give at least {min} MiB")]
+    CacheTooSmall {
+        /// The size given.
+        mib: u64,
+        /// The least accepted.
+        min: u64,
+    },
     /// A store name that cannot be part of a table name.
     #[error("store name {name:?} is not [a-z][a-z0-9_]{{0,39}}")]
     Name {
@@ -389,8 +400,8 @@ pub trait Store: Send + Sync + 'static {
 /// Where a service keeps its data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreLocation {
-    /// An embedded sled store in this directory (one process).
-    Sled(std::path::PathBuf),
+    /// An embedded sled store (one process): its directory and cache.
+    Sled(SledStoreConfig),
     /// A table of a PostgreSQL-wire database, which replicas may share.
     Postgres {
         /// The connection string.
@@ -406,7 +417,7 @@ impl StoreLocation {
     /// (`cairn_<name>`).
     pub async fn open(&self, name: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         Ok(match self {
-            Self::Sled(dir) => std::sync::Arc::new(SledStore::open(SledStoreConfig::new(dir))?),
+            Self::Sled(config) => std::sync::Arc::new(SledStore::open(config.clone())?),
             Self::Postgres { url, ca_file } => {
                 let mut config = PostgresConfig::new(url, name);
                 config.ca_file = ca_file.clone();
@@ -415,18 +426,41 @@ impl StoreLocation {
         })
     }
 
-    /// From a service's flags: exactly one of a data directory and a
-    /// PostgreSQL connection string.
-    pub fn from_flags(
-        data_dir: Option<std::path::PathBuf>,
-        postgres: Option<String>,
-        postgres_ca: Option<std::path::PathBuf>,
-    ) -> Result<Self, StoreError> {
+    /// A sled store in `dir`, with the default cache.
+    pub fn sled(dir: impl Into<std::path::PathBuf>) -> Self {
+        Self::Sled(SledStoreConfig::new(dir))
+    }
+
+    /// From a service's flags: exactly one of a data directory (with, if
+    /// given, its sled cache size in MiB) and a PostgreSQL connection
+    /// string (with, if given, its server's CA).
+    pub fn from_flags(flags: StoreFlags) -> Result<Self, StoreError> {
+        let StoreFlags {
+            data_dir,
+            sled_cache_mib,
+            postgres,
+            postgres_ca,
+        } = flags;
         if postgres.is_none() && postgres_ca.is_some() {
             return Err(StoreError::Config(ConfigProblem::CaWithoutDatabase));
         }
         match (data_dir, postgres) {
-            (Some(d), None) => Ok(Self::Sled(d)),
+            (Some(d), None) => {
+                let mut config = SledStoreConfig::new(d);
+                if let Some(mib) = sled_cache_mib {
+                    if mib < MIN_SLED_CACHE_MIB {
+                        return Err(StoreError::Config(ConfigProblem::CacheTooSmall {
+                            mib,
+                            min: MIN_SLED_CACHE_MIB,
+                        }));
+                    }
+                    config.cache_bytes = mib.saturating_mul(1024 * 1024);
+                }
+                Ok(Self::Sled(config))
+            }
+            (None, Some(_)) if sled_cache_mib.is_some() => {
+                Err(StoreError::Config(ConfigProblem::CacheWithoutSled))
+            }
             (None, Some(url)) => Ok(Self::Postgres {
                 url,
                 ca_file: postgres_ca,
@@ -435,6 +469,22 @@ impl StoreLocation {
             (None, None) => Err(StoreError::Config(ConfigProblem::NoStore)),
         }
     }
+}
+
+/// The smallest sled cache a service accepts (MiB).
+pub const MIN_SLED_CACHE_MIB: u64 = 8;
+
+/// A service's store flags, as given.
+#[derive(Clone, Debug, Default)]
+pub struct StoreFlags {
+    /// `--data-dir`: a sled store there.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// `--sled-cache-mib`: its cache's size.
+    pub sled_cache_mib: Option<u64>,
+    /// `--postgres`: a database instead.
+    pub postgres: Option<String>,
+    /// `--postgres-ca`: the database server's CA.
+    pub postgres_ca: Option<std::path::PathBuf>,
 }
 
 #[cfg(test)]
@@ -468,5 +518,45 @@ mod tests {
             unreachable!("copied as Io")
         };
         assert_eq!(source.kind(), std::io::ErrorKind::StorageFull);
+    }
+
+    #[test]
+    fn store_flags_name_one_store_and_a_sled_cache_only_for_sled() {
+        let sled = |mib| StoreFlags {
+            data_dir: Some("d".into()),
+            sled_cache_mib: mib,
+            ..StoreFlags::default()
+        };
+        let Ok(StoreLocation::Sled(c)) = StoreLocation::from_flags(sled(None)) else {
+            panic!("a sled store")
+        };
+        assert_eq!(c.cache_bytes, DEFAULT_CACHE_BYTES);
+        let Ok(StoreLocation::Sled(c)) = StoreLocation::from_flags(sled(Some(96))) else {
+            panic!("a sled store")
+        };
+        assert_eq!(c.cache_bytes, 96 * 1024 * 1024);
+        let refused = |flags| match StoreLocation::from_flags(flags) {
+            Err(StoreError::Config(p)) => p,
+            other => panic!("not refused: {other:?}"),
+        };
+        assert_eq!(
+            refused(sled(Some(1))),
+            ConfigProblem::CacheTooSmall {
+                mib: 1,
+                min: MIN_SLED_CACHE_MIB
+            }
+        );
+        let db = StoreFlags {
+            postgres: Some("host=db".into()),
+            sled_cache_mib: Some(64),
+            ..StoreFlags::default()
+        };
+        assert_eq!(refused(db), ConfigProblem::CacheWithoutSled);
+        assert_eq!(refused(StoreFlags::default()), ConfigProblem::NoStore);
+        let both = StoreFlags {
+            postgres: Some("host=db".into()),
+            ..sled(None)
+        };
+        assert_eq!(refused(both), ConfigProblem::BothStores);
     }
 }

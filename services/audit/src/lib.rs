@@ -121,7 +121,7 @@ impl RunningAudit {
     /// into the sled store at `dir`, which must hold no log, while serving;
     /// appends wait for the copy. Returns the tree size backed up.
     pub async fn backup(&self, dir: &std::path::Path) -> Result<u64, AuditError> {
-        let to = StoreLocation::Sled(dir.to_owned()).open("audit").await?;
+        let to = StoreLocation::sled(dir).open("audit").await?;
         Ok(self.log.backup(to.as_ref()).await?)
     }
 
@@ -159,7 +159,7 @@ pub async fn restore(from: &std::path::Path, to: &StoreLocation) -> Result<u64, 
             path: from.to_owned(),
         });
     }
-    let source = StoreLocation::Sled(from.to_owned()).open("audit").await?;
+    let source = StoreLocation::sled(from).open("audit").await?;
     let target = to.open("audit").await?;
     Ok(cairn_log::backup::restore(source.as_ref(), target.as_ref()).await?)
 }

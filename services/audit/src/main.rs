@@ -30,6 +30,11 @@ struct Args {
     /// Data directory (embedded sled store; one process).
     #[arg(long, env = "CAIRN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// With --data-dir: the most memory the sled store's cache takes (MiB;
+    /// default 1024). The service's resident memory grows to about this
+    /// plus its working memory as the log fills.
+    #[arg(long, env = "CAIRN_SLED_CACHE_MIB")]
+    sled_cache_mib: Option<u64>,
     /// A PostgreSQL-wire database instead, which standby replicas share
     /// (one sequences at a time, under a lease).
     #[arg(long, env = "CAIRN_POSTGRES")]
@@ -129,8 +134,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }),
         _ => None,
     };
-    let store =
-        cairn_store::StoreLocation::from_flags(args.data_dir, args.postgres, args.postgres_ca)?;
+    let store = cairn_store::StoreLocation::from_flags(cairn_store::StoreFlags {
+        data_dir: args.data_dir,
+        sled_cache_mib: args.sled_cache_mib,
+        postgres: args.postgres,
+        postgres_ca: args.postgres_ca,
+    })?;
     if let Some(from) = &args.restore_from {
         let keys = cairn_audit::restore(from, &store).await?;
         println!("restored {keys} keys from {}", from.display());

@@ -46,6 +46,7 @@ impl Db {
         let db = sled::Config::new()
             .path(&path)
             .segment_size(8 * 1024 * 1024)
+            .cache_capacity(config.cache_bytes)
             .flush_every_ms(Some(1000))
             .open()
             .map_err(|e| sled_error(&path, e))?;

@@ -33,13 +33,21 @@ use crate::{Entry, Store, StoreError, WriteBatch, backend, check_namespace};
 /// How often a closed store tries to reopen (on the next call).
 pub const REOPEN_EVERY: Duration = Duration::from_millis(250);
 
+/// The most memory sled's page cache takes by default (sled's own
+/// default, 1 GiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
+
 /// Settings of a [`SledStore`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SledStoreConfig {
     /// The directory sled keeps its files in.
     pub path: PathBuf,
     /// Largest value accepted (default 16 MiB).
     pub max_value_len: usize,
+    /// The most memory sled's page cache may take (default
+    /// [`DEFAULT_CACHE_BYTES`]): what the store's resident memory grows to
+    /// as it fills.
+    pub cache_bytes: u64,
 }
 
 impl SledStoreConfig {
@@ -48,6 +56,7 @@ impl SledStoreConfig {
         Self {
             path: path.into(),
             max_value_len: 16 * 1024 * 1024,
+            cache_bytes: DEFAULT_CACHE_BYTES,
         }
     }
 }
