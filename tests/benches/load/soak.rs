@@ -48,7 +48,8 @@ impl Minute {
 /// connection of its author), and the record.
 type Job = (Instant, usize, SignedRecord);
 
-/// Runs the soak: `build(i)` makes record `i`; calls go round `channels`;
+/// Runs the soak: `build(i)` makes record `i`, which goes on channel
+/// `i % channels.len()` (its author's);
 /// `stores` is where the services keep their data (its bytes are
 /// reported).
 #[allow(clippy::too_many_arguments)]

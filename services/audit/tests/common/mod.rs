@@ -170,7 +170,6 @@ pub fn spawn_audit(
 }
 
 /// [`spawn_audit`], with the lines the service prints after its first two.
-#[allow(dead_code)]
 pub fn spawn_audit_with_output(
     net: &Net,
     store: &StoreLocation,
