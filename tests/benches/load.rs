@@ -23,7 +23,7 @@
 //! that long, records built before it starts, one line a minute with
 //! latency percentiles, resident memory, open files and store size, e.g.
 //! `--soak 30 --rate 2000 --body 1024` at half of a measured peak.
-//! `--sled-cache-mib N` bounds each sled store's cache (as the services'
+//! `--store-cache-mib N` bounds each embedded store's cache (as the services'
 //! flag of that name does; default 1024).
 //!
 //! `--rate R` paces the calls open-loop at R/s and measures each latency
@@ -83,7 +83,7 @@ struct Args {
     postgres: Option<String>,
     replicas: usize,
     soak: Option<u32>,
-    sled_cache_mib: Option<u64>,
+    store_cache_mib: Option<u64>,
 }
 
 fn parse_args() -> Args {
@@ -98,7 +98,7 @@ fn parse_args() -> Args {
         postgres: None,
         replicas: 1,
         soak: None,
-        sled_cache_mib: None,
+        store_cache_mib: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -128,7 +128,7 @@ fn parse_args() -> Args {
             "--postgres" => a.postgres = Some(value),
             "--replicas" => a.replicas = num(&value) as usize,
             "--soak" => a.soak = Some(num(&value) as u32),
-            "--sled-cache-mib" => a.sled_cache_mib = Some(num(&value) as u64),
+            "--store-cache-mib" => a.store_cache_mib = Some(num(&value) as u64),
             other => panic!("unknown flag {other}"),
         }
     }
@@ -266,10 +266,10 @@ async fn run(args: Args) {
         ..RecordCoreConfig::default()
     };
     let net = match &args.postgres {
-        None => match args.sled_cache_mib {
+        None => match args.store_cache_mib {
             Some(mib) => {
-                println!("sled caches: {mib} MiB each");
-                Net::start_sled_cache(core, mib * 1024 * 1024).await
+                println!("store caches: {mib} MiB each");
+                Net::start_store_cache(core, mib * 1024 * 1024).await
             }
             None => Net::start_with(core).await,
         },

@@ -1,7 +1,7 @@
 //! Microbenchmarks (criterion, not run in CI) of the operations every
 //! record and every proof is made of: build (sign + seal), verify and open
 //! a record; DSSE sign and verify; leaf hashing; inclusion proof
-//! generation (from a sled-backed log of 10^5 leaves) and verification;
+//! generation (from a log on the embedded store of 10^5 leaves) and verification;
 //! store put (with its group-committed fdatasync) and get; the checks the
 //! security fixes of issue [N] added to every append and every page
 //! (parsing a log leaf, sealing and opening a page token).
@@ -19,7 +19,7 @@ use cairn_identity::{Directory, SigningKey};
 use cairn_log::{Log, LogConfig};
 use cairn_record::pb::{RecordKind, SharingLabel};
 use cairn_record::{Recipient, RecordDraft, dsse};
-use cairn_store::{SledStore, SledStoreConfig, Store, WriteBatch};
+use cairn_store::{EmbeddedStore, EmbeddedStoreConfig, Store, WriteBatch};
 use cairn_tlog::note::{ALG_ED25519, NoteSigner};
 use cairn_tlog::{hash, proof};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -99,7 +99,7 @@ fn tlog(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let store: Arc<dyn Store> =
-        Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).expect("store"));
+        Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).expect("store"));
     let signer =
         Arc::new(NoteSigner::from_seed("bench.example/log", ALG_ED25519, &[9; 32]).expect("key"));
     let leaf = |i: u64| {

@@ -71,17 +71,23 @@ impl Net {
 
     /// Starts the network with its members as `spec` says.
     pub async fn start_spec(spec: DevPkiSpec, core: RecordCoreConfig) -> Self {
-        Self::start_full(tempfile::tempdir().unwrap(), spec, core, Backing::sled()).await
+        Self::start_full(
+            tempfile::tempdir().unwrap(),
+            spec,
+            core,
+            Backing::embedded(),
+        )
+        .await
     }
 
     /// Starts the network in `tmp`, where a test may have prepared the
     /// services' data directories (`<service>-data`: see
     /// [`Net::data_dir`]), say on small filesystems.
     pub async fn start_in(tmp: tempfile::TempDir, core: RecordCoreConfig) -> Self {
-        Self::start_full(tmp, DevPkiSpec::example(), core, Backing::sled()).await
+        Self::start_full(tmp, DevPkiSpec::example(), core, Backing::embedded()).await
     }
 
-    /// Where service `name` keeps its sled store in `tmp`.
+    /// Where service `name` keeps its embedded store in `tmp`.
     pub fn data_dir(tmp: &std::path::Path, name: &str) -> PathBuf {
         tmp.join(format!("{name}-data"))
     }
@@ -99,15 +105,15 @@ impl Net {
         .await
     }
 
-    /// Starts the network on sled stores whose caches take at most
+    /// Starts the network on embedded stores whose caches take at most
     /// `cache_bytes` each (the soak bench bounds memory with it).
-    pub async fn start_sled_cache(core: RecordCoreConfig, cache_bytes: u64) -> Self {
+    pub async fn start_store_cache(core: RecordCoreConfig, cache_bytes: u64) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         Self::start_full(
             tmp,
             DevPkiSpec::example(),
             core,
-            Backing::Sled { cache_bytes },
+            Backing::Embedded { cache_bytes },
         )
         .await
     }
@@ -180,7 +186,7 @@ impl Net {
         let d = pki.join(layout::SERVICES).join("audit");
         AuditConfig {
             listen,
-            store: store_for(data, &Backing::sled(), "audit"),
+            store: store_for(data, &Backing::embedded(), "audit"),
             directory: pki.join(layout::DIRECTORY),
             tls_cert: d.join(layout::TLS_CERT),
             tls_key: d.join(layout::TLS_KEY),
@@ -312,15 +318,15 @@ fn record_service(
 /// Where a test network's services keep their data.
 #[derive(Clone, Debug)]
 enum Backing {
-    /// A sled store each in the network's directory, with this cache.
-    Sled { cache_bytes: u64 },
+    /// An embedded store each in the network's directory, with this cache.
+    Embedded { cache_bytes: u64 },
     /// One PostgreSQL database for all.
     Postgres(String),
 }
 
 impl Backing {
-    fn sled() -> Self {
-        Backing::Sled {
+    fn embedded() -> Self {
+        Backing::Embedded {
             cache_bytes: cairn_store::DEFAULT_CACHE_BYTES,
         }
     }
@@ -329,10 +335,10 @@ impl Backing {
 /// Where service `name` of a test network keeps its data.
 fn store_for(tmp: &std::path::Path, backing: &Backing, name: &str) -> StoreLocation {
     match backing {
-        Backing::Sled { cache_bytes } => {
-            let mut config = cairn_store::SledStoreConfig::new(Net::data_dir(tmp, name));
+        Backing::Embedded { cache_bytes } => {
+            let mut config = cairn_store::EmbeddedStoreConfig::new(Net::data_dir(tmp, name));
             config.cache_bytes = *cache_bytes;
-            StoreLocation::Sled(config)
+            StoreLocation::Embedded(config)
         }
         Backing::Postgres(url) => StoreLocation::Postgres {
             url: url.to_owned(),

@@ -1,8 +1,9 @@
 //! The window between a commit becoming visible and becoming durable.
 //!
-//! sled applies a batch (readers see it) before its sync returns. A record
-//! in that window may still be lost to a crash, so no reader may be shown
-//! it and no duplicate submission may be told it is stored. Here a store
+//! The embedded store applies a batch (readers see it) before its sync
+//! returns. A record in that window may still be lost to a crash, so no
+//! reader may be shown it and no duplicate submission may be told it is
+//! stored. Here a store
 //! holds every durable commit between its apply and its sync until the
 //! test lets it go, and the record core (the one intake and evals run) is
 //! driven directly.
@@ -16,14 +17,14 @@ use cairn_identity::{MemberId, PeerIdentity};
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_record::pb::{self, SharingLabel};
 use cairn_service_core::{RecordCore, RecordCoreConfig, SubmitKind};
-use cairn_store::{Entry, SledStore, SledStoreConfig, Store, StoreError, WriteBatch};
+use cairn_store::{EmbeddedStore, EmbeddedStoreConfig, Entry, Store, StoreError, WriteBatch};
 use cairn_tests::Net;
 use tokio::sync::watch;
 
-/// sled whose durable commits stop between apply and sync while the gate
+/// The embedded store, whose durable commits stop between apply and sync while the gate
 /// is shut.
 struct GatedStore {
-    inner: SledStore,
+    inner: EmbeddedStore,
     open: watch::Sender<bool>,
     /// Commits applied so far (visible, perhaps not yet durable).
     applied: watch::Sender<u64>,
@@ -94,7 +95,7 @@ async fn scenario() {
     let net = Net::start(Duration::from_secs(10)).await;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(GatedStore {
-        inner: SledStore::open(SledStoreConfig::new(dir.path())).unwrap(),
+        inner: EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap(),
         open: watch::channel(true).0,
         applied: watch::channel(0).0,
     });

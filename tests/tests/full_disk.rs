@@ -11,7 +11,7 @@ use std::time::Duration;
 use cairn_proto::intake::v1 as intake;
 use cairn_record::pb::{self, SharingLabel};
 use cairn_service_core::RecordCoreConfig;
-use cairn_store::{SledStore, SledStoreConfig, Store, StoreError, WriteBatch};
+use cairn_store::{EmbeddedStore, EmbeddedStoreConfig, Store, StoreError, WriteBatch};
 use cairn_tests::{MEMBERS, Net, small_fs};
 use tonic::Code;
 
@@ -24,22 +24,22 @@ fn value(i: u32) -> Vec<u8> {
     vec![(i % 251) as u8; 20_000]
 }
 
-async fn put(store: &SledStore, i: u32) -> Result<(), StoreError> {
+async fn put(store: &EmbeddedStore, i: u32) -> Result<(), StoreError> {
     let mut b = WriteBatch::new();
     b.put("values", i.to_be_bytes(), value(i));
     store.commit(b).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_closes_the_sled_store_and_it_reopens_with_exactly_what_was_acknowledged() {
+async fn a_full_disk_closes_the_embedded_store_and_it_reopens_with_exactly_what_was_acknowledged() {
     if !small_fs::inside(
-        "a_full_disk_closes_the_sled_store_and_it_reopens_with_exactly_what_was_acknowledged",
+        "a_full_disk_closes_the_embedded_store_and_it_reopens_with_exactly_what_was_acknowledged",
     ) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
     let disk = small_fs::mount(&tmp.path().join("disk"), 24);
-    let store = SledStore::open(SledStoreConfig::new(disk.join("store"))).unwrap();
+    let store = EmbeddedStore::open(EmbeddedStoreConfig::new(disk.join("store"))).unwrap();
     let filler = small_fs::fill(&disk);
     std::fs::remove_file(&filler).unwrap();
     // A little room, then none: some commits succeed, then one fails.

@@ -9,7 +9,7 @@ use cairn_identity::{Directory, DirectoryHandle};
 use cairn_mtls::{self as tls, TlsIncoming};
 use cairn_record::pb::{self, RecordKind, SharingLabel};
 use cairn_record::{Recipient, RecordDraft, RecordError};
-use cairn_store::{SledStore, SledStoreConfig, Store as _, StoreError, WriteBatch};
+use cairn_store::{EmbeddedStore, EmbeddedStoreConfig, Store as _, StoreError, WriteBatch};
 use prost::Message as _;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -23,7 +23,7 @@ const RECORDS: &str = "records";
 async fn receiver(
     listener: TcpListener,
     directory: DirectoryHandle,
-    store: SledStore,
+    store: EmbeddedStore,
     pki_dir: std::path::PathBuf,
     connections: usize,
 ) {
@@ -101,7 +101,7 @@ async fn a_sealed_record_travels_over_mtls_and_is_stored_durably() {
     let directory = Directory::load(&pki_dir.join(devpki::layout::DIRECTORY)).unwrap();
     let handle = DirectoryHandle::new(directory.clone());
     let store_dir = tmp.path().join("store");
-    let store = SledStore::open(SledStoreConfig::new(&store_dir)).unwrap();
+    let store = EmbeddedStore::open(EmbeddedStoreConfig::new(&store_dir)).unwrap();
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -138,7 +138,7 @@ async fn a_sealed_record_travels_over_mtls_and_is_stored_durably() {
     drop(store);
 
     // Reopen: the record is there, still verifies, and opens for recipients only.
-    let store = SledStore::open(SledStoreConfig::new(&store_dir)).unwrap();
+    let store = EmbeddedStore::open(EmbeddedStoreConfig::new(&store_dir)).unwrap();
     let stored = store.scan(RECORDS, b"", None, 10).await.unwrap();
     assert_eq!(stored.len(), 1);
     let back = pb::SignedRecord::decode(stored[0].1.as_slice()).unwrap();

@@ -1,5 +1,5 @@
 //! `cairn devnet`: a whole local network — a dev PKI, audit, intake and
-//! evals on loopback with mTLS and sled stores under one data directory —
+//! evals on loopback with mTLS and embedded (redb) stores under one data directory —
 //! and `--demo`, a scripted scenario end to end.
 
 use std::net::SocketAddr;
@@ -71,7 +71,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
     let svc = |name: &str| pki.join(layout::SERVICES).join(name);
     let audit = cairn_audit::start(AuditConfig {
         listen: addr(base, 0),
-        store: StoreLocation::sled(dir.join("audit")),
+        store: StoreLocation::embedded(dir.join("audit")),
         directory: pki.join(layout::DIRECTORY),
         tls_cert: svc("audit").join(layout::TLS_CERT),
         tls_key: svc("audit").join(layout::TLS_KEY),
@@ -86,7 +86,7 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
     .context("starting cairn-audit")?;
     let record = |name: &str, offset: u16| ServeConfig {
         listen: addr(base, offset),
-        store: StoreLocation::sled(dir.join(name)),
+        store: StoreLocation::embedded(dir.join(name)),
         directory: pki.join(layout::DIRECTORY),
         tls_cert: svc(name).join(layout::TLS_CERT),
         tls_key: svc(name).join(layout::TLS_KEY),

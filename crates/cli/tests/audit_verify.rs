@@ -19,7 +19,7 @@ fn config(pki: &Path, data: &Path) -> AuditConfig {
     let svc = pki.join(layout::SERVICES).join("audit");
     AuditConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
-        store: cairn_store::StoreLocation::sled(data),
+        store: cairn_store::StoreLocation::embedded(data),
         directory: pki.join(layout::DIRECTORY),
         tls_cert: svc.join(layout::TLS_CERT),
         tls_key: svc.join(layout::TLS_KEY),

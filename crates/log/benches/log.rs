@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cairn_log::{Log, LogConfig};
-use cairn_store::{SledStore, SledStoreConfig, Store};
+use cairn_store::{EmbeddedStore, EmbeddedStoreConfig, Store};
 use cairn_tlog::note::{ALG_ED25519, NoteSigner};
 use hdrhistogram::Histogram;
 
@@ -46,7 +46,7 @@ async fn open_with_store(dir: &std::path::Path) -> (Log, Arc<dyn Store>) {
         Arc::new(NoteSigner::from_seed("bench.example/log", ALG_ED25519, &[9; 32]).expect("key"));
     let mut config = LogConfig::new(signer);
     let store: Arc<dyn Store> = match POSTGRES.get().and_then(Option::as_ref) {
-        None => Arc::new(SledStore::open(SledStoreConfig::new(dir)).expect("store")),
+        None => Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir)).expect("store")),
         Some(url) => {
             let db = cairn_store::conformance::fresh_postgres_database(url, "logbench").await;
             let store: Arc<dyn Store> = Arc::new(
@@ -204,7 +204,7 @@ async fn proofs(size: u64) {
     log.close().await;
     let on_disk = dir_size(dir.path());
     println!(
-        "on disk: {:.1} MiB = {:.1} bytes/leaf, {:.1} bytes/leaf beyond the {LEAF_LEN}-byte leaf itself (sled files, before its own compaction)",
+        "on disk: {:.1} MiB = {:.1} bytes/leaf, {:.1} bytes/leaf beyond the {LEAF_LEN}-byte leaf itself (the embedded store's file)",
         on_disk as f64 / (1 << 20) as f64,
         on_disk as f64 / size as f64,
         on_disk as f64 / size as f64 - LEAF_LEN as f64
@@ -266,7 +266,7 @@ fn main() {
     rt.block_on(async {
         throughput().await;
         if on_postgres {
-            // Proof latency is the sled figures' business; disk per leaf
+            // Proof latency is the embedded-store figures' business; disk per leaf
             // is the comparison the disk target asks for.
             disk_per_leaf(1_000_000).await;
             return;

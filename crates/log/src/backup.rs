@@ -67,11 +67,11 @@ mod tests {
 
     use super::*;
     use crate::{Log, LogConfig};
-    use cairn_store::{SledStore, SledStoreConfig};
+    use cairn_store::{EmbeddedStore, EmbeddedStoreConfig};
     use cairn_tlog::note::{ALG_ED25519, NoteSigner};
 
     fn store(dir: &std::path::Path) -> Arc<dyn Store> {
-        Arc::new(SledStore::open(SledStoreConfig::new(dir)).unwrap())
+        Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir)).unwrap())
     }
 
     async fn open(store: Arc<dyn Store>) -> Log {

@@ -221,7 +221,7 @@ mod tests {
 
     use super::*;
     use crate::stages::{hashes_bytes, integrate, publish, sequence};
-    use cairn_store::{SledStore, SledStoreConfig, WriteBatch};
+    use cairn_store::{EmbeddedStore, EmbeddedStoreConfig, WriteBatch};
     use cairn_tlog::hash::naive_root;
     use cairn_tlog::hash::{Hash, empty_root, leaf_hash};
     use cairn_tlog::note::ALG_ED25519;
@@ -234,7 +234,8 @@ mod tests {
     }
 
     async fn open(dir: &std::path::Path) -> Log {
-        let store: Arc<dyn Store> = Arc::new(SledStore::open(SledStoreConfig::new(dir)).unwrap());
+        let store: Arc<dyn Store> =
+            Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir)).unwrap());
         Log::open(store, LogConfig::new(signer())).await.unwrap()
     }
 

@@ -259,7 +259,7 @@ async fn renew(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_store::{SledStore, SledStoreConfig};
+    use cairn_store::{EmbeddedStore, EmbeddedStoreConfig};
 
     #[test]
     fn the_lease_round_trips() {
@@ -276,7 +276,7 @@ mod tests {
     async fn a_standby_takes_over_after_expiry_with_a_new_epoch() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).unwrap());
+            Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap());
         // A lifetime far beyond the test: whether "a" keeps it never
         // depends on how fast this machine renews.
         let ttl = Duration::from_secs(600);
@@ -327,7 +327,7 @@ mod tests {
         use cairn_tlog::note::{ALG_ED25519, NoteSigner};
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).unwrap());
+            Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap());
         let signer =
             Arc::new(NoteSigner::from_seed("test.example/log", ALG_ED25519, &[5; 32]).unwrap());
         let ttl = Duration::from_millis(200);
@@ -357,7 +357,7 @@ mod tests {
     async fn a_released_lease_is_taken_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).unwrap());
+            Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap());
         // A lifetime far longer than the test: only the release lets b in.
         let ttl = Duration::from_secs(600);
         let a = Lease::acquire(store.clone(), "a", ttl).await.unwrap();
@@ -376,7 +376,7 @@ mod tests {
     async fn a_holder_that_was_taken_over_learns_it() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).unwrap());
+            Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap());
         let ttl = Duration::from_millis(300);
         let a = Lease::acquire(store.clone(), "a", ttl).await.unwrap();
         // Someone forces the lease (as a standby would after a long pause

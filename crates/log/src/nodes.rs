@@ -43,7 +43,7 @@ impl<'a> NodeHasher<'a> {
         if let Some(h) = self.memo.get(&node) {
             return Ok(*h);
         }
-        let h = if node.level % TILE_HEIGHT == 0 {
+        let h = if node.level.is_multiple_of(TILE_HEIGHT) {
             let tile_level = node.level / TILE_HEIGHT;
             let tile = self
                 .tiles

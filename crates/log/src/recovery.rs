@@ -177,7 +177,7 @@ pub(crate) fn root_from_edge(snap: &Snapshot) -> Result<Hash, LogError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use cairn_store::{SledStore, SledStoreConfig};
+    use cairn_store::{EmbeddedStore, EmbeddedStoreConfig};
     use cairn_tlog::note::{ALG_ED25519, NoteSigner};
 
     fn config() -> LogConfig {
@@ -200,7 +200,7 @@ mod tests {
     #[tokio::test]
     async fn an_empty_store_opens_at_size_zero_with_a_signed_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(SledStoreConfig::new(dir.path())).unwrap();
+        let store = EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap();
         let (snap, state) = load(&store, &config()).await.unwrap();
         assert_eq!((snap.size, snap.root), (0, empty_root()));
         assert!(snap.checkpoint.starts_with("test.example/log\n0\n"));
@@ -214,7 +214,7 @@ mod tests {
     #[tokio::test]
     async fn inconsistent_stores_are_corrupt() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(SledStoreConfig::new(dir.path())).unwrap();
+        let store = EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap();
         let state = StoredState {
             size: 1,
             root: [9; 32],

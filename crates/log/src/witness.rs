@@ -242,7 +242,7 @@ fn check_extends(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_store::{SledStore, SledStoreConfig};
+    use cairn_store::{EmbeddedStore, EmbeddedStoreConfig};
     use cairn_tlog::checkpoint::Checkpoint;
     use cairn_tlog::hash::{leaf_hash, naive_root};
     use cairn_tlog::note::{ALG_COSIGNATURE_V1, ALG_ED25519};
@@ -257,7 +257,7 @@ mod tests {
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).unwrap());
+            Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap());
         let log = NoteSigner::from_seed("log.example", ALG_ED25519, &[1; 32]).unwrap();
         let cosigner = Arc::new(
             NoteSigner::from_seed("witness.example/w", ALG_COSIGNATURE_V1, &[2; 32]).unwrap(),

@@ -28,14 +28,14 @@ pub struct ServiceArgs {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Data directory (embedded sled store; one process).
+    /// Data directory (embedded redb store; one process).
     #[arg(long, env = "CAIRN_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// With --data-dir: the most memory the sled store's cache takes (MiB;
+    /// With --data-dir: the most memory the embedded store's cache takes (MiB;
     /// default 1024). The service's resident memory grows to about this
     /// plus its working memory as the store fills.
-    #[arg(long, env = "CAIRN_SLED_CACHE_MIB")]
-    pub sled_cache_mib: Option<u64>,
+    #[arg(long, env = "CAIRN_STORE_CACHE_MIB")]
+    pub store_cache_mib: Option<u64>,
     /// A PostgreSQL-wire database instead (PostgreSQL, CockroachDB,
     /// YugabyteDB), which replicas share: a connection string such as
     /// `host=db port=5432 user=cairn dbname=cairn` or a postgres:// URL.
@@ -151,7 +151,7 @@ where
         listen: args.listen,
         store: cairn_store::StoreLocation::from_flags(cairn_store::StoreFlags {
             data_dir: args.data_dir,
-            sled_cache_mib: args.sled_cache_mib,
+            store_cache_mib: args.store_cache_mib,
             postgres: args.postgres,
             postgres_ca: args.postgres_ca,
         })?,

@@ -225,7 +225,7 @@ impl RecordCore {
         // Replicas tag their outbox items, so that each appends its own
         // (and a stopped replica's, once they are old).
         let replica = shared.then(|| uuid::Uuid::new_v4().to_string());
-        // A shared (SQL) store shows a commit only once it is durable; sled
+        // A shared (SQL) store shows a commit only once it is durable; the embedded store
         // shows it before its sync, so the outbox follows the frontier,
         // which moves once a commit has returned.
         let durable = (!shared).then(|| frontier.subscribe());
@@ -339,7 +339,7 @@ impl RecordCore {
     }
 
     /// Waits until everything this process has read so far is durable. On
-    /// sled a commit is visible before its sync has returned; whatever a
+    /// the embedded store a commit is visible before its sync has returned; whatever a
     /// reader is shown or a submitter is told must survive a crash. Call
     /// it after the read: the store's counter then covers every commit the
     /// read could have seen (each moves it in the same transaction), and

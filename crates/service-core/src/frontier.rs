@@ -3,7 +3,7 @@
 //! commits: see [`crate::group`]). Readers never look past it, watchers wake
 //! when it moves, and the outbox delivers nothing beyond it.
 //!
-//! On sled a commit is visible before its sync returns, so "visible" and
+//! On the embedded store a commit is visible before its sync returns, so "visible" and
 //! "durable" differ for a moment; [`CommittedFrontier::wait_past`] is how a
 //! reader waits until what it saw is durable.
 

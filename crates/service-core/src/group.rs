@@ -234,12 +234,12 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
-    use cairn_store::{SledStore, SledStoreConfig};
+    use cairn_store::{EmbeddedStore, EmbeddedStoreConfig};
 
     fn world() -> (tempfile::TempDir, Arc<dyn Store>, Arc<Outbox>) {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).unwrap());
+            Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap());
         // Never used: nothing here runs the outbox.
         let audit = AuditLogClient::new(
             tonic::transport::Channel::from_static("http://127.0.0.1:9").connect_lazy(),

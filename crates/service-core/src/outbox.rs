@@ -10,7 +10,7 @@
 //! append. Both log entries prove the same record.
 //!
 //! Only durable items are delivered: on a store where a commit is visible
-//! before it is synced (sled), the outbox reads no further than the
+//! before it is synced (the embedded store), the outbox reads no further than the
 //! committed frontier, so that the log never holds the leaf of a record a
 //! crash could still take away.
 
@@ -315,13 +315,13 @@ impl Outbox {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use cairn_store::{SledStore, SledStoreConfig};
+    use cairn_store::{EmbeddedStore, EmbeddedStoreConfig};
 
     #[tokio::test]
     async fn only_durable_items_are_delivered() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(SledStoreConfig::new(dir.path())).unwrap());
+            Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap());
         let mut b = WriteBatch::new();
         for n in 1u64..=3 {
             b.put(NS_OUTBOX, n.to_be_bytes().to_vec(), vec![n as u8]);

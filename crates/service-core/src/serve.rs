@@ -21,7 +21,7 @@ use crate::policy::ServicePolicy;
 pub struct ServeConfig {
     /// Listen address (port 0: any free port).
     pub listen: SocketAddr,
-    /// Where its data lives (a sled directory, or a database that replicas
+    /// Where its data lives (an embedded store's directory, or a database that replicas
     /// share).
     pub store: StoreLocation,
     /// Directory file.

@@ -1,4 +1,4 @@
-//! The core on its own: a sled store, the example directory, no audit log
+//! The core on its own: an embedded store, the example directory, no audit log
 //! (its address answers nothing, so receipts stay pending). Submitting,
 //! idempotency, refusals that store nothing, and reads under every label.
 #![allow(clippy::unwrap_used)]
@@ -9,7 +9,7 @@ use std::time::Duration;
 use cairn_identity::Role;
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_record::pb::{self, RecordKind, SharingLabel};
-use cairn_store::{SledStore, SledStoreConfig, Store};
+use cairn_store::{EmbeddedStore, EmbeddedStoreConfig, Store};
 use cairn_testkit::Pki;
 
 use crate::{RecordCore, RecordCoreConfig, ServiceError, ServicePolicy, ServiceSchema, SubmitKind};
@@ -49,8 +49,9 @@ struct Core {
 
 async fn core() -> Core {
     let pki = Pki::example();
-    let store: Arc<dyn Store> =
-        Arc::new(SledStore::open(SledStoreConfig::new(pki.tmp.path().join("store"))).unwrap());
+    let store: Arc<dyn Store> = Arc::new(
+        EmbeddedStore::open(EmbeddedStoreConfig::new(pki.tmp.path().join("store"))).unwrap(),
+    );
     let policy = ServicePolicy {
         service: "intake",
         kinds: vec![(RecordKind::Incident, vec![Role::Submitter])],

@@ -1,4 +1,4 @@
-//! How many bytes sled 0.34 (through `SledStore`, with its durability
+//! How many bytes the embedded store (redb, through `EmbeddedStore`, with its durability
 //! settings) puts on disk per stored item, for the three shapes the audit
 //! log writes: small sequential values (entries), 33 KB sequential values
 //! (entry bundles), and 40-byte values under random 32-byte keys (the
@@ -6,7 +6,7 @@
 //!
 //! cargo run --release -p cairn-store --example amplification -- small|bundle|hash
 
-use cairn_store::{SledStore, SledStoreConfig, Store as _, WriteBatch};
+use cairn_store::{EmbeddedStore, EmbeddedStoreConfig, Store as _, WriteBatch};
 
 fn size(p: &std::path::Path) -> u64 {
     std::fs::read_dir(p)
@@ -28,7 +28,7 @@ fn size(p: &std::path::Path) -> u64 {
 async fn main() {
     let mode = std::env::args().nth(1).unwrap_or_else(|| "small".into());
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SledStore::open(SledStoreConfig::new(dir.path())).expect("store");
+    let store = EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).expect("store");
     let n = 1_000_000u64;
     let mut i = 0;
     while i < n {

@@ -1,5 +1,5 @@
 //! Storage for cairn: one small interface ([`Store`]), the embedded default
-//! backend ([`SledStore`]), a backend on a PostgreSQL-wire database shared
+//! backend ([`EmbeddedStore`], on redb), a backend on a PostgreSQL-wire database shared
 //! by replicas ([`PostgresStore`]: PostgreSQL, CockroachDB, YugabyteDB),
 //! and a conformance suite ([`conformance`]) that every backend must pass.
 //!
@@ -12,8 +12,8 @@
 //! SQL transactions.
 //!
 //! **Durability contract:** when [`Store::commit`] returns `Ok`, the batch
-//! survives the process being killed and, for backends that say so (sled
-//! here: see [`SledStore`]), the machine losing power.
+//! survives the process being killed and, for backends that say so (the
+//! embedded store: see [`EmbeddedStore`]), the machine losing power.
 //!
 //! This crate must not know what records, leaves or receipts mean: it
 //! stores bytes.
@@ -21,13 +21,13 @@
 #![warn(missing_docs)]
 
 pub mod conformance;
+mod embedded;
 mod postgres;
-mod sled_store;
 
 use async_trait::async_trait;
 
+pub use embedded::{DEFAULT_CACHE_BYTES, EmbeddedStore, EmbeddedStoreConfig, REOPEN_EVERY};
 pub use postgres::{PostgresConfig, PostgresStore};
-pub use sled_store::{DEFAULT_CACHE_BYTES, REOPEN_EVERY, SledStore, SledStoreConfig};
 
 /// Everything a store can refuse or fail at.
 #[derive(Debug, thiserror::Error)]
@@ -52,7 +52,7 @@ pub enum StoreError {
         /// The backend's limit.
         limit: usize,
     },
-    /// The backend's own error (sled's, or a PostgreSQL client's), as its
+    /// The backend's own error (redb's, or a PostgreSQL client's), as its
     /// text.
     #[error("storage backend: {0}")]
     Backend(String),
@@ -167,24 +167,35 @@ pub enum Contention {
 #[non_exhaustive]
 pub enum ConfigProblem {
     /// Neither a data directory nor a database.
-    #[error("no store: give --data-dir (sled) or --postgres (a database)")]
+    #[error("no store: give --data-dir (embedded) or --postgres (a database)")]
     NoStore,
     /// Both a data directory and a database.
-    #[error("give either --data-dir (sled) or --postgres (a database), not both")]
+    #[error("give either --data-dir (embedded) or --postgres (a database), not both")]
     BothStores,
     /// A database CA without a database.
     #[error("--postgres-ca is for a database given with --postgres")]
     CaWithoutDatabase,
-    /// A sled cache size without a sled store.
-    #[error("--sled-cache-mib is for a sled store given with --data-dir")]
-    CacheWithoutSled,
-    /// A sled cache too small to hold sled's own pages.
-    #[error("--sled-cache-mib {mib}: give at least {min} MiB")]
+    /// A cache size without an embedded store.
+    #[error("--store-cache-mib is for an embedded store given with --data-dir")]
+    CacheWithoutEmbedded,
+    /// A cache too small to hold the store's working pages.
+    #[error("--store-cache-mib {mib}: give at least {min} MiB")]
     CacheTooSmall {
         /// The size given.
         mib: u64,
         /// The least accepted.
         min: u64,
+    },
+    /// A data directory that holds a store in the layout of an earlier
+    /// cairn (sled's files) and no current store.
+    #[error(
+        "{dir} holds a store in sled's layout, written by an earlier cairn; this version \
+         keeps its data in redb and does not read it: point --data-dir at a new directory, \
+         or run the earlier version to finish with it"
+    )]
+    OldLayout {
+        /// The data directory.
+        dir: String,
     },
     /// A store name that cannot be part of a table name.
     #[error("store name {name:?} is not [a-z][a-z0-9_]{{0,39}}")]
@@ -400,8 +411,8 @@ pub trait Store: Send + Sync + 'static {
 /// Where a service keeps its data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StoreLocation {
-    /// An embedded sled store (one process): its directory and cache.
-    Sled(SledStoreConfig),
+    /// An embedded store (one process): its directory and cache.
+    Embedded(EmbeddedStoreConfig),
     /// A table of a PostgreSQL-wire database, which replicas may share.
     Postgres {
         /// The connection string.
@@ -417,7 +428,7 @@ impl StoreLocation {
     /// (`cairn_<name>`).
     pub async fn open(&self, name: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
         Ok(match self {
-            Self::Sled(config) => std::sync::Arc::new(SledStore::open(config.clone())?),
+            Self::Embedded(config) => std::sync::Arc::new(EmbeddedStore::open(config.clone())?),
             Self::Postgres { url, ca_file } => {
                 let mut config = PostgresConfig::new(url, name);
                 config.ca_file = ca_file.clone();
@@ -426,18 +437,18 @@ impl StoreLocation {
         })
     }
 
-    /// A sled store in `dir`, with the default cache.
-    pub fn sled(dir: impl Into<std::path::PathBuf>) -> Self {
-        Self::Sled(SledStoreConfig::new(dir))
+    /// An embedded store in `dir`, with the default cache.
+    pub fn embedded(dir: impl Into<std::path::PathBuf>) -> Self {
+        Self::Embedded(EmbeddedStoreConfig::new(dir))
     }
 
     /// From a service's flags: exactly one of a data directory (with, if
-    /// given, its sled cache size in MiB) and a PostgreSQL connection
+    /// given, its cache size in MiB) and a PostgreSQL connection
     /// string (with, if given, its server's CA).
     pub fn from_flags(flags: StoreFlags) -> Result<Self, StoreError> {
         let StoreFlags {
             data_dir,
-            sled_cache_mib,
+            store_cache_mib,
             postgres,
             postgres_ca,
         } = flags;
@@ -446,20 +457,20 @@ impl StoreLocation {
         }
         match (data_dir, postgres) {
             (Some(d), None) => {
-                let mut config = SledStoreConfig::new(d);
-                if let Some(mib) = sled_cache_mib {
-                    if mib < MIN_SLED_CACHE_MIB {
+                let mut config = EmbeddedStoreConfig::new(d);
+                if let Some(mib) = store_cache_mib {
+                    if mib < MIN_STORE_CACHE_MIB {
                         return Err(StoreError::Config(ConfigProblem::CacheTooSmall {
                             mib,
-                            min: MIN_SLED_CACHE_MIB,
+                            min: MIN_STORE_CACHE_MIB,
                         }));
                     }
                     config.cache_bytes = mib.saturating_mul(1024 * 1024);
                 }
-                Ok(Self::Sled(config))
+                Ok(Self::Embedded(config))
             }
-            (None, Some(_)) if sled_cache_mib.is_some() => {
-                Err(StoreError::Config(ConfigProblem::CacheWithoutSled))
+            (None, Some(_)) if store_cache_mib.is_some() => {
+                Err(StoreError::Config(ConfigProblem::CacheWithoutEmbedded))
             }
             (None, Some(url)) => Ok(Self::Postgres {
                 url,
@@ -471,16 +482,16 @@ impl StoreLocation {
     }
 }
 
-/// The smallest sled cache a service accepts (MiB).
-pub const MIN_SLED_CACHE_MIB: u64 = 8;
+/// The smallest embedded-store cache a service accepts (MiB).
+pub const MIN_STORE_CACHE_MIB: u64 = 8;
 
 /// A service's store flags, as given.
 #[derive(Clone, Debug, Default)]
 pub struct StoreFlags {
-    /// `--data-dir`: a sled store there.
+    /// `--data-dir`: an embedded store there.
     pub data_dir: Option<std::path::PathBuf>,
-    /// `--sled-cache-mib`: its cache's size.
-    pub sled_cache_mib: Option<u64>,
+    /// `--store-cache-mib`: its cache's size.
+    pub store_cache_mib: Option<u64>,
     /// `--postgres`: a database instead.
     pub postgres: Option<String>,
     /// `--postgres-ca`: the database server's CA.
@@ -521,18 +532,18 @@ mod tests {
     }
 
     #[test]
-    fn store_flags_name_one_store_and_a_sled_cache_only_for_sled() {
-        let sled = |mib| StoreFlags {
+    fn store_flags_name_one_store_and_a_cache_only_for_the_embedded_one() {
+        let embedded = |mib| StoreFlags {
             data_dir: Some("d".into()),
-            sled_cache_mib: mib,
+            store_cache_mib: mib,
             ..StoreFlags::default()
         };
-        let Ok(StoreLocation::Sled(c)) = StoreLocation::from_flags(sled(None)) else {
-            panic!("a sled store")
+        let Ok(StoreLocation::Embedded(c)) = StoreLocation::from_flags(embedded(None)) else {
+            panic!("an embedded store")
         };
         assert_eq!(c.cache_bytes, DEFAULT_CACHE_BYTES);
-        let Ok(StoreLocation::Sled(c)) = StoreLocation::from_flags(sled(Some(96))) else {
-            panic!("a sled store")
+        let Ok(StoreLocation::Embedded(c)) = StoreLocation::from_flags(embedded(Some(96))) else {
+            panic!("an embedded store")
         };
         assert_eq!(c.cache_bytes, 96 * 1024 * 1024);
         let refused = |flags| match StoreLocation::from_flags(flags) {
@@ -540,22 +551,22 @@ mod tests {
             other => panic!("not refused: {other:?}"),
         };
         assert_eq!(
-            refused(sled(Some(1))),
+            refused(embedded(Some(1))),
             ConfigProblem::CacheTooSmall {
                 mib: 1,
-                min: MIN_SLED_CACHE_MIB
+                min: MIN_STORE_CACHE_MIB
             }
         );
         let db = StoreFlags {
             postgres: Some("host=db".into()),
-            sled_cache_mib: Some(64),
+            store_cache_mib: Some(64),
             ..StoreFlags::default()
         };
-        assert_eq!(refused(db), ConfigProblem::CacheWithoutSled);
+        assert_eq!(refused(db), ConfigProblem::CacheWithoutEmbedded);
         assert_eq!(refused(StoreFlags::default()), ConfigProblem::NoStore);
         let both = StoreFlags {
             postgres: Some("host=db".into()),
-            ..sled(None)
+            ..embedded(None)
         };
         assert_eq!(refused(both), ConfigProblem::BothStores);
     }

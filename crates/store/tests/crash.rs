@@ -7,7 +7,7 @@
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
-use cairn_store::{SledStore, SledStoreConfig, Store as _, WriteBatch};
+use cairn_store::{EmbeddedStore, EmbeddedStoreConfig, Store as _, WriteBatch};
 
 const CHILD_ENV: &str = "CAIRN_STORE_CRASH_CHILD_DIR";
 /// The child stops by itself after this many batches if never killed.
@@ -20,7 +20,7 @@ async fn crash_child_writer() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return; // only meaningful when started by `acknowledged_commits_survive_sigkill`
     };
-    let store = SledStore::open(SledStoreConfig::new(dir)).unwrap();
+    let store = EmbeddedStore::open(EmbeddedStoreConfig::new(dir)).unwrap();
     for n in 0..MAX_BATCHES {
         let mut b = WriteBatch::new();
         b.put(
@@ -72,7 +72,7 @@ fn acknowledged_commits_survive_sigkill() {
 
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let store = SledStore::open(SledStoreConfig::new(&store_dir)).unwrap();
+            let store = EmbeddedStore::open(EmbeddedStoreConfig::new(&store_dir)).unwrap();
             for n in 0..=last {
                 let big = store.get("crash", &n.to_be_bytes()).await.unwrap();
                 assert_eq!(

@@ -217,7 +217,7 @@ pub fn tile_width(level: u8, index: u64, size: u64) -> u16 {
 
 /// Splits tile bytes into hashes.
 pub fn tile_hashes(bytes: &[u8]) -> Result<Vec<Hash>, TlogError> {
-    if bytes.len() % HASH_LEN != 0 || bytes.len() > HASH_LEN * TILE_WIDTH as usize {
+    if !bytes.len().is_multiple_of(HASH_LEN) || bytes.len() > HASH_LEN * TILE_WIDTH as usize {
         return Err(TlogError::TilePath(format!(
             "tile of {} bytes is not 1 to 256 hashes",
             bytes.len()

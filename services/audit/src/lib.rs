@@ -40,7 +40,7 @@ pub use grpc::{AuditService, WitnessService};
 pub struct AuditConfig {
     /// Address to listen on (port 0: any free port).
     pub listen: SocketAddr,
-    /// Where its data lives (a sled directory, or a database shared with
+    /// Where its data lives (an embedded store's directory, or a database shared with
     /// standby replicas).
     pub store: StoreLocation,
     /// The network directory file.
@@ -118,10 +118,10 @@ impl RunningAudit {
     }
 
     /// Writes a consistent backup of the log (as of its latest checkpoint)
-    /// into the sled store at `dir`, which must hold no log, while serving;
+    /// into the embedded store at `dir`, which must hold no log, while serving;
     /// appends wait for the copy. Returns the tree size backed up.
     pub async fn backup(&self, dir: &std::path::Path) -> Result<u64, AuditError> {
-        let to = StoreLocation::sled(dir).open("audit").await?;
+        let to = StoreLocation::embedded(dir).open("audit").await?;
         Ok(self.log.backup(to.as_ref()).await?)
     }
 
@@ -148,7 +148,7 @@ impl RunningAudit {
     }
 }
 
-/// Restores the backup in the sled store at `from` (written by
+/// Restores the backup in the embedded store at `from` (written by
 /// [`RunningAudit::backup`]) into `to`, which must hold no log. Returns how
 /// many keys were copied. The restored log is older than what it published
 /// since the backup: it sequences again only once its witnesses confirm it
@@ -159,7 +159,7 @@ pub async fn restore(from: &std::path::Path, to: &StoreLocation) -> Result<u64, 
             path: from.to_owned(),
         });
     }
-    let source = StoreLocation::sled(from).open("audit").await?;
+    let source = StoreLocation::embedded(from).open("audit").await?;
     let target = to.open("audit").await?;
     Ok(cairn_log::backup::restore(source.as_ref(), target.as_ref()).await?)
 }

@@ -27,14 +27,14 @@ struct Args {
     /// Address to listen on; port 0 picks a free port (printed on stdout).
     #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:7443")]
     listen: SocketAddr,
-    /// Data directory (embedded sled store; one process).
+    /// Data directory (embedded redb store; one process).
     #[arg(long, env = "CAIRN_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// With --data-dir: the most memory the sled store's cache takes (MiB;
+    /// With --data-dir: the most memory the embedded store's cache takes (MiB;
     /// default 1024). The service's resident memory grows to about this
     /// plus its working memory as the log fills.
-    #[arg(long, env = "CAIRN_SLED_CACHE_MIB")]
-    sled_cache_mib: Option<u64>,
+    #[arg(long, env = "CAIRN_STORE_CACHE_MIB")]
+    store_cache_mib: Option<u64>,
     /// A PostgreSQL-wire database instead, which standby replicas share
     /// (one sequences at a time, under a lease).
     #[arg(long, env = "CAIRN_POSTGRES")]
@@ -81,7 +81,7 @@ struct Args {
     #[arg(long, env = "CAIRN_LEASE_TTL_MS", default_value_t = 10_000)]
     lease_ttl_ms: u64,
     /// Where SIGUSR1 writes a consistent backup of the log while it keeps
-    /// serving: a new sled store `<dir>/backup-<unix seconds>`.
+    /// serving: a new embedded store `<dir>/backup-<unix seconds>`.
     #[arg(long, env = "CAIRN_BACKUP_DIR")]
     backup_dir: Option<PathBuf>,
     /// Restore the backup in this directory into the store (--data-dir or
@@ -136,7 +136,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     };
     let store = cairn_store::StoreLocation::from_flags(cairn_store::StoreFlags {
         data_dir: args.data_dir,
-        sled_cache_mib: args.sled_cache_mib,
+        store_cache_mib: args.store_cache_mib,
         postgres: args.postgres,
         postgres_ca: args.postgres_ca,
     })?;

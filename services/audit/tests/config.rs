@@ -17,8 +17,8 @@ fn file(net: &Net, extra: &str) -> std::path::PathBuf {
     let text = format!(
         "version = 1\nlisten = \"127.0.0.1:0\"\ndata_dir = {:?}\ndirectory = {:?}\ntls_cert = {:?}\ntls_key = {:?}\nlog_key = {:?}\norigin = {:?}\nlog = \"warn\"\n{extra}",
         match &c.store {
-            cairn_store::StoreLocation::Sled(c) => &c.path,
-            other => panic!("not a sled store: {other:?}"),
+            cairn_store::StoreLocation::Embedded(c) => &c.path,
+            other => panic!("not an embedded store: {other:?}"),
         },
         c.directory,
         c.tls_cert,
@@ -76,8 +76,8 @@ async fn a_file_with_an_unknown_key_or_version_is_refused() {
         ("witness_nmae = \"x\"\n", "unknown key \"witness_nmae\""),
         ("metrics_listen = 9090\n", "--metrics-listen"),
         (
-            "sled_cache_mib = 1\n",
-            "--sled-cache-mib 1: give at least 8 MiB",
+            "store_cache_mib = 1\n",
+            "--store-cache-mib 1: give at least 8 MiB",
         ),
     ] {
         let path = file(&net, extra);

@@ -528,7 +528,7 @@ async fn a_witness_cosigns_consistent_checkpoints_and_refuses_forks() {
     // log key the operator still holds (a second log on the same key).
     let forked_dir = net.tmp.path().join("forked");
     let mut forked_config = net.config("forked");
-    forked_config.store = cairn_store::StoreLocation::sled(forked_dir);
+    forked_config.store = cairn_store::StoreLocation::embedded(forked_dir);
     let fork = cairn_audit::start(forked_config).await.unwrap();
     let mut fork_intake = net.audit_client(&net.service_identity("intake"), fork.addr);
     let f = fork_intake

@@ -178,7 +178,7 @@ async fn an_online_backup_restores_to_the_log_at_one_checkpoint() {
     // The restored log is the live one as of one checkpoint: its size is
     // the backup's and the live log's later tree extends it.
     let mut config = net.config("restored");
-    config.store = cairn_store::StoreLocation::sled(restored);
+    config.store = cairn_store::StoreLocation::embedded(restored);
     let old = cairn_audit::start(config).await.unwrap();
     let snap = old.log.snapshot();
     assert_eq!(snap.size, size);
@@ -253,7 +253,7 @@ async fn sigusr1_to_the_running_process_writes_a_backup_it_says_where() {
         .unwrap();
     assert!(done.status.success(), "{done:?}");
     let mut config = net.config("restored-signalled");
-    config.store = cairn_store::StoreLocation::sled(restored);
+    config.store = cairn_store::StoreLocation::embedded(restored);
     let old = cairn_audit::start(config).await.unwrap();
     assert_eq!(old.log.snapshot().size, 25);
     old.stop().await.unwrap();

@@ -57,7 +57,7 @@ async fn audit_child() {
     let svc = |file: &str| pki.join(layout::SERVICES).join("audit").join(file);
     let running = cairn_audit::start(cairn_audit::AuditConfig {
         listen: listen.parse().unwrap(),
-        store: cairn_store::StoreLocation::sled(data),
+        store: cairn_store::StoreLocation::embedded(data),
         directory: pki.join(layout::DIRECTORY),
         tls_cert: svc(layout::TLS_CERT),
         tls_key: svc(layout::TLS_KEY),

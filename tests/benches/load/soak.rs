@@ -202,7 +202,7 @@ async fn report(minutes: u32, minute: &Mutex<Minute>, store_dir: &Path) {
         let ms = |q: f64| m.latency.value_at_quantile(q) as f64 / 1000.0;
         println!(
             "  min {n:>3}: {:>6} ({} / {} / {}) p50 {:.2} p90 {:.2} p99 {:.2} max {:.1}; \
-             RSS {:.0} MiB; {} open files; store {:.0} MiB{}",
+             RSS {:.0} MiB (heap {}); {} open files; store {:.0} MiB{}",
             m.receipted + m.pending + m.errors,
             m.receipted,
             m.pending,
@@ -212,6 +212,7 @@ async fn report(minutes: u32, minute: &Mutex<Minute>, store_dir: &Path) {
             ms(0.99),
             m.latency.max() as f64 / 1000.0,
             resident_mib(),
+            heap(),
             open_files(),
             dir_bytes(store_dir) as f64 / (1024.0 * 1024.0),
             m.first_error
@@ -229,6 +230,28 @@ fn resident_mib() -> f64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// jemalloc's own view of the heap, MiB: what is allocated, in active
+/// pages, resident (with jemalloc's metadata), and mapped but returned to
+/// the system. Growth in "allocated" is memory something still holds;
+/// growth only in "resident" is fragmentation or pages not yet purged.
+fn heap() -> String {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let mib = |r: Result<usize, tikv_jemalloc_ctl::Error>| match r {
+        Ok(b) => format!("{:.0}", b as f64 / (1024.0 * 1024.0)),
+        Err(_) => "?".to_string(),
+    };
+    if epoch::advance().is_err() {
+        return "unavailable".to_string();
+    }
+    format!(
+        "allocated {} active {} resident {} retained {}",
+        mib(stats::allocated::read()),
+        mib(stats::active::read()),
+        mib(stats::resident::read()),
+        mib(stats::retained::read()),
+    )
 }
 
 /// File descriptors this process holds (sockets, store files, …).

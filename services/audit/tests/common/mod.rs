@@ -48,7 +48,7 @@ impl Net {
         let svc = self.pki.join(layout::SERVICES).join("audit");
         AuditConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
-            store: cairn_store::StoreLocation::sled(self.tmp.path().join(data)),
+            store: cairn_store::StoreLocation::embedded(self.tmp.path().join(data)),
             directory: self.pki.join(layout::DIRECTORY),
             tls_cert: svc.join(layout::TLS_CERT),
             tls_key: svc.join(layout::TLS_KEY),
@@ -182,7 +182,7 @@ pub fn spawn_audit_with_output(
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let mut cmd = Command::from(audit_command(net));
     match store {
-        StoreLocation::Sled(c) => cmd.arg("--data-dir").arg(&c.path),
+        StoreLocation::Embedded(c) => cmd.arg("--data-dir").arg(&c.path),
         StoreLocation::Postgres { url, ca_file } => {
             cmd.arg("--postgres").arg(url);
             if let Some(ca) = ca_file {

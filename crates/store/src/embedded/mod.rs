@@ -1,25 +1,28 @@
-//! The embedded default backend, on sled 0.34.
+//! The embedded default backend, on redb: one file, `cairn.redb`, in the
+//! service's data directory.
 //!
-//! Durability: sled's `flush()` writes its buffers and calls
-//! `sync_file_range`, which survives a process crash but not a power loss.
-//! So after every batch this backend also `fdatasync`s sled's data file —
-//! batched: concurrent commits share one flush and one `fdatasync` (group
-//! commit), never one per record. Values are stored in chunks of at most
-//! 32 KiB so that sled never moves them to separate blob files, which its
-//! flush would not sync; should a blob file appear anyway, it is synced too.
+//! Durability: a batch is one redb write transaction committed without a
+//! sync, then made durable by a durable (fsynced) redb commit that
+//! concurrent committers share (group commit), never one per record; a
+//! commit returns only once its batch is on stable storage. redb keeps its
+//! last durable commit intact through a crash or a power loss (its commit
+//! slots are checksummed), and after an unclean stop it repairs its
+//! allocator state on open.
 //!
-//! **After an I/O failure** (a full disk, a failing device) sled refuses
-//! every further write, and reads may return what a failed commit left in
-//! memory. So the first I/O error closes the database: that call and every
-//! call after it is refused with [`StoreError::Unavailable`] until the
-//! store has reopened it, which it tries at most every
-//! [`REOPEN_EVERY`] on the next call, once the old handle is gone. Sled
-//! recovers exactly what was durable: everything whose commit returned
-//! `Ok`, nothing of a batch whose commit failed before its data reached
-//! the disk.
+//! Memory: redb's cache is bounded ([`EmbeddedStoreConfig::cache_bytes`]);
+//! what else it holds does not grow with the data (the soak in
+//! BENCHMARKS.md measures it). The store it replaced, sled 0.34, held
+//! memory in proportion to the data however small its cache.
+//!
+//! **After an I/O failure** (a full disk, a failing device) redb refuses
+//! every further operation until it is reopened. So the first I/O error
+//! closes the database: that call and every call after it is refused with
+//! [`StoreError::Unavailable`] until the store has reopened it, which it
+//! tries at most every [`REOPEN_EVERY`] on the next call, once the old
+//! handle is gone. redb recovers exactly what was durable: everything
+//! whose commit returned `Ok`, nothing of a batch whose commit failed.
 
 mod db;
-mod encoding;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, Weak};
@@ -33,24 +36,24 @@ use crate::{Entry, Store, StoreError, WriteBatch, backend, check_namespace};
 /// How often a closed store tries to reopen (on the next call).
 pub const REOPEN_EVERY: Duration = Duration::from_millis(250);
 
-/// The most memory sled's page cache takes by default (sled's own
+/// The most memory the store's cache takes by default (redb's own
 /// default, 1 GiB).
 pub const DEFAULT_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
 
-/// Settings of a [`SledStore`].
+/// Settings of a [`EmbeddedStore`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SledStoreConfig {
-    /// The directory sled keeps its files in.
+pub struct EmbeddedStoreConfig {
+    /// The directory the store keeps its file in.
     pub path: PathBuf,
     /// Largest value accepted (default 16 MiB).
     pub max_value_len: usize,
-    /// The most memory sled's page cache may take (default
+    /// The most memory redb's cache may take (default
     /// [`DEFAULT_CACHE_BYTES`]): what the store's resident memory grows to
-    /// as it fills.
+    /// as it fills, and no further.
     pub cache_bytes: u64,
 }
 
-impl SledStoreConfig {
+impl EmbeddedStoreConfig {
     /// Defaults for a store at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
@@ -61,15 +64,15 @@ impl SledStoreConfig {
     }
 }
 
-/// A [`Store`] on sled, durable against process crashes and power loss,
+/// A [`Store`] on redb, durable against process crashes and power loss,
 /// that closes itself on an I/O failure and reopens once it can.
 #[derive(Clone)]
-pub struct SledStore {
+pub struct EmbeddedStore {
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    config: SledStoreConfig,
+    config: EmbeddedStoreConfig,
     state: RwLock<State>,
     reopening: tokio::sync::Mutex<()>,
 }
@@ -77,7 +80,7 @@ struct Shared {
 enum State {
     Open(Arc<Db>),
     /// Closed after an I/O failure; `old` is the handle being dropped
-    /// (sled's lock on its files is released only when it is gone).
+    /// (redb's lock on its file is released only when it is gone).
     Closed {
         reason: String,
         old: Weak<Db>,
@@ -85,17 +88,17 @@ enum State {
     },
 }
 
-impl std::fmt::Debug for SledStore {
+impl std::fmt::Debug for EmbeddedStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore")
+        f.debug_struct("EmbeddedStore")
             .field("path", &self.shared.config.path)
             .finish_non_exhaustive()
     }
 }
 
-impl SledStore {
+impl EmbeddedStore {
     /// Opens (creating if needed) a store.
-    pub fn open(config: SledStoreConfig) -> Result<Self, StoreError> {
+    pub fn open(config: EmbeddedStoreConfig) -> Result<Self, StoreError> {
         let db = Db::open(&config)?;
         Ok(Self {
             shared: Arc::new(Shared {
@@ -212,7 +215,7 @@ fn poisoned() -> StoreError {
 }
 
 #[async_trait]
-impl Store for SledStore {
+impl Store for EmbeddedStore {
     async fn get(
         &self,
         namespace: &'static str,
@@ -276,37 +279,45 @@ mod tests {
     struct Factory(tempfile::TempDir);
 
     impl crate::conformance::StoreFactory for Factory {
-        type Store = SledStore;
+        type Store = EmbeddedStore;
 
-        fn open(&self) -> SledStore {
-            SledStore::open(SledStoreConfig::new(self.0.path().join("store")))
-                .expect("open sled store")
+        fn open(&self) -> EmbeddedStore {
+            EmbeddedStore::open(EmbeddedStoreConfig::new(self.0.path().join("store")))
+                .expect("open embedded store")
         }
     }
 
     crate::store_conformance_tests!(Factory(tempfile::tempdir().expect("temp dir")));
 
     #[tokio::test]
-    async fn large_values_never_become_sled_blobs() {
+    async fn large_values_round_trip_and_count_on_disk() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SledStore::open(SledStoreConfig::new(dir.path())).unwrap();
-        for i in 0..40u32 {
+        let store = EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap();
+        for i in 0..8u32 {
             let mut b = WriteBatch::new();
             b.put("big", i.to_be_bytes(), vec![i as u8; 1024 * 1024 + 7]);
             store.commit(b).await.unwrap();
         }
-        store.current().await.unwrap().flush().unwrap();
-        let blobs = std::fs::read_dir(dir.path().join("blobs"))
-            .map(|d| d.count())
-            .unwrap_or(0);
-        assert_eq!(blobs, 0, "values must stay inside sled's data file");
-        assert_eq!(
-            store
-                .get("big", &7u32.to_be_bytes())
-                .await
-                .unwrap()
-                .unwrap(),
-            vec![7u8; 1024 * 1024 + 7]
+        let got = store.get("big", &7u32.to_be_bytes()).await.unwrap();
+        assert_eq!(got, Some(vec![7u8; 1024 * 1024 + 7]));
+        let size = store.size_on_disk().await.unwrap().unwrap();
+        assert!(
+            size >= 8 * 1024 * 1024,
+            "{size} bytes on disk for 8 MiB of values"
         );
+    }
+
+    #[test]
+    fn a_directory_with_a_sled_store_is_refused_not_opened_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("conf"), b"segment_size: 8388608").unwrap();
+        std::fs::write(dir.path().join("db"), b"sled").unwrap();
+        let refused = EmbeddedStore::open(EmbeddedStoreConfig::new(dir.path())).unwrap_err();
+        let StoreError::Config(crate::ConfigProblem::OldLayout { dir: named }) = &refused else {
+            panic!("not refused for its layout: {refused}")
+        };
+        assert_eq!(named, &dir.path().display().to_string());
+        assert!(refused.to_string().contains("sled's layout"), "{refused}");
+        assert!(!dir.path().join(db::FILE_NAME).exists(), "nothing created");
     }
 }

@@ -1,0 +1,252 @@
+//! One open redb database: reads, transactions and the group-committed
+//! sync that makes them durable. [`super::EmbeddedStore`] holds one at a
+//! time and replaces it after an I/O failure.
+//!
+//! Each namespace is its own redb table of byte keys and values. A batch
+//! is one redb write transaction committed without a sync
+//! ([`redb::Durability::None`]: visible to readers at once, durable with
+//! the next durable commit); [`Db::sync_through`] then makes it durable
+//! with one empty [`redb::Durability::Immediate`] commit that concurrent
+//! committers share (group commit), never one per record.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::{Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition, TableError};
+
+use super::EmbeddedStoreConfig;
+use crate::{Entry, Op, StoreError, WriteBatch, backend, check_namespace};
+
+/// The database file inside the store's directory.
+pub(super) const FILE_NAME: &str = "cairn.redb";
+
+/// Batches of up to this many bytes are written on the calling task; larger
+/// ones on the blocking pool (redb copies them into its pages).
+const INLINE_COMMIT_BYTES: usize = 64 * 1024;
+
+/// A namespace's table.
+fn table(namespace: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
+    TableDefinition::new(namespace)
+}
+
+/// An open redb database and the state of its syncs.
+pub(super) struct Db {
+    db: redb::Database,
+    path: PathBuf,
+    max_value_len: usize,
+    /// One writer at a time, waited for without holding a thread (redb's
+    /// own `begin_write` blocks the calling thread).
+    writer: tokio::sync::Mutex<()>,
+    written: AtomicU64,
+    synced: AtomicU64,
+    sync_lock: tokio::sync::Mutex<()>,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database `config` names; redb
+    /// recovers the last durable commit (repairing its allocator state
+    /// after an unclean stop).
+    pub(super) fn open(config: &EmbeddedStoreConfig) -> Result<Self, StoreError> {
+        let dir = config.path.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+        refuse_sled_layout(&dir)?;
+        let path = dir.join(FILE_NAME);
+        let db = redb::Database::builder()
+            .set_cache_size(usize::try_from(config.cache_bytes).unwrap_or(usize::MAX))
+            .create(&path)
+            .map_err(|e| redb_error(&path, e.into()))?;
+        // Make the file's directory entry durable once.
+        std::fs::File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io(&dir, e))?;
+        Ok(Self {
+            db,
+            path,
+            max_value_len: config.max_value_len,
+            writer: tokio::sync::Mutex::new(()),
+            written: AtomicU64::new(0),
+            synced: AtomicU64::new(0),
+            sync_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn err(&self, e: impl Into<redb::Error>) -> StoreError {
+        redb_error(&self.path, e.into())
+    }
+
+    pub(super) fn read(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = match tx.open_table(table(namespace)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.err(e)),
+        };
+        let value = t.get(key).map_err(|e| self.err(e))?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    pub(super) fn scan(
+        &self,
+        namespace: &str,
+        start: &[u8],
+        end: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        if end.is_some_and(|end| start >= end) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let t = match tx.open_table(table(namespace)) {
+            Ok(t) => t,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(self.err(e)),
+        };
+        let range = match end {
+            Some(end) => t.range::<&[u8]>(start..end),
+            None => t.range::<&[u8]>(start..),
+        }
+        .map_err(|e| self.err(e))?;
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for item in range.take(limit) {
+            let (k, v) = item.map_err(|e| self.err(e))?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    pub(super) fn size_on_disk(&self) -> Result<u64, StoreError> {
+        std::fs::metadata(&self.path)
+            .map(|m| m.len())
+            .map_err(|e| io(&self.path, e))
+    }
+
+    /// Applies `batch` in one redb transaction, visible but not yet
+    /// durable; returns its write number (what [`Db::sync_through`] waits
+    /// for).
+    pub(super) async fn apply(self: &Arc<Self>, batch: &WriteBatch) -> Result<u64, StoreError> {
+        let mut bytes = 0usize;
+        for op in batch.ops() {
+            let (Op::Put { namespace, .. }
+            | Op::Delete { namespace, .. }
+            | Op::Expect { namespace, .. }) = op;
+            check_namespace(namespace)?;
+            if let Op::Put { value, .. } = op {
+                if value.len() > self.max_value_len {
+                    return Err(StoreError::ValueTooLarge {
+                        len: value.len(),
+                        limit: self.max_value_len,
+                    });
+                }
+                bytes += value.len();
+            }
+        }
+        let _writer = self.writer.lock().await;
+        // A small transaction only touches redb's cache: run it here rather
+        // than pay a hand-off to the blocking pool (the profile of the
+        // end-to-end load showed thread hand-offs, not the work,
+        // dominating). Large ones may write pages out.
+        if bytes <= INLINE_COMMIT_BYTES {
+            self.write(batch.ops(), Durability::None)?;
+        } else {
+            let db = self.clone();
+            let ops = batch.ops().to_vec();
+            tokio::task::spawn_blocking(move || db.write(&ops, Durability::None))
+                .await
+                .map_err(backend)??;
+        }
+        Ok(self.written.fetch_add(1, Ordering::AcqRel) + 1)
+    }
+
+    /// Waits until everything committed up to `seq` is on stable storage,
+    /// sharing one durable commit among concurrent committers.
+    pub(super) async fn sync_through(self: &Arc<Self>, seq: u64) -> Result<(), StoreError> {
+        let _turn = self.sync_lock.lock().await;
+        if self.synced.load(Ordering::Acquire) >= seq {
+            return Ok(());
+        }
+        let _writer = self.writer.lock().await;
+        let target = self.written.load(Ordering::Acquire);
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || db.write(&[], Durability::Immediate))
+            .await
+            .map_err(backend)??;
+        self.synced.fetch_max(target, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// One write transaction: every precondition checked against the state
+    /// before it, then every write, then the commit at `durability`.
+    fn write(&self, ops: &[Op], durability: Durability) -> Result<(), StoreError> {
+        let mut tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        tx.set_durability(durability).map_err(|e| self.err(e))?;
+        for op in ops {
+            if let Op::Expect {
+                namespace,
+                key,
+                value,
+            } = op
+            {
+                let t = tx.open_table(table(namespace)).map_err(|e| self.err(e))?;
+                let current = t.get(key.as_slice()).map_err(|e| self.err(e))?;
+                if current.as_ref().map(|v| v.value()) != value.as_deref() {
+                    return Err(StoreError::Conflict {
+                        namespace: (*namespace).to_owned(),
+                        key: String::from_utf8_lossy(key).into_owned(),
+                    });
+                }
+            }
+        }
+        for op in ops {
+            match op {
+                Op::Put {
+                    namespace,
+                    key,
+                    value,
+                } => {
+                    let mut t = tx.open_table(table(namespace)).map_err(|e| self.err(e))?;
+                    t.insert(key.as_slice(), value.as_slice())
+                        .map_err(|e| self.err(e))?;
+                }
+                Op::Delete { namespace, key } => {
+                    let mut t = tx.open_table(table(namespace)).map_err(|e| self.err(e))?;
+                    t.remove(key.as_slice()).map_err(|e| self.err(e))?;
+                }
+                Op::Expect { .. } => {}
+            }
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// A redb error: its I/O failures as [`StoreError::Io`] (which close the
+/// store: see [`super::EmbeddedStore`]), anything else as a backend error.
+fn redb_error(path: &Path, e: redb::Error) -> StoreError {
+    match e {
+        redb::Error::Io(source) => io(path, source),
+        // redb refuses everything after a failed I/O until it is reopened.
+        redb::Error::PreviousIo => io(
+            path,
+            std::io::Error::other("an earlier I/O failure left the database to be reopened"),
+        ),
+        other => backend(other),
+    }
+}
+
+/// A directory that holds a sled store (written by cairn before it moved
+/// to redb) is refused rather than silently opened as an empty store.
+fn refuse_sled_layout(dir: &Path) -> Result<(), StoreError> {
+    if dir.join("conf").is_file() && dir.join("db").is_file() && !dir.join(FILE_NAME).exists() {
+        return Err(StoreError::Config(crate::ConfigProblem::OldLayout {
+            dir: dir.display().to_string(),
+        }));
+    }
+    Ok(())
+}
