@@ -14,7 +14,6 @@ use cairn_tlog::hash::{Hash, leaf_hash};
 use cairn_tlog::note::VerifierKey;
 use cairn_tlog::proof;
 use clap::Subcommand;
-use serde::Deserialize as _;
 use tonic::transport::Channel;
 
 use cairn_client::ClientError;
@@ -104,36 +103,6 @@ fn read_key(text_or_file: &str) -> anyhow::Result<VerifierKey> {
         text_or_file.to_owned()
     };
     Ok(VerifierKey::parse(text.trim())?)
-}
-
-/// A receipt as JSON, in the protobuf JSON mapping of
-/// `cairn.common.v1.Receipt` (snake_case accepted too).
-#[derive(serde::Deserialize, serde::Serialize, Debug)]
-#[serde(rename_all = "camelCase")]
-pub struct ReceiptJson {
-    /// Base64 leaf.
-    pub leaf: String,
-    /// Leaf index (number or decimal string).
-    #[serde(alias = "leaf_index", deserialize_with = "u64_from_any")]
-    pub leaf_index: u64,
-    /// Checkpoint note.
-    pub checkpoint: String,
-    /// Base64 hashes.
-    #[serde(alias = "inclusion_proof", default)]
-    pub inclusion_proof: Vec<String>,
-}
-
-fn u64_from_any<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        Num(u64),
-        Text(String),
-    }
-    match N::deserialize(d)? {
-        N::Num(n) => Ok(n),
-        N::Text(t) => t.parse().map_err(serde::de::Error::custom),
-    }
 }
 
 fn fail(msg: impl Into<String>) -> anyhow::Error {
@@ -364,25 +333,35 @@ fn check(context: impl FnOnce() -> String) -> impl FnOnce(ClientError) -> anyhow
     }
 }
 
-/// A receipt file as the SDK takes it.
+/// A receipt file as the SDK takes it: a `cairn.common.v1.Receipt` in the
+/// protobuf JSON mapping (which leaves out fields at their zero value, such
+/// as leaf 0's index and a one-leaf tree's empty proof), or a stored record
+/// as `cairn incident get --json` and `cairn eval get --json` print it,
+/// whose `receipt` is taken.
 fn read_receipt(path: &std::path::Path) -> anyhow::Result<cairn_proto::common::v1::Receipt> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let r: ReceiptJson = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a receipt", path.display()))?;
-    Ok(cairn_proto::common::v1::Receipt {
-        leaf: B64
-            .decode(&r.leaf)
-            .with_context(|| format!("{}: leaf is not base64", path.display()))?,
-        leaf_index: r.leaf_index,
-        checkpoint: r.checkpoint,
-        inclusion_proof: r
-            .inclusion_proof
-            .iter()
-            .map(|h| B64.decode(h))
-            .collect::<Result<_, _>>()
-            .with_context(|| format!("{}: proof is not base64", path.display()))?,
-    })
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a receipt (not JSON)", path.display()))?;
+    let receipt = match value.get("receipt") {
+        Some(inner) => inner.to_string(),
+        None => text,
+    };
+    let r: cairn_proto::common::v1::Receipt =
+        cairn_client::json::from_json("cairn.common.v1.Receipt", &receipt)
+            .with_context(|| format!("{}: not a receipt", path.display()))?;
+    if r.leaf.is_empty() || r.checkpoint.is_empty() {
+        bail!(
+            "{}: not a receipt: it has no {}",
+            path.display(),
+            if r.leaf.is_empty() {
+                "leaf"
+            } else {
+                "checkpoint"
+            }
+        );
+    }
+    Ok(r)
 }
 
 /// A progress bar over `len` items (hidden for --json).
@@ -538,4 +517,63 @@ async fn verify(a: VerifyArgs, json: bool) -> anyhow::Result<()> {
         println!("the log verifies.");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_proto::common::v1::{Receipt, StoredRecord};
+
+    fn written(json: &serde_json::Value) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("receipt.json");
+        std::fs::write(&path, json.to_string()).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn the_receipt_of_leaf_0_in_a_one_leaf_tree_reads_back_as_printed() {
+        let receipt = Receipt {
+            leaf: b"leaf bytes".to_vec(),
+            leaf_index: 0,
+            checkpoint: "log\n1\nroot\n\n— log sig\n".into(),
+            inclusion_proof: vec![],
+        };
+        let printed = cairn_client::json::to_json("cairn.common.v1.Receipt", &receipt).unwrap();
+        assert!(
+            printed.get("leafIndex").is_none(),
+            "zero fields are left out: {printed}"
+        );
+        let (_dir, path) = written(&printed);
+        assert_eq!(read_receipt(&path).unwrap(), receipt);
+
+        let stored = StoredRecord {
+            receipt: Some(receipt.clone()),
+            ..StoredRecord::default()
+        };
+        let printed = cairn_client::json::to_json("cairn.common.v1.StoredRecord", &stored).unwrap();
+        let (_dir, path) = written(&printed);
+        assert_eq!(
+            read_receipt(&path).unwrap(),
+            receipt,
+            "taken from a stored record"
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_receipt_is_refused_naming_the_file() {
+        for bad in [
+            serde_json::json!({"leaf": "bGVhZg==", "unknownField": 1}),
+            serde_json::json!({"leaf": "bGVhZg=="}),
+            serde_json::json!({"checkpoint": "log\n1\n"}),
+            serde_json::json!([1, 2]),
+        ] {
+            let (_dir, path) = written(&bad);
+            let e = read_receipt(&path).unwrap_err();
+            assert!(
+                format!("{e:#}").contains("receipt.json: not a receipt"),
+                "{bad}: {e:#}"
+            );
+        }
+    }
 }
