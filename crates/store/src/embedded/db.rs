@@ -25,6 +25,9 @@ pub(super) const FILE_NAME: &str = "cairn.redb";
 /// ones on the blocking pool (redb copies them into its pages).
 const INLINE_COMMIT_BYTES: usize = 64 * 1024;
 
+/// A namespace's table, open in a write transaction.
+type WriteTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
+
 /// A namespace's table.
 fn table(namespace: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
     TableDefinition::new(namespace)
@@ -197,24 +200,34 @@ impl Db {
                 }
             }
         }
+        // Consecutive writes to one namespace share its open table.
+        let mut open: Option<(&str, WriteTable<'_>)> = None;
         for op in ops {
-            match op {
+            let (namespace, key, value) = match op {
                 Op::Put {
                     namespace,
                     key,
                     value,
-                } => {
-                    let mut t = tx.open_table(table(namespace)).map_err(|e| self.err(e))?;
-                    t.insert(key.as_slice(), value.as_slice())
-                        .map_err(|e| self.err(e))?;
-                }
-                Op::Delete { namespace, key } => {
-                    let mut t = tx.open_table(table(namespace)).map_err(|e| self.err(e))?;
-                    t.remove(key.as_slice()).map_err(|e| self.err(e))?;
-                }
-                Op::Expect { .. } => {}
+                } => (*namespace, key, Some(value)),
+                Op::Delete { namespace, key } => (*namespace, key, None),
+                Op::Expect { .. } => continue,
+            };
+            if open.as_ref().is_none_or(|(n, _)| *n != namespace) {
+                // A table may be open only once in a transaction.
+                drop(open.take());
+                let t = tx.open_table(table(namespace)).map_err(|e| self.err(e))?;
+                open = Some((namespace, t));
             }
+            let Some((_, t)) = open.as_mut() else {
+                continue;
+            };
+            match value {
+                Some(v) => t.insert(key.as_slice(), v.as_slice()).map(drop),
+                None => t.remove(key.as_slice()).map(drop),
+            }
+            .map_err(|e| self.err(e))?;
         }
+        drop(open);
         tx.commit().map_err(|e| self.err(e))
     }
 }

@@ -10,9 +10,10 @@
 //! allocator state on open.
 //!
 //! Memory: redb's cache is bounded ([`EmbeddedStoreConfig::cache_bytes`]);
-//! what else it holds does not grow with the data (the soak in
-//! BENCHMARKS.md measures it). The store it replaced, sled 0.34, held
-//! memory in proportion to the data however small its cache.
+//! what else it holds does not grow with the data (`bench/store-memory`
+//! measures it; BENCHMARKS.md has the figures). The store it replaced,
+//! sled 0.34, held memory in proportion to the data however small its
+//! cache.
 //!
 //! **After an I/O failure** (a full disk, a failing device) redb refuses
 //! every further operation until it is reopened. So the first I/O error
