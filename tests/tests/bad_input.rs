@@ -420,6 +420,64 @@ async fn non_submit(net: &Net, input: &str, as_: &str) -> Result<(), Status> {
             d.supersedes = Some(uuid::Uuid::now_v7());
             publish(net, as_, net.sign("jp-aisi", &d)).await
         }
+        "retract_incident_without_retracts" => {
+            let (_, rec) = base(net);
+            intake_client
+                .retract_incident(intake::RetractIncidentRequest { record: Some(rec) })
+                .await
+                .map(drop)
+        }
+        "retract_unknown_incident" | "retraction_without_reason" => {
+            let reason = if input == "retract_unknown_incident" {
+                "filed twice"
+            } else {
+                " "
+            };
+            let mut d = net.draft(
+                RecordKind::Incident,
+                SharingLabel::TlpClear,
+                &[],
+                pb::Retraction {
+                    reason: reason.into(),
+                }
+                .encode_to_vec(),
+                None,
+            );
+            d.retracts = Some(uuid::Uuid::now_v7());
+            intake_client
+                .retract_incident(intake::RetractIncidentRequest {
+                    record: Some(net.sign(as_, &d)),
+                })
+                .await
+                .map(drop)
+        }
+        "erase_incident_garbage_order" => intake_client
+            .erase_incident(intake::EraseIncidentRequest {
+                order: vec![0xff; 10],
+            })
+            .await
+            .map(drop),
+        // Beyond the envelope limit (64 KiB), within the transport's.
+        "erase_incident_order_too_large" => intake_client
+            .erase_incident(intake::EraseIncidentRequest {
+                order: vec![0; 70 * 1024],
+            })
+            .await
+            .map(drop),
+        "erase_unknown_incident" | "erase_incident_order_of_another_member" => {
+            let by = if input == "erase_unknown_incident" {
+                as_
+            } else {
+                "jp-aisi"
+            };
+            let record = uuid::Uuid::now_v7().hyphenated().to_string();
+            let now = time::OffsetDateTime::now_utc();
+            let order = cairn_testkit::erasure_order(&net.signing_key(by), by, &record, now);
+            intake_client
+                .erase_incident(intake::EraseIncidentRequest { order })
+                .await
+                .map(drop)
+        }
         "erase_garbage_order" => net
             .evals(as_)
             .erase_result(evals::EraseResultRequest {

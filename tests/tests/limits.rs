@@ -51,6 +51,22 @@ async fn a_member_over_its_rate_is_refused_and_others_are_not() {
         .await
         .unwrap_err();
     assert_eq!(gone.code(), Code::NotFound, "a refused record was stored");
+    // An erasure order takes from the same budget, and is refused first.
+    let order = cairn_testkit::erasure_order(
+        &net.signing_key("uk-aisi"),
+        "uk-aisi",
+        &d.record_id.to_string(),
+        time::OffsetDateTime::now_utc(),
+    );
+    let err = uk
+        .erase_incident(intake::EraseIncidentRequest { order })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message().contains("rate limit: member uk-aisi"),
+        "{err:?}"
+    );
     // jp-aisi has its own budget.
     let (_, rec) = net.incident(
         "jp-aisi",

@@ -12,6 +12,7 @@ mod connect;
 mod dev;
 mod devnet;
 mod keys;
+mod lifecycle;
 mod records;
 mod report;
 

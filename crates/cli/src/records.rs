@@ -1,5 +1,5 @@
-//! `cairn incident`, `cairn eval`, `cairn record`: submit, fetch, list,
-//! watch, open.
+//! `cairn incident`, `cairn eval`, `cairn record`: submit (and correct),
+//! fetch, list, watch, open; retraction and erasure are in `lifecycle`.
 
 use std::io::Read as _;
 
@@ -12,6 +12,7 @@ use tokio_stream::StreamExt as _;
 
 use crate::connect::ConnectArgs;
 use crate::exit;
+use crate::lifecycle::{self, EraseArgs, Holder, RetractArgs};
 
 #[derive(Args, Debug, Clone)]
 pub struct ShareArgs {
@@ -59,6 +60,12 @@ pub enum IncidentCommand {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Withdraw an incident of yours: a signed retraction, shared as the
+    /// incident is; the incident stays readable, marked retracted.
+    Retract(RetractArgs),
+    /// Delete an incident's body under a signed order (yours, or as a
+    /// governance member one you may read); its header and log entry stay.
+    Erase(EraseArgs),
     /// Stream incidents as they arrive (from --cursor, or the beginning).
     Watch {
         #[arg(long, default_value = "")]
@@ -79,11 +86,20 @@ pub enum EvalCommand {
         file: String,
         #[command(flatten)]
         share: ShareArgs,
+        /// Correct an earlier result of yours (SupersedeResult).
+        #[arg(long)]
+        supersedes: Option<String>,
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Withdraw a result (or baseline, assessment) of yours: a signed
+    /// retraction, shared as the record is.
+    Retract(RetractArgs),
+    /// Delete a result's body under a signed order (yours, or as a
+    /// governance member one you may read); its header and log entry stay.
+    Erase(EraseArgs),
     /// Fetch a result; --open verifies and decrypts it.
     Get {
         record_id: String,
@@ -227,7 +243,7 @@ fn describe(r: &pb::StoredRecord) -> String {
     }
 }
 
-fn print_submitted(s: &cairn_client::Submitted, json_out: bool) {
+pub(crate) fn print_submitted(s: &cairn_client::Submitted, json_out: bool) {
     if json_out {
         println!(
             "{}",
@@ -273,7 +289,7 @@ fn print_submitted(s: &cairn_client::Submitted, json_out: bool) {
     }
 }
 
-fn print_dry(p: &Prepared, json_out: bool) -> anyhow::Result<()> {
+pub(crate) fn print_dry(p: &Prepared, json_out: bool) -> anyhow::Result<()> {
     if json_out {
         println!(
             "{}",
@@ -374,10 +390,12 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
             dry_run,
             connect,
         } => {
-            submit_incident(
+            let supersedes = supersedes.as_deref();
+            submit_file(
+                Holder::Intake,
                 &file,
                 share,
-                supersedes.as_deref(),
+                supersedes,
                 dry_run,
                 &connect,
                 json_out,
@@ -411,6 +429,8 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
             .await?;
             Ok(exit::OK)
         }
+        IncidentCommand::Retract(args) => lifecycle::retract(Holder::Intake, args, json_out).await,
+        IncidentCommand::Erase(args) => lifecycle::erase(Holder::Intake, args, json_out).await,
         IncidentCommand::Watch {
             cursor,
             count,
@@ -419,9 +439,11 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
     }
 }
 
-/// `cairn incident submit`: validates `file`, seals, signs and submits it
-/// (or, with `dry_run`, prints what would be sent).
-async fn submit_incident(
+/// `cairn incident submit` and `cairn eval publish`: validates `file` as
+/// the holder's content, seals, signs and sends it, as a correction of
+/// `supersedes` when given (or, with `dry_run`, prints what would be sent).
+async fn submit_file(
+    holder: Holder,
     file: &str,
     share: ShareArgs,
     supersedes: Option<&str>,
@@ -430,20 +452,39 @@ async fn submit_incident(
     json_out: bool,
 ) -> anyhow::Result<u8> {
     let text = read_input(file)?;
-    let incident = json::incident_from_json(&text)
-        .with_context(|| format!("{file} is not a valid incident"))?;
+    let invalid = || match holder {
+        Holder::Intake => format!("{file} is not a valid incident"),
+        Holder::Evals => format!("{file} is not a valid evaluation result"),
+    };
     let share = Share::parse(&share.label, share.to)?;
     let client = connect.client()?;
-    let prepared = match supersedes {
-        Some(old) => client.prepare_incident_correction(&incident, &share, old),
-        None => client.prepare_incident(&incident, &share),
+    let prepared = match holder {
+        Holder::Intake => {
+            let incident = json::incident_from_json(&text).with_context(invalid)?;
+            match supersedes {
+                Some(old) => client.prepare_incident_correction(&incident, &share, old),
+                None => client.prepare_incident(&incident, &share),
+            }
+        }
+        Holder::Evals => {
+            let result = json::result_from_json(&text).with_context(invalid)?;
+            match supersedes {
+                Some(old) => client.prepare_result_correction(&result, &share, old),
+                None => client.prepare_result(&result, &share),
+            }
+        }
     }
-    .with_context(|| format!("{file} is not a valid incident"))?;
+    .with_context(invalid)?;
     if dry_run {
         print_dry(&prepared, json_out)?;
         return Ok(exit::OK);
     }
-    print_submitted(&client.submit_incident(&prepared).await?, json_out);
+    let sent = match (holder, supersedes) {
+        (Holder::Intake, _) => client.submit_incident(&prepared).await?,
+        (Holder::Evals, Some(_)) => client.supersede_result(&prepared).await?,
+        (Holder::Evals, None) => client.publish_result(&prepared).await?,
+    };
+    print_submitted(&sent, json_out);
     Ok(exit::OK)
 }
 
@@ -485,24 +526,24 @@ pub async fn eval(cmd: EvalCommand, json_out: bool) -> anyhow::Result<u8> {
         EvalCommand::Publish {
             file,
             share,
+            supersedes,
             dry_run,
             connect,
         } => {
-            let text = read_input(&file)?;
-            let result = json::result_from_json(&text)
-                .with_context(|| format!("{file} is not a valid evaluation result"))?;
-            let share = Share::parse(&share.label, share.to)?;
-            let client = connect.client()?;
-            let prepared = client
-                .prepare_result(&result, &share)
-                .with_context(|| format!("{file} is not a valid evaluation result"))?;
-            if dry_run {
-                print_dry(&prepared, json_out)?;
-                return Ok(exit::OK);
-            }
-            print_submitted(&client.publish_result(&prepared).await?, json_out);
-            Ok(exit::OK)
+            let supersedes = supersedes.as_deref();
+            submit_file(
+                Holder::Evals,
+                &file,
+                share,
+                supersedes,
+                dry_run,
+                &connect,
+                json_out,
+            )
+            .await
         }
+        EvalCommand::Retract(args) => lifecycle::retract(Holder::Evals, args, json_out).await,
+        EvalCommand::Erase(args) => lifecycle::erase(Holder::Evals, args, json_out).await,
         EvalCommand::Get {
             record_id,
             open,

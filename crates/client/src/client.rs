@@ -21,6 +21,9 @@ use crate::error::ClientError;
 use crate::prepare::{self, Prepared, Share};
 use crate::verify::{self, Opened};
 
+mod lifecycle;
+pub use lifecycle::Erased;
+
 /// A member's identity and keys.
 pub struct Credentials {
     /// Member id.
@@ -207,15 +210,7 @@ impl Client {
             })
             .await?
             .into_inner();
-        let verified_in_tree_of = self.check(&prepared.record, &out.receipt)?;
-        Ok(Submitted {
-            record_id: prepared.record_id.clone(),
-            receipt: out.receipt,
-            verified_in_tree_of,
-            duplicate: out.duplicate,
-            receipt_pending: out.receipt_pending,
-            reporting_deadline: prepared.reporting_deadline,
-        })
+        self.submitted(prepared, out.receipt, out.duplicate, out.receipt_pending)
     }
 
     /// Publishes a prepared evaluation result (or baseline, assessment).
@@ -228,15 +223,7 @@ impl Client {
             })
             .await?
             .into_inner();
-        let verified_in_tree_of = self.check(&prepared.record, &out.receipt)?;
-        Ok(Submitted {
-            record_id: prepared.record_id.clone(),
-            receipt: out.receipt,
-            verified_in_tree_of,
-            duplicate: out.duplicate,
-            receipt_pending: out.receipt_pending,
-            reporting_deadline: None,
-        })
+        self.submitted(prepared, out.receipt, out.duplicate, out.receipt_pending)
     }
 
     fn id(record_id: &str) -> Option<pb::RecordId> {

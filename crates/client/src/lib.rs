@@ -7,7 +7,9 @@
 //!   TLS; [`Client::prepare_incident`] and [`Client::prepare_result`]
 //!   validate content *before* sealing (the services cannot read sealed
 //!   bodies), disclose the cleartext index fields, seal to the recipients
-//!   the [`Share`] implies and sign; submit, get, list, watch;
+//!   the [`Share`] implies and sign; submit, get, list, watch; supersede,
+//!   retract and erase (`Client::prepare_retraction`,
+//!   `Client::prepare_erasure`) for both kinds;
 //! - [`Client::open`]: verify and open what comes back — the envelope's
 //!   signature, the body's commitment, the content against the disclosed
 //!   index, and the audit receipt (checkpoint signature and inclusion
@@ -44,7 +46,7 @@ pub mod json;
 pub mod prepare;
 pub mod verify;
 
-pub use client::{Client, Credentials, Endpoints, Submitted};
+pub use client::{Client, Credentials, Endpoints, Erased, Submitted};
 pub use error::{ClientError, ReceiptProblem};
 pub use prepare::{Prepared, Share};
 pub use verify::{Opened, open_record, verify_receipt};

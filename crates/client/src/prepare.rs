@@ -198,6 +198,18 @@ pub fn result(
     result: &evals::EvaluationResult,
     share: &Share,
 ) -> Result<Prepared, ClientError> {
+    result_with(directory, author, key, result, share, None)
+}
+
+/// [`result`], as a correction superseding `supersedes`.
+pub fn result_with(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    result: &evals::EvaluationResult,
+    share: &Share,
+    supersedes: Option<&str>,
+) -> Result<Prepared, ClientError> {
     content::validate_evaluation(result, author, OffsetDateTime::now_utc())?;
     let index = content::evaluation_index(result);
     record(
@@ -208,7 +220,94 @@ pub fn result(
         result.encode_to_vec(),
         Some(index),
         share,
-        None,
+        supersedes,
         None,
     )
+}
+
+/// The share a record's header names: its label, and its recipients (the
+/// author among them) for the labels that list them.
+pub fn share_of(header: &pb::RecordHeader) -> Result<Share, ClientError> {
+    let recipients = || header.recipients.iter().map(|m| m.id.clone()).collect();
+    Ok(match header.label() {
+        SharingLabel::TlpClear => Share::Clear,
+        SharingLabel::TlpGreen => Share::Green,
+        SharingLabel::TlpAmber => Share::Amber(recipients()),
+        SharingLabel::TlpAmberStrict => Share::AmberStrict(recipients()),
+        SharingLabel::TlpRed => Share::Red(recipients()),
+        SharingLabel::Unspecified => {
+            return Err(ClientError::Label {
+                label: "unspecified".into(),
+            });
+        }
+    })
+}
+
+/// A retraction of the record whose header is `target` (the author's own):
+/// a record of the same kind whose content is a `Retraction` with
+/// `reason`, shared as the target is (the same label and recipients, so
+/// whoever could read the record learns it is withdrawn).
+pub fn retraction(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    target: &pb::RecordHeader,
+    reason: &str,
+) -> Result<Prepared, ClientError> {
+    let body = pb::Retraction {
+        reason: reason.to_owned(),
+    };
+    content::validate_retraction(&body)?;
+    let target_id = target
+        .record_id
+        .as_ref()
+        .map(|r| r.uuid.as_str())
+        .unwrap_or_default();
+    record(
+        directory,
+        author,
+        key,
+        target.kind(),
+        body.encode_to_vec(),
+        None,
+        &share_of(target)?,
+        None,
+        Some(target_id),
+    )
+}
+
+/// A signed erasure order (an encoded DSSE envelope of a
+/// `cairn.common.v1.ErasureOrder`) by `author` for `record_id`, dated now.
+pub fn erasure_order(
+    author: &str,
+    key: &SigningKey,
+    record_id: &str,
+    reason: &str,
+) -> Result<Vec<u8>, ClientError> {
+    content::validate_retraction(&pb::Retraction {
+        reason: reason.to_owned(),
+    })?;
+    let id =
+        cairn_record::header::parse_record_id(record_id).map_err(|d| ClientError::RecordId {
+            what: "erase",
+            id: record_id.to_owned(),
+            detail: d.to_string(),
+        })?;
+    let order = pb::ErasureOrder {
+        record_id: Some(pb::RecordId {
+            uuid: id.hyphenated().to_string(),
+        }),
+        reason: reason.to_owned(),
+        ordered_by: Some(pb::MemberId {
+            id: author.to_owned(),
+        }),
+        signing_key_id: key.key_id().to_owned(),
+        ordered_at: Some(time_to_timestamp(OffsetDateTime::now_utc())),
+    };
+    Ok(cairn_record::dsse::sign(
+        cairn_record::dsse::ERASURE_ORDER_TYPE,
+        order.encode_to_vec(),
+        key,
+    )
+    .encode_to_vec())
 }

@@ -106,15 +106,15 @@ fn salted(salt: &[u8], text: &str) -> Vec<u8> {
     ctx.finish().as_ref().to_vec()
 }
 
-/// Verifies a receipt offline: the checkpoint's log signature, the leaf's
-/// inclusion proof in it, and that the leaf names this exact envelope (and,
-/// for TLP:RED, with `leaf_salt`, this record id and author).
-pub fn verify_receipt(
+/// Verifies a receipt offline for any signed bytes a leaf names (a
+/// record's envelope, an erasure order): the checkpoint's log signature,
+/// the leaf's inclusion proof in it, and that the leaf names these exact
+/// bytes. Returns the checkpoint and the leaf.
+pub fn verify_receipt_of_bytes(
     receipt: &pb::Receipt,
-    envelope: &[u8],
+    signed: &[u8],
     log_key: &VerifierKey,
-    leaf_salt: Option<&[u8]>,
-) -> Result<Checkpoint, ClientError> {
+) -> Result<(Checkpoint, pb::LogLeaf), ClientError> {
     let cp = checkpoint::open(&receipt.checkpoint, log_key)
         .map_err(ReceiptProblem::Checkpoint)?
         .checkpoint;
@@ -127,9 +127,22 @@ pub fn verify_receipt(
     )
     .map_err(ReceiptProblem::Inclusion)?;
     let leaf = pb::LogLeaf::decode(receipt.leaf.as_slice()).map_err(ReceiptProblem::Leaf)?;
-    if leaf.envelope_digest != cairn_record::record::sha256(envelope).to_vec() {
+    if leaf.envelope_digest != cairn_record::record::sha256(signed).to_vec() {
         return Err(ReceiptProblem::OtherEnvelope.into());
     }
+    Ok((cp, leaf))
+}
+
+/// Verifies a receipt offline: the checkpoint's log signature, the leaf's
+/// inclusion proof in it, and that the leaf names this exact envelope (and,
+/// for TLP:RED, with `leaf_salt`, this record id and author).
+pub fn verify_receipt(
+    receipt: &pb::Receipt,
+    envelope: &[u8],
+    log_key: &VerifierKey,
+    leaf_salt: Option<&[u8]>,
+) -> Result<Checkpoint, ClientError> {
+    let (cp, leaf) = verify_receipt_of_bytes(receipt, envelope, log_key)?;
     let env = cairn_record::record::decode_envelope(envelope)?;
     let header = cairn_record::record::decode_header(&env.payload)?;
     let id = header.record_id.map(|r| r.uuid).unwrap_or_default();

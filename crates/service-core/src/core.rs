@@ -276,6 +276,17 @@ impl RecordCore {
             })
     }
 
+    /// Takes one request from member `id`'s budget, or says when to retry.
+    pub(crate) fn within_rate(&self, id: &str) -> Result<(), ServiceError> {
+        self.limiter
+            .take(id)
+            .map_err(|wait| ServiceError::RateLimited {
+                member: id.to_owned(),
+                rate: self.limiter.rate(),
+                retry_ms: wait.as_millis().max(1),
+            })
+    }
+
     /// The one way a change is stored: `change` reads and decides; its
     /// batch commits under the next sequence number in a group; a conflict
     /// (something it read changed) pauses and tries again, at most

@@ -1,7 +1,7 @@
 //! Erasure: a signed order from a record's author or a governance member
 //! deletes the stored body and keeps the log entry; the order itself is
-//! logged. The service's schema decodes the order
-//! ([`crate::ServiceSchema::erasure_order`]); everything else is here.
+//! logged. The order is a `cairn.common.v1.ErasureOrder`, the same for
+//! every service.
 
 use cairn_identity::{Member, PeerIdentity};
 use cairn_record::header::timestamp_to_time;
@@ -15,7 +15,6 @@ use crate::core::{Attempt, Change, Committed, RecordCore};
 use crate::error::ServiceError;
 use crate::labels::{self, Decision, Operation, Reader};
 use crate::leaves;
-use crate::policy::ErasureOrder;
 use crate::stored::*;
 
 /// A verified erasure order, to be applied.
@@ -35,9 +34,18 @@ impl RecordCore {
         order_bytes: &[u8],
     ) -> Result<(Option<pb::Receipt>, bool), ServiceError> {
         let member = self.member(peer)?;
+        // Sized and rate-limited like a submission (an order is an envelope).
+        self.within_rate(member.id.as_str())?;
+        if order_bytes.len() > self.config.max_envelope {
+            return Err(ServiceError::TooLarge {
+                field: "order",
+                size: order_bytes.len(),
+                limit: self.config.max_envelope,
+            });
+        }
         let order = self.verified_order(&member, order_bytes)?;
         let erasure = Erasure {
-            record_id: order.record_id,
+            record_id: order.record_id.map(|r| r.uuid).unwrap_or_default(),
             orderer: &member,
             order_bytes,
         };
@@ -59,14 +67,14 @@ impl RecordCore {
         Ok((receipt, pending))
     }
 
-    /// The order in `order_bytes`, decoded by the service's schema, from
-    /// the connection's member, with a reason, a time and a signature by
-    /// the orderer's key valid at that time.
+    /// The order in `order_bytes`, from the connection's member, with a
+    /// record id, a reason, a time and a signature by the orderer's key
+    /// valid at that time and now.
     fn verified_order(
         &self,
         member: &Member,
         order_bytes: &[u8],
-    ) -> Result<ErasureOrder, ServiceError> {
+    ) -> Result<pb::ErasureOrder, ServiceError> {
         let env = record::decode_envelope(order_bytes)?;
         if env.payload_type != dsse::ERASURE_ORDER_TYPE {
             return Err(ServiceError::BadField {
@@ -74,10 +82,16 @@ impl RecordCore {
                 problem: format!("expected {:?}", dsse::ERASURE_ORDER_TYPE),
             });
         }
-        let order = self.policy.schema.erasure_order(&env.payload)?;
-        if order.ordered_by != member.id.as_str() {
+        let order = pb::ErasureOrder::decode(env.payload.as_slice()).map_err(|e| {
+            ServiceError::BadField {
+                field: "order",
+                problem: format!("not an ErasureOrder ({e})"),
+            }
+        })?;
+        let ordered_by = order.ordered_by.as_ref().map_or("", |m| m.id.as_str());
+        if ordered_by != member.id.as_str() {
             return Err(ServiceError::OrdererNotPeer {
-                orderer: order.ordered_by,
+                orderer: ordered_by.to_owned(),
                 member: member.id.to_string(),
             });
         }
@@ -125,7 +139,7 @@ impl RecordCore {
         if !dsse::verify(&env, sig, key) {
             return Err(ServiceError::OrderSignature);
         }
-        if order.record_id.is_empty() {
+        if order.record_id.as_ref().is_none_or(|r| r.uuid.is_empty()) {
             return Err(ServiceError::Missing {
                 field: "order.record_id",
             });

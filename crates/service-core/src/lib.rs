@@ -43,7 +43,7 @@ mod tokens;
 
 pub use crate::core::{RecordCore, RecordCoreConfig};
 pub use error::ServiceError;
-pub use policy::{ErasureOrder, ServicePolicy, ServiceSchema, SubmitKind};
+pub use policy::{ServicePolicy, ServiceSchema, SubmitKind};
 pub use reads::WatchReceiver;
 pub use submit::SubmitOutcome;
 pub use tokens::Tokens;

@@ -24,36 +24,14 @@ pub struct ServicePolicy {
 }
 
 /// The parts of a service's own schema the core needs, decoded by the
-/// service: the core never decodes an incident or an erasure order itself.
+/// service: the core never decodes an incident or an evaluation result
+/// itself (only the shared messages of `cairn.common.v1`).
 pub trait ServiceSchema: Send + Sync + std::fmt::Debug {
     /// For an accepted TLP:CLEAR record of `kind` with `content` (already
     /// validated): the reporting deadline it implies, if any.
     fn reporting_deadline(&self, _kind: RecordKind, _content: &[u8]) -> Option<OffsetDateTime> {
         None
     }
-
-    /// Decodes a signed erasure order's payload, or says why not.
-    fn erasure_order(&self, _payload: &[u8]) -> Result<ErasureOrder, ServiceError> {
-        Err(ServiceError::BadField {
-            field: "order",
-            problem: "this service does not take erasure orders".into(),
-        })
-    }
-}
-
-/// An erasure order's fields, as the service's schema decoded them.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ErasureOrder {
-    /// The record to erase (empty: absent).
-    pub record_id: String,
-    /// Who orders it (empty: absent).
-    pub ordered_by: String,
-    /// When it claims to be ordered.
-    pub ordered_at: Option<prost_types::Timestamp>,
-    /// The key id it is signed with.
-    pub signing_key_id: String,
-    /// Why.
-    pub reason: String,
 }
 
 impl ServicePolicy {
@@ -108,7 +86,8 @@ impl ServicePolicy {
 /// Which submission call this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SubmitKind {
-    /// A new record or (intake) a correction that supersedes one.
+    /// A new record or (intake) a correction that supersedes one; not a
+    /// retraction.
     SubmitOrCorrect,
     /// A new record: neither `supersedes` nor `retracts`.
     Publish,
@@ -127,8 +106,8 @@ pub enum CallMismatch {
         "header: a new publication neither supersedes nor retracts; use SupersedeResult or RetractResult"
     )]
     PublishChanges,
-    /// A retraction sent to a service that corrects by superseding.
-    #[error("header.retracts: incidents are corrected by superseding, not retracted")]
+    /// A retraction sent as a submission (intake's SubmitIncident).
+    #[error("header.retracts: a retraction is sent with RetractIncident, not SubmitIncident")]
     RetractNotAllowed,
     /// A supersede without `supersedes`.
     #[error("header.supersedes: is required")]
@@ -193,9 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn a_schema_without_erasure_refuses_orders() {
-        let e = evals_like().schema.erasure_order(b"x").unwrap_err();
-        assert!(e.to_string().starts_with("order: "), "{e}");
+    fn a_schema_has_no_deadline_unless_it_says_so() {
         assert_eq!(
             evals_like()
                 .schema

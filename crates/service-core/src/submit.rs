@@ -121,13 +121,7 @@ impl RecordCore {
             .ok_or_else(|| ServiceError::UnknownMember {
                 member: id.to_owned(),
             })?;
-        if let Err(wait) = self.limiter.take(id) {
-            return Err(ServiceError::RateLimited {
-                member: id.to_owned(),
-                rate: self.limiter.rate(),
-                retry_ms: wait.as_millis().max(1),
-            });
-        }
+        self.within_rate(id)?;
         self.policy.admits(member)?;
         let too_large = |field, size, limit| {
             (size > limit).then_some(ServiceError::TooLarge { field, size, limit })

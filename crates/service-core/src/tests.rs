@@ -14,27 +14,10 @@ use cairn_testkit::Pki;
 
 use crate::{RecordCore, RecordCoreConfig, ServiceError, ServicePolicy, ServiceSchema, SubmitKind};
 
-/// Decodes erasure orders as cairn-evals does; nothing else.
+/// No schema of its own.
 #[derive(Debug)]
 struct NoSchema;
-impl ServiceSchema for NoSchema {
-    fn erasure_order(&self, payload: &[u8]) -> Result<crate::ErasureOrder, ServiceError> {
-        use prost::Message as _;
-        let o = cairn_proto::evals::v1::ErasureOrder::decode(payload).map_err(|e| {
-            ServiceError::BadField {
-                field: "order",
-                problem: e.to_string(),
-            }
-        })?;
-        Ok(crate::ErasureOrder {
-            record_id: o.record_id.map(|r| r.uuid).unwrap_or_default(),
-            ordered_by: o.ordered_by.map(|m| m.id).unwrap_or_default(),
-            ordered_at: o.ordered_at,
-            signing_key_id: o.signing_key_id,
-            reason: o.reason,
-        })
-    }
-}
+impl ServiceSchema for NoSchema {}
 
 /// An erasure order for `record` by `by`, signed with its key, now.
 fn order(pki: &Pki, by: &str, record: &str) -> Vec<u8> {
@@ -315,31 +298,31 @@ async fn a_red_record_is_unknown_to_outsiders_when_changing_it_too() {
         let target = Some(uuid::Uuid::parse_str(target).unwrap());
         if retract {
             d.retracts = target;
+            d.content = prost::Message::encode_to_vec(&pb::Retraction {
+                reason: "withdrawn".into(),
+            });
+            d.index = None;
         } else {
             d.supersedes = target;
         }
         cairn_record::build(&d, "eu-aio", &c.pki.signing_key("eu-aio")).unwrap()
     };
     let answer = |e: ServiceError, id: &str| (e.code(), e.to_string().replace(id, "<id>"));
-    for retract in [false, true] {
+    for (retract, call) in [
+        (false, SubmitKind::SubmitOrCorrect),
+        (true, SubmitKind::Retract),
+    ] {
         let of_red = c
             .core
-            .submit(
-                &outsider,
-                change(&red_id, retract),
-                SubmitKind::SubmitOrCorrect,
-            )
+            .submit(&outsider, change(&red_id, retract), call)
             .await
             .unwrap_err();
         let of_unknown = c
             .core
-            .submit(
-                &outsider,
-                change(&unknown, retract),
-                SubmitKind::SubmitOrCorrect,
-            )
+            .submit(&outsider, change(&unknown, retract), call)
             .await
             .unwrap_err();
+        assert_eq!(of_red.code(), tonic::Code::NotFound, "{call:?}: {of_red}");
         assert_eq!(answer(of_red, &red_id), answer(of_unknown, &unknown));
     }
     // Reading it, too.

@@ -149,7 +149,7 @@ pub fn signed_incident(
 
 /// A signed erasure order for `record`, ordered by `by` with `key` at `at`.
 pub fn erasure_order(key: &SigningKey, by: &str, record: &str, at: OffsetDateTime) -> Vec<u8> {
-    let order = cairn_proto::evals::v1::ErasureOrder {
+    let order = cairn_proto::common::v1::ErasureOrder {
         record_id: Some(pb::RecordId {
             uuid: record.into(),
         }),

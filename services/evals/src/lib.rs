@@ -17,9 +17,8 @@ use cairn_proto::evals::v1::evaluation_results_server::{
 };
 use cairn_service_core::serve::{self, Running, ServeConfig, ServeError, peer};
 use cairn_service_core::{
-    ErasureOrder, RecordCore, ServiceError, ServicePolicy, ServiceSchema, SubmitKind, SubmitOutcome,
+    RecordCore, ServiceError, ServicePolicy, ServiceSchema, SubmitKind, SubmitOutcome,
 };
-use prost::Message as _;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -39,25 +38,12 @@ pub fn policy() -> ServicePolicy {
     }
 }
 
-/// What the core needs of the evaluation schema: decoding erasure orders.
+/// What the core needs of the evaluation schema: nothing beyond the shared
+/// record (erasure orders are `cairn.common.v1`'s).
 #[derive(Debug)]
 pub struct EvalsSchema;
 
-impl ServiceSchema for EvalsSchema {
-    fn erasure_order(&self, payload: &[u8]) -> Result<ErasureOrder, ServiceError> {
-        let order = pb::ErasureOrder::decode(payload).map_err(|e| ServiceError::BadField {
-            field: "order",
-            problem: format!("not an ErasureOrder ({e})"),
-        })?;
-        Ok(ErasureOrder {
-            record_id: order.record_id.map(|r| r.uuid).unwrap_or_default(),
-            ordered_by: order.ordered_by.map(|m| m.id).unwrap_or_default(),
-            ordered_at: order.ordered_at,
-            signing_key_id: order.signing_key_id,
-            reason: order.reason,
-        })
-    }
-}
+impl ServiceSchema for EvalsSchema {}
 
 /// The gRPC service.
 pub struct EvalsService {

@@ -1,7 +1,9 @@
 //! `cairn-intake`: incident records. Thin wiring of the record-service core
 //! (`cairn-service-core`) behind `cairn.intake.v1.IncidentIntake`: members
 //! with the `submitter` role submit incidents (and corrections that
-//! supersede them); every member reads what its labels allow.
+//! supersede them) and retract their own; authors or governance members
+//! who may see an incident erase its body; every member reads what its
+//! labels allow.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -13,7 +15,9 @@ use cairn_proto::common::v1 as common;
 use cairn_proto::intake::v1 as pb;
 use cairn_proto::intake::v1::incident_intake_server::{IncidentIntake, IncidentIntakeServer};
 use cairn_service_core::serve::{self, Running, ServeConfig, ServeError, peer};
-use cairn_service_core::{RecordCore, ServiceError, ServicePolicy, ServiceSchema, SubmitKind};
+use cairn_service_core::{
+    RecordCore, ServiceError, ServicePolicy, ServiceSchema, SubmitKind, SubmitOutcome,
+};
 use prost::Message as _;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -53,6 +57,33 @@ pub struct IntakeService {
     core: Arc<RecordCore>,
 }
 
+fn submitted(out: SubmitOutcome) -> Response<pb::SubmitIncidentResponse> {
+    Response::new(pb::SubmitIncidentResponse {
+        record_id: Some(common::RecordId {
+            uuid: out.record_id,
+        }),
+        receipt: out.receipt,
+        duplicate: out.duplicate,
+        receipt_pending: out.receipt_pending,
+        reporting_deadline: out.reporting_deadline.map(|t| prost_types::Timestamp {
+            seconds: t.unix_timestamp(),
+            nanos: t.nanosecond() as i32,
+        }),
+    })
+}
+
+impl IntakeService {
+    async fn submit(
+        &self,
+        peer: &cairn_identity::PeerIdentity,
+        record: Option<common::SignedRecord>,
+        kind: SubmitKind,
+    ) -> Result<Response<pb::SubmitIncidentResponse>, Status> {
+        let record = record.ok_or(ServiceError::Missing { field: "record" })?;
+        Ok(submitted(self.core.submit(peer, record, kind).await?))
+    }
+}
+
 #[tonic::async_trait]
 impl IncidentIntake for IntakeService {
     async fn submit_incident(
@@ -60,25 +91,33 @@ impl IncidentIntake for IntakeService {
         request: Request<pb::SubmitIncidentRequest>,
     ) -> Result<Response<pb::SubmitIncidentResponse>, Status> {
         let peer = peer(&request)?;
-        let record = request
-            .into_inner()
-            .record
-            .ok_or(ServiceError::Missing { field: "record" })?;
-        let out = self
-            .core
-            .submit(&peer, record, SubmitKind::SubmitOrCorrect)
-            .await?;
-        Ok(Response::new(pb::SubmitIncidentResponse {
-            record_id: Some(common::RecordId {
-                uuid: out.record_id,
-            }),
-            receipt: out.receipt,
-            duplicate: out.duplicate,
-            receipt_pending: out.receipt_pending,
-            reporting_deadline: out.reporting_deadline.map(|t| prost_types::Timestamp {
-                seconds: t.unix_timestamp(),
-                nanos: t.nanosecond() as i32,
-            }),
+        self.submit(
+            &peer,
+            request.into_inner().record,
+            SubmitKind::SubmitOrCorrect,
+        )
+        .await
+    }
+
+    async fn retract_incident(
+        &self,
+        request: Request<pb::RetractIncidentRequest>,
+    ) -> Result<Response<pb::SubmitIncidentResponse>, Status> {
+        let peer = peer(&request)?;
+        self.submit(&peer, request.into_inner().record, SubmitKind::Retract)
+            .await
+    }
+
+    async fn erase_incident(
+        &self,
+        request: Request<pb::EraseIncidentRequest>,
+    ) -> Result<Response<pb::EraseIncidentResponse>, Status> {
+        let peer = peer(&request)?;
+        let (receipt, receipt_pending) =
+            self.core.erase(&peer, &request.into_inner().order).await?;
+        Ok(Response::new(pb::EraseIncidentResponse {
+            receipt,
+            receipt_pending,
         }))
     }
 

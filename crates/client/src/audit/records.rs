@@ -8,7 +8,7 @@
 
 use cairn_identity::Directory;
 use cairn_proto::common::v1 as common;
-use cairn_proto::evals::v1::ErasureOrder;
+use cairn_proto::common::v1::ErasureOrder;
 use cairn_record::RecordError;
 use cairn_record::dsse;
 use cairn_record::header::{parse_record_id, timestamp_to_time};
