@@ -333,6 +333,24 @@ async fn send(net: &Net, input: &str, as_: &str) -> (Result<(), Status>, Option<
                 uuid: uuid::Uuid::now_v7().to_string(),
             })
         })),
+        "follow_up_in_unknown_thread" | "follow_up_marked_initial" | "thread_names_itself" => {
+            intake_case(resign(net, &rec, "uk-aisi", None, |h| {
+                let own = h.record_id.clone();
+                h.thread = if input == "thread_names_itself" {
+                    own
+                } else {
+                    Some(pb::RecordId {
+                        uuid: uuid::Uuid::now_v7().to_string(),
+                    })
+                };
+                if input != "follow_up_marked_initial"
+                    && let Some(pb::index_fields::Fields::Incident(i)) =
+                        h.index.as_mut().and_then(|x| x.fields.as_mut())
+                {
+                    i.status = pb::IncidentStatus::Update as i32;
+                }
+            }))
+        }
         "retraction_at_intake" => intake_case(resign(net, &rec, "uk-aisi", None, |h| {
             h.retracts = Some(pb::RecordId {
                 uuid: uuid::Uuid::now_v7().to_string(),

@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::connect::ConnectArgs;
 use crate::exit;
-use crate::records::{print_dry, print_submitted};
+use crate::show::{print_dry, print_submitted};
 
 /// Which service holds the record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

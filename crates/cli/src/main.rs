@@ -15,6 +15,8 @@ mod keys;
 mod lifecycle;
 mod records;
 mod report;
+mod show;
+mod timeline;
 
 // jemalloc instead of the system allocator: the record path allocates per
 // request on many threads, where glibc malloc cost 18% of the CPU

@@ -4,8 +4,7 @@
 use std::io::Read as _;
 
 use anyhow::{Context as _, anyhow};
-use cairn_client::verify::Content;
-use cairn_client::{Client, Prepared, Share, json};
+use cairn_client::{Client, Share, json};
 use cairn_record::pb;
 use clap::{Args, Subcommand};
 use tokio_stream::StreamExt as _;
@@ -13,6 +12,7 @@ use tokio_stream::StreamExt as _;
 use crate::connect::ConnectArgs;
 use crate::exit;
 use crate::lifecycle::{self, EraseArgs, Holder, RetractArgs};
+use crate::show::{describe, print_dry, print_opened, print_stored, print_submitted};
 
 #[derive(Args, Debug, Clone)]
 pub struct ShareArgs {
@@ -36,6 +36,10 @@ pub enum IncidentCommand {
         /// Correct an earlier incident of yours.
         #[arg(long)]
         supersedes: Option<String>,
+        /// A follow-up report (status update or final) in the thread that
+        /// this first report of yours starts.
+        #[arg(long, conflicts_with = "supersedes")]
+        thread: Option<String>,
         /// Validate, seal and sign only; print, do not submit.
         #[arg(long)]
         dry_run: bool,
@@ -57,6 +61,14 @@ pub enum IncidentCommand {
     List {
         #[command(flatten)]
         filter: FilterArgs,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// A thread's reports (give any of them) and its EU AI Act Art. 73
+    /// clock: the period, and whether the serious incident was reported and
+    /// the final report is in by its end.
+    Timeline {
+        record_id: String,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -204,150 +216,6 @@ fn filter_of(f: &FilterArgs, incidents: bool) -> anyhow::Result<pb::RecordFilter
     Ok(filter)
 }
 
-fn describe(r: &pb::StoredRecord) -> String {
-    let Some(rec) = &r.record else {
-        return "(empty)".into();
-    };
-    let header = cairn_record::record::decode_envelope(&rec.envelope)
-        .ok()
-        .and_then(|e| cairn_record::record::decode_header(&e.payload).ok());
-    match header {
-        Some(h) => format!(
-            "{}  {:<16} {:<10} {:<30} {}{}",
-            h.record_id.map(|r| r.uuid).unwrap_or_default(),
-            pb::SharingLabel::try_from(h.label)
-                .map(|l| l
-                    .as_str_name()
-                    .trim_start_matches("SHARING_LABEL_")
-                    .to_owned())
-                .unwrap_or_default(),
-            h.author.map(|a| a.id).unwrap_or_default(),
-            pb::RecordState::try_from(r.state)
-                .map(|s| s
-                    .as_str_name()
-                    .trim_start_matches("RECORD_STATE_")
-                    .to_lowercase())
-                .unwrap_or_default(),
-            if r.receipt_pending {
-                "receipt pending"
-            } else {
-                ""
-            },
-            if rec.body.is_empty() {
-                " (no body for you)"
-            } else {
-                ""
-            },
-        ),
-        None => "(unreadable header)".into(),
-    }
-}
-
-pub(crate) fn print_submitted(s: &cairn_client::Submitted, json_out: bool) {
-    if json_out {
-        println!(
-            "{}",
-            serde_json::json!({
-                "record_id": s.record_id,
-                "duplicate": s.duplicate,
-                "receipt_pending": s.receipt_pending,
-                "leaf_index": s.receipt.as_ref().map(|r| r.leaf_index),
-                "receipt_verified_in_tree_of": s.verified_in_tree_of,
-                "reporting_deadline": s.reporting_deadline.and_then(|d| d.format(&time::format_description::well_known::Rfc3339).ok()),
-            })
-        );
-    } else {
-        println!(
-            "record {} {}",
-            s.record_id,
-            if s.duplicate {
-                "(already accepted: same receipt)"
-            } else {
-                "accepted"
-            }
-        );
-        match (&s.receipt, s.verified_in_tree_of) {
-            (Some(r), Some(size)) => println!(
-                "receipt: leaf {} in a tree of {size}, checkpoint signature and inclusion proof verified",
-                r.leaf_index
-            ),
-            (Some(r), None) => println!(
-                "receipt: leaf {} (not verified: no log key known)",
-                r.leaf_index
-            ),
-            (None, _) => println!(
-                "receipt pending: the audit log has not integrated it yet; submit the same file again later"
-            ),
-        }
-        if let Some(d) = s.reporting_deadline {
-            println!(
-                "EU AI Act Art. 73 reporting deadline: {}",
-                d.format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default()
-            );
-        }
-    }
-}
-
-pub(crate) fn print_dry(p: &Prepared, json_out: bool) -> anyhow::Result<()> {
-    if json_out {
-        println!(
-            "{}",
-            serde_json::json!({"record_id": p.record_id, "record": json::to_json("cairn.common.v1.SignedRecord", &p.record)?})
-        );
-    } else {
-        println!(
-            "record {} is valid, sealed and signed ({} bytes); not submitted (--dry-run)",
-            p.record_id,
-            p.record.envelope.len() + p.record.body.len()
-        );
-    }
-    Ok(())
-}
-
-fn print_opened(client: &Client, stored: &pb::StoredRecord, json_out: bool) -> anyhow::Result<()> {
-    let opened = client.open(stored)?;
-    let content = match &opened.content {
-        Content::Incident(i) => json::to_json("cairn.intake.v1.Incident", i)?,
-        Content::Result(r) => json::to_json("cairn.evals.v1.EvaluationResult", r)?,
-        Content::Baseline(b) => json::to_json("cairn.evals.v1.Baseline", b)?,
-        Content::Assessment(a) => json::to_json("cairn.evals.v1.Assessment", a)?,
-        Content::Retraction(r) => json::to_json("cairn.common.v1.Retraction", r)?,
-        Content::Other(b) => serde_json::json!({"bytes": b.len()}),
-    };
-    if json_out {
-        println!(
-            "{}",
-            serde_json::json!({"record_id": opened.header.record_id.to_string(), "author": opened.header.author.to_string(), "verified": true, "content": content})
-        );
-    } else {
-        println!(
-            "record {} by {}: signature, commitment{} verified",
-            opened.header.record_id,
-            opened.header.author,
-            if stored.receipt.is_some() {
-                " and receipt"
-            } else {
-                ""
-            }
-        );
-        println!("{}", serde_json::to_string_pretty(&content)?);
-    }
-    Ok(())
-}
-
-fn print_stored(r: &pb::StoredRecord, json_out: bool) -> anyhow::Result<()> {
-    if json_out {
-        println!("{}", json::to_json("cairn.common.v1.StoredRecord", r)?);
-    } else {
-        println!("{}", describe(r));
-        if let Some(p) = &r.latest_proof {
-            println!("in the latest checkpoint at leaf {}", p.leaf_index);
-        }
-    }
-    Ok(())
-}
-
 async fn list_all(
     client: &Client,
     filter: pb::RecordFilter,
@@ -356,26 +224,33 @@ async fn list_all(
     json_out: bool,
 ) -> anyhow::Result<()> {
     let mut token = String::new();
-    let mut n = 0;
-    loop {
+    let mut all = Vec::new();
+    while all.len() < limit {
         let (records, next) = if incidents {
             client.list_incidents(filter.clone(), 100, token).await?
         } else {
             client.list_results(filter.clone(), 100, token).await?
         };
-        for r in records {
-            if n >= limit {
-                return Ok(());
-            }
-            n += 1;
-            print_stored(&r, json_out)?;
-        }
+        all.extend(records);
         if next.is_empty() {
             break;
         }
         token = next;
     }
-    if !json_out && n == 0 {
+    all.truncate(limit);
+    // Under a thread's first report: its Art. 73 clock, from what is listed.
+    let clocks = if incidents && !json_out {
+        crate::timeline::clocks(client, &all)
+    } else {
+        Default::default()
+    };
+    for r in &all {
+        print_stored(r, json_out)?;
+        if let Some(clock) = clocks.get(&cairn_client::verify::stored_id(r)) {
+            println!("    {}", clock.replace('\n', "\n    "));
+        }
+    }
+    if !json_out && all.is_empty() {
         println!("no records");
     }
     Ok(())
@@ -387,20 +262,17 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
             file,
             share,
             supersedes,
+            thread,
             dry_run,
             connect,
         } => {
-            let supersedes = supersedes.as_deref();
-            submit_file(
-                Holder::Intake,
-                &file,
-                share,
-                supersedes,
-                dry_run,
-                &connect,
-                json_out,
-            )
-            .await
+            let link = match (supersedes.as_deref(), thread.as_deref()) {
+                (Some(old), _) => Link::Supersedes(old),
+                (None, Some(first)) => Link::Thread(first),
+                (None, None) => Link::New,
+            };
+            let holder = Holder::Intake;
+            submit_file(holder, &file, share, link, dry_run, &connect, json_out).await
         }
         IncidentCommand::Get {
             record_id,
@@ -429,6 +301,9 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
             .await?;
             Ok(exit::OK)
         }
+        IncidentCommand::Timeline { record_id, connect } => {
+            crate::timeline::timeline(&record_id, &connect, json_out).await
+        }
         IncidentCommand::Retract(args) => lifecycle::retract(Holder::Intake, args, json_out).await,
         IncidentCommand::Erase(args) => lifecycle::erase(Holder::Intake, args, json_out).await,
         IncidentCommand::Watch {
@@ -439,14 +314,25 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
     }
 }
 
+/// What a new record names in its header.
+#[derive(Clone, Copy, Debug)]
+enum Link<'a> {
+    /// Nothing: a new record (a thread's first report, for an incident).
+    New,
+    /// The record it corrects.
+    Supersedes(&'a str),
+    /// The thread it follows up (incidents).
+    Thread(&'a str),
+}
+
 /// `cairn incident submit` and `cairn eval publish`: validates `file` as
-/// the holder's content, seals, signs and sends it, as a correction of
-/// `supersedes` when given (or, with `dry_run`, prints what would be sent).
+/// the holder's content, seals, signs and sends it, as `link` says (or,
+/// with `dry_run`, prints what would be sent).
 async fn submit_file(
     holder: Holder,
     file: &str,
     share: ShareArgs,
-    supersedes: Option<&str>,
+    link: Link<'_>,
     dry_run: bool,
     connect: &ConnectArgs,
     json_out: bool,
@@ -461,16 +347,17 @@ async fn submit_file(
     let prepared = match holder {
         Holder::Intake => {
             let incident = json::incident_from_json(&text).with_context(invalid)?;
-            match supersedes {
-                Some(old) => client.prepare_incident_correction(&incident, &share, old),
-                None => client.prepare_incident(&incident, &share),
+            match link {
+                Link::Supersedes(old) => client.prepare_incident_correction(&incident, &share, old),
+                Link::Thread(first) => client.prepare_follow_up(&incident, &share, first),
+                Link::New => client.prepare_incident(&incident, &share),
             }
         }
         Holder::Evals => {
             let result = json::result_from_json(&text).with_context(invalid)?;
-            match supersedes {
-                Some(old) => client.prepare_result_correction(&result, &share, old),
-                None => client.prepare_result(&result, &share),
+            match link {
+                Link::Supersedes(old) => client.prepare_result_correction(&result, &share, old),
+                Link::Thread(_) | Link::New => client.prepare_result(&result, &share),
             }
         }
     }
@@ -479,10 +366,10 @@ async fn submit_file(
         print_dry(&prepared, json_out)?;
         return Ok(exit::OK);
     }
-    let sent = match (holder, supersedes) {
+    let sent = match (holder, link) {
         (Holder::Intake, _) => client.submit_incident(&prepared).await?,
-        (Holder::Evals, Some(_)) => client.supersede_result(&prepared).await?,
-        (Holder::Evals, None) => client.publish_result(&prepared).await?,
+        (Holder::Evals, Link::Supersedes(_)) => client.supersede_result(&prepared).await?,
+        (Holder::Evals, _) => client.publish_result(&prepared).await?,
     };
     print_submitted(&sent, json_out);
     Ok(exit::OK)
@@ -530,17 +417,9 @@ pub async fn eval(cmd: EvalCommand, json_out: bool) -> anyhow::Result<u8> {
             dry_run,
             connect,
         } => {
-            let supersedes = supersedes.as_deref();
-            submit_file(
-                Holder::Evals,
-                &file,
-                share,
-                supersedes,
-                dry_run,
-                &connect,
-                json_out,
-            )
-            .await
+            let link = supersedes.as_deref().map_or(Link::New, Link::Supersedes);
+            let holder = Holder::Evals;
+            submit_file(holder, &file, share, link, dry_run, &connect, json_out).await
         }
         EvalCommand::Retract(args) => lifecycle::retract(Holder::Evals, args, json_out).await,
         EvalCommand::Erase(args) => lifecycle::erase(Holder::Evals, args, json_out).await,

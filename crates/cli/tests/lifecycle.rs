@@ -183,3 +183,78 @@ fn incidents_and_results_are_retracted_corrected_and_erased_from_the_cli() {
     let got = net.ok("uk-aisi", &["eval", "get", &first]);
     assert_eq!(state(&got), "RECORD_STATE_ERASED", "{got}");
 }
+
+#[test]
+fn a_thread_is_followed_up_and_its_clock_is_printed() {
+    let net = Devnet::start();
+    let incident = example("incident.json");
+    let first = net.ok(
+        "uk-aisi",
+        &[
+            "incident", "submit", &incident, "--label", "amber", "--to", "jp-aisi",
+        ],
+    );
+    let first = first["record_id"].as_str().unwrap().to_owned();
+    // The same incident as an update, then as the final report.
+    let json = std::fs::read_to_string(&incident).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut sent = vec![first.clone()];
+    for status in ["UPDATE", "FINAL"] {
+        let path = dir.path().join(format!("{status}.json"));
+        std::fs::write(
+            &path,
+            json.replace(
+                "INCIDENT_STATUS_INITIAL",
+                &format!("INCIDENT_STATUS_{status}"),
+            ),
+        )
+        .unwrap();
+        let path = path.display().to_string();
+        let out = net.ok(
+            "uk-aisi",
+            &[
+                "incident", "submit", &path, "--label", "amber", "--to", "jp-aisi", "--thread",
+                &first,
+            ],
+        );
+        sent.push(out["record_id"].as_str().unwrap().to_owned());
+    }
+    // jp-aisi cannot add to uk-aisi's thread.
+    let update = dir.path().join("UPDATE.json").display().to_string();
+    let err = net.refused(
+        "jp-aisi",
+        &["incident", "submit", &update, "--thread", &first],
+    );
+    assert!(err.contains("PERMISSION_DENIED"), "{err}");
+
+    let t = net.ok("jp-aisi", &["incident", "timeline", &sent[1]]);
+    assert_eq!(t["thread"], first.as_str(), "{t}");
+    let ids: Vec<_> = t["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["record_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, sent, "{t}");
+    assert_eq!(t["deadline"]["days"], 15, "{t}");
+    assert!(
+        t["completed"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("met by {}", sent[2])),
+        "{t}"
+    );
+    // The list shows the clock under the first report.
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["incident", "list", "--devnet"])
+        .arg(&net.dir)
+        .args(["--member", "jp-aisi"])
+        .output()
+        .unwrap();
+    let listed = text(&out);
+    assert!(
+        listed.contains("Art. 73: 15-day period (general)"),
+        "{listed}"
+    );
+    assert!(listed.contains("final report: "), "{listed}");
+}

@@ -22,6 +22,7 @@ use crate::prepare::{self, Prepared, Share};
 use crate::verify::{self, Opened};
 
 mod lifecycle;
+mod threads;
 pub use lifecycle::Erased;
 
 /// A member's identity and keys.
@@ -458,9 +459,7 @@ impl Client {
     }
 
     fn evidence_of(&self, stored: &pb::StoredRecord) -> Option<assess::Evidence> {
-        let record = stored.record.as_ref()?;
-        let env = cairn_record::record::decode_envelope(&record.envelope).ok()?;
-        let header = cairn_record::record::decode_header(&env.payload).ok()?;
+        let header = verify::stored_header(stored).ok()?;
         let checked = cairn_record::header::check(&header).ok()?;
         let index = match header.index.and_then(|i| i.fields) {
             Some(pb::index_fields::Fields::Evaluation(e)) => Some(e),

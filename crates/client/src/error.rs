@@ -58,7 +58,7 @@ pub enum ClientError {
     /// A record id given to supersede or retract that is not a UUID.
     #[error("{what} {id:?}: {detail}")]
     RecordId {
-        /// `supersedes`, `retracts`, `erase`.
+        /// `supersedes`, `retracts`, `thread`, `erase`.
         what: &'static str,
         /// The id given.
         id: String,

@@ -14,7 +14,8 @@
 //!   signature, the body's commitment, the content against the disclosed
 //!   index, and the audit receipt (checkpoint signature and inclusion
 //!   proof);
-//! - [`json`]: content from the protobuf JSON mapping.
+//! - [`json`]: content from the protobuf JSON mapping;
+//! - [`thread`]: an incident thread's reports and its Art. 73 clock.
 //!
 //! This crate must not reach into the services; it speaks only the v1 API.
 //!
@@ -44,6 +45,7 @@ mod client;
 mod error;
 pub mod json;
 pub mod prepare;
+pub mod thread;
 pub mod verify;
 
 pub use client::{Client, Credentials, Endpoints, Erased, Submitted};

@@ -125,18 +125,49 @@ pub fn record(
     supersedes: Option<&str>,
     retracts: Option<&str>,
 ) -> Result<Prepared, ClientError> {
-    let parse_id = |what: &'static str, id: &str| -> Result<Uuid, ClientError> {
-        cairn_record::header::parse_record_id(id).map_err(|d| ClientError::RecordId {
-            what,
-            id: id.to_owned(),
-            detail: d.to_string(),
+    let links = Links {
+        supersedes,
+        retracts,
+        thread: None,
+    };
+    linked(directory, author, key, kind, content, index, share, links)
+}
+
+/// The records a new one names in its header.
+#[derive(Clone, Copy, Debug, Default)]
+struct Links<'a> {
+    supersedes: Option<&'a str>,
+    retracts: Option<&'a str>,
+    thread: Option<&'a str>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn linked(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    kind: RecordKind,
+    content: Vec<u8>,
+    index: Option<pb::IndexFields>,
+    share: &Share,
+    links: Links<'_>,
+) -> Result<Prepared, ClientError> {
+    let parse_id = |what: &'static str, id: Option<&str>| -> Result<Option<Uuid>, ClientError> {
+        id.map(|id| {
+            cairn_record::header::parse_record_id(id).map_err(|d| ClientError::RecordId {
+                what,
+                id: id.to_owned(),
+                detail: d.to_string(),
+            })
         })
+        .transpose()
     };
     let mut draft = RecordDraft::new(kind, share.label(), content);
     draft.recipients = share.recipients(directory, author)?;
     draft.index = index;
-    draft.supersedes = supersedes.map(|s| parse_id("supersedes", s)).transpose()?;
-    draft.retracts = retracts.map(|s| parse_id("retracts", s)).transpose()?;
+    draft.supersedes = parse_id("supersedes", links.supersedes)?;
+    draft.retracts = parse_id("retracts", links.retracts)?;
+    draft.thread = parse_id("thread", links.thread)?;
     let record = cairn_record::build(&draft, author, key)?;
     Ok(Prepared {
         record,
@@ -166,6 +197,38 @@ pub fn incident_with(
     share: &Share,
     supersedes: Option<&str>,
 ) -> Result<Prepared, ClientError> {
+    let links = Links {
+        supersedes,
+        ..Links::default()
+    };
+    report(directory, author, key, incident, share, links)
+}
+
+/// [`incident`], as a follow-up report (its status `update` or `final`)
+/// in the thread whose first report is `thread`, one of the author's own.
+pub fn follow_up(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    incident: &intake::Incident,
+    share: &Share,
+    thread: &str,
+) -> Result<Prepared, ClientError> {
+    let links = Links {
+        thread: Some(thread),
+        ..Links::default()
+    };
+    report(directory, author, key, incident, share, links)
+}
+
+fn report(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    incident: &intake::Incident,
+    share: &Share,
+    links: Links<'_>,
+) -> Result<Prepared, ClientError> {
     let mut inc = incident.clone();
     let deadline = content::art73_deadline(&inc);
     if let (Some(d), Some(s)) = (deadline, inc.serious_incident.as_mut())
@@ -175,7 +238,7 @@ pub fn incident_with(
     }
     content::validate_incident(&inc, OffsetDateTime::now_utc())?;
     let index = content::incident_index(&inc);
-    let mut p = record(
+    let mut p = linked(
         directory,
         author,
         key,
@@ -183,8 +246,7 @@ pub fn incident_with(
         inc.encode_to_vec(),
         Some(index),
         share,
-        supersedes,
-        None,
+        links,
     )?;
     p.reporting_deadline = deadline;
     Ok(p)

@@ -106,6 +106,26 @@ fn salted(salt: &[u8], text: &str) -> Vec<u8> {
     ctx.finish().as_ref().to_vec()
 }
 
+/// The header of a stored record as the service sent it (decoded, not
+/// verified: [`crate::Client::open`] verifies), or why it is unreadable.
+pub fn stored_header(stored: &pb::StoredRecord) -> Result<pb::RecordHeader, ClientError> {
+    let record = stored
+        .record
+        .as_ref()
+        .ok_or(ClientError::NoRecord("the stored record"))?;
+    let env = cairn_record::record::decode_envelope(&record.envelope)?;
+    Ok(cairn_record::record::decode_header(&env.payload)?)
+}
+
+/// The record id of a stored record (empty when its header is unreadable).
+pub fn stored_id(stored: &pb::StoredRecord) -> String {
+    stored_header(stored)
+        .ok()
+        .and_then(|h| h.record_id)
+        .map(|r| r.uuid)
+        .unwrap_or_default()
+}
+
 /// Verifies a receipt offline for any signed bytes a leaf names (a
 /// record's envelope, an erasure order): the checkpoint's log signature,
 /// the leaf's inclusion proof in it, and that the leaf names these exact

@@ -68,6 +68,8 @@ pub struct CheckedHeader {
     pub supersedes: Option<Uuid>,
     /// The record it retracts.
     pub retracts: Option<Uuid>,
+    /// For a follow-up incident report: its thread's first report.
+    pub thread: Option<Uuid>,
 }
 
 fn bad(field: &str, detail: impl Into<String>) -> RecordError {
@@ -133,6 +135,7 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
         .ok_or_else(|| bad("label", format!("{} is not a sharing label", h.label)))?;
     let recipients = check_recipients(h, label)?;
     let (supersedes, retracts) = check_links(h, record_id)?;
+    let thread = check_thread(h, kind, record_id)?;
     check_length("body_commitment", &h.body_commitment, COMMITMENT_LEN)?;
     check_index(h, kind)?;
     check_length("body_digest", &h.body_digest, 32)?;
@@ -146,6 +149,7 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
         recipients,
         supersedes,
         retracts,
+        thread,
     })
 }
 
@@ -212,6 +216,42 @@ fn check_links(
         return Err(bad("supersedes", "a record cannot refer to itself"));
     }
     Ok((supersedes, retracts))
+}
+
+/// The thread a follow-up incident report belongs to: only on incidents,
+/// never on a retraction, never itself; a disclosed status says update or
+/// final (a thread has one first report).
+fn check_thread(
+    h: &pb::RecordHeader,
+    kind: RecordKind,
+    record_id: Uuid,
+) -> Result<Option<Uuid>, RecordError> {
+    let Some(thread) = opt_record_id("thread", &h.thread)? else {
+        return Ok(None);
+    };
+    if kind != RecordKind::Incident {
+        return Err(bad("thread", "only incident reports belong to a thread"));
+    }
+    if h.retracts.is_some() {
+        return Err(bad("thread", "a retraction is not a report of a thread"));
+    }
+    if thread == record_id {
+        return Err(bad(
+            "thread",
+            "a thread's first report names no thread; follow-ups name it",
+        ));
+    }
+    if let Some(pb::IndexFields {
+        fields: Some(pb::index_fields::Fields::Incident(i)),
+    }) = &h.index
+        && i.status == pb::IncidentStatus::Initial as i32
+    {
+        return Err(bad(
+            "thread",
+            "a follow-up report's status is update or final, not initial",
+        ));
+    }
+    Ok(Some(thread))
 }
 
 /// Index fields, if any, of the record's kind.

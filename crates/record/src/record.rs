@@ -32,6 +32,8 @@ pub struct RecordDraft {
     pub supersedes: Option<Uuid>,
     /// The record this one retracts.
     pub retracts: Option<Uuid>,
+    /// For a follow-up incident report: its thread's first report.
+    pub thread: Option<Uuid>,
     /// The encoded content message.
     pub content: Vec<u8>,
     /// Cleartext index fields to disclose (see `content::incident_index`).
@@ -49,6 +51,7 @@ impl RecordDraft {
             recipients: Vec::new(),
             supersedes: None,
             retracts: None,
+            thread: None,
             content,
             index: None,
         }
@@ -107,6 +110,7 @@ pub fn build(
         body_digest: sha256(&body_bytes).to_vec(),
         body_size: body_bytes.len() as u64,
         index: draft.index.clone(),
+        thread: draft.thread.map(record_id),
     };
     header::check(&header)?;
     let envelope = dsse::sign(dsse::RECORD_HEADER_TYPE, header.encode_to_vec(), key);

@@ -76,6 +76,14 @@ pub enum ServiceError {
         /// Its author.
         author: String,
     },
+    /// A follow-up report added to a thread another member started.
+    #[error("thread {thread} is {author}'s; a member adds reports only to its own threads")]
+    NotThreadAuthor {
+        /// The thread's first report.
+        thread: String,
+        /// Its author.
+        author: String,
+    },
     /// Only the author or a governance member may erase a record.
     #[error(
         "only the author ({author}) or a governance member that may read it may erase record {record}"
@@ -186,6 +194,32 @@ pub enum ServiceError {
         key_id: String,
         /// The key id the directory lists (none: not a member).
         listed: Option<String>,
+    },
+    /// `header.thread` names a follow-up report, not a thread's first.
+    #[error(
+        "header.thread: record {thread} is a follow-up report; name its thread's first report {first}"
+    )]
+    ThreadNotFirst {
+        /// The record named.
+        thread: String,
+        /// The first report of its thread.
+        first: String,
+    },
+    /// A correction that moves a report to another thread (or out of one).
+    #[error(
+        "header.thread: a correction stays in the thread of the report it corrects ({record} is in thread {thread})"
+    )]
+    ThreadChanged {
+        /// The corrected report.
+        record: String,
+        /// Its thread (`none`: it is a first report or not in one).
+        thread: String,
+    },
+    /// A report added to a thread whose first report is retracted.
+    #[error("thread {thread}'s first report is retracted; the thread takes no more reports")]
+    ThreadRetracted {
+        /// The thread's first report.
+        thread: String,
     },
     /// A supersede or retract names a record of another kind.
     #[error("header.kind: record {record} is a {} record", kind.as_str_name())]
@@ -310,6 +344,7 @@ impl ServiceError {
             | E::SignerNotPeer { .. }
             | E::OrdererNotPeer { .. }
             | E::NotAuthor { .. }
+            | E::NotThreadAuthor { .. }
             | E::MayNotErase { .. }
             | E::NotRecipient { .. }
             | E::OrderKey(_)
@@ -334,11 +369,13 @@ impl ServiceError {
             | E::GreenRecipients { .. }
             | E::WrongSealingKey { .. }
             | E::TargetKind { .. }
+            | E::ThreadNotFirst { .. }
+            | E::ThreadChanged { .. }
             | E::PageSize { .. }
             | E::BadToken { .. } => Code::InvalidArgument,
             E::NotFound { .. } | E::TargetNotFound { .. } => Code::NotFound,
             E::IdTaken { .. } => Code::AlreadyExists,
-            E::Inactive { .. } => Code::FailedPrecondition,
+            E::Inactive { .. } | E::ThreadRetracted { .. } => Code::FailedPrecondition,
             E::RateLimited { .. } | E::TooLarge { .. } => Code::ResourceExhausted,
             E::Store(StoreError::ValueTooLarge { .. }) => Code::ResourceExhausted,
             E::NotDurable { .. } | E::Conflicting | E::AuditUnavailable { .. } | E::Store(_) => {

@@ -35,6 +35,12 @@ fn matches_header(h: &CheckedHeader, state: i32, f: &pb::RecordFilter) -> bool {
         && time(&f.created_after).is_none_or(|after| h.created_at > after)
         && time(&f.created_before).is_none_or(|before| h.created_at < before)
         && (f.include_inactive || state == RecordState::Active as i32)
+        && f.thread.as_ref().is_none_or(|t| in_thread(h, &t.uuid))
+}
+
+/// `h` is the thread's first report (`thread`) or names it.
+fn in_thread(h: &CheckedHeader, thread: &str) -> bool {
+    uuid::Uuid::parse_str(thread).is_ok_and(|t| h.record_id == t || h.thread == Some(t))
 }
 
 fn matches_incident(i: &pb::IncidentIndex, f: &pb::IncidentFilter) -> bool {
@@ -74,6 +80,7 @@ mod tests {
             recipients: vec![],
             supersedes: None,
             retracts: None,
+            thread: None,
         }
     }
 
@@ -89,6 +96,26 @@ mod tests {
     }
 
     const ACTIVE: i32 = RecordState::Active as i32;
+
+    #[test]
+    fn a_thread_filter_takes_the_first_report_and_its_follow_ups_only() {
+        let first = header(RecordKind::Incident);
+        let mut follow_up = header(RecordKind::Incident);
+        follow_up.thread = Some(first.record_id);
+        let other = header(RecordKind::Incident);
+        let of = |id: &str| pb::RecordFilter {
+            thread: Some(pb::RecordId { uuid: id.into() }),
+            ..Default::default()
+        };
+        let thread = of(&first.record_id.hyphenated().to_string());
+        assert!(matches(&first, None, ACTIVE, &thread));
+        assert!(matches(&follow_up, None, ACTIVE, &thread));
+        assert!(!matches(&other, None, ACTIVE, &thread));
+        // A follow-up's own id names no thread; nor does a malformed id.
+        let by_follow_up = of(&follow_up.record_id.hyphenated().to_string());
+        assert!(!matches(&first, None, ACTIVE, &by_follow_up));
+        assert!(!matches(&first, None, ACTIVE, &of("not-a-uuid")));
+    }
 
     #[test]
     fn header_fields_each_narrow() {

@@ -138,6 +138,7 @@ mod tests {
             recipients: vec![],
             supersedes: None,
             retracts: None,
+            thread: None,
         }
     }
 

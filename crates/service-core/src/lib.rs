@@ -2,13 +2,14 @@
 //!
 //! - [`policy`]: what a service accepts and which roles each kind needs,
 //!   and the [`ServiceSchema`] through which the service decodes its own
-//!   messages (the core never decodes an incident or an erasure order);
+//!   messages (the core never decodes an incident or a result);
 //! - [`labels`]: the label and recipient rules, as pure functions;
 //! - `limiter`: the per-member rate limit;
 //! - `frontier`: the committed frontier readers never look past;
 //! - `leaves`: the audit-log leaves of records and erasures;
 //! - `filter`: list and watch filters;
 //! - `submit`, `reads`, `erase`: the operations, on [`RecordCore`];
+//!   `thread`: what a follow-up report's thread must be;
 //! - `core`: the core's state and the one commit-and-retry path
 //!   every change takes; `group` (numbered group commits), `outbox` (the
 //!   audit append), `stored` (the store layout), `tokens` (page tokens);
@@ -39,6 +40,7 @@ mod stored;
 mod submit;
 #[cfg(test)]
 mod tests;
+mod thread;
 mod tokens;
 
 pub use crate::core::{RecordCore, RecordCoreConfig};

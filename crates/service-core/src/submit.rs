@@ -273,6 +273,9 @@ impl RecordCore {
                 kind: th.kind,
             });
         }
+        if !retracts {
+            crate::thread::same_thread(new.h.thread, &th)?;
+        }
         if e.state != RecordState::Active as i32 {
             return Err(ServiceError::Inactive {
                 record: target.to_owned(),
@@ -311,6 +314,7 @@ impl Change for NewRecord<'_> {
             self.received_at,
             core.policy.service,
         )?;
+        core.check_thread(&self.h, self.submitter).await?;
         let mut life = WriteBatch::new();
         if let Some(target) = self.h.supersedes.or(self.h.retracts) {
             core.lifecycle(self, &target.hyphenated().to_string(), &mut life)

@@ -50,12 +50,7 @@ impl Client {
         target: &pb::StoredRecord,
         reason: &str,
     ) -> Result<Prepared, ClientError> {
-        let record = target
-            .record
-            .as_ref()
-            .ok_or(ClientError::NoRecord("the record to retract"))?;
-        let env = cairn_record::record::decode_envelope(&record.envelope)?;
-        let header = cairn_record::record::decode_header(&env.payload)?;
+        let header = verify::stored_header(target)?;
         prepare::retraction(
             &self.directory,
             &self.creds.member,
