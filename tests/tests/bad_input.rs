@@ -333,6 +333,22 @@ async fn send(net: &Net, input: &str, as_: &str) -> (Result<(), Status>, Option<
                 uuid: uuid::Uuid::now_v7().to_string(),
             })
         })),
+        "acknowledgement_naming_nothing" | "acknowledge_unknown_report" => {
+            intake_case(resign(net, &rec, "uk-aisi", None, |h| {
+                h.kind = RecordKind::Acknowledgement as i32;
+                h.index = None;
+                if input == "acknowledge_unknown_report" {
+                    h.acknowledges = Some(pb::RecordId {
+                        uuid: uuid::Uuid::now_v7().to_string(),
+                    });
+                }
+            }))
+        }
+        "acknowledges_on_an_incident" => intake_case(resign(net, &rec, "uk-aisi", None, |h| {
+            h.acknowledges = Some(pb::RecordId {
+                uuid: uuid::Uuid::now_v7().to_string(),
+            })
+        })),
         "follow_up_in_unknown_thread" | "follow_up_marked_initial" | "thread_names_itself" => {
             intake_case(resign(net, &rec, "uk-aisi", None, |h| {
                 let own = h.record_id.clone();

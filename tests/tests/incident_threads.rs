@@ -195,3 +195,116 @@ async fn a_red_thread_does_not_exist_for_those_outside_it() {
         Code::NotFound
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recipients_acknowledge_a_report_and_its_author_sees_who_has_not() {
+    use pb::AcknowledgementState as State;
+    let net = Net::start(Duration::from_secs(10)).await;
+    let (uk, jp, eu) = (
+        net.client("uk-aisi"),
+        net.client("jp-aisi"),
+        net.client("eu-aio"),
+    );
+    let to_both = Share::Amber(vec!["jp-aisi".into(), "eu-aio".into()]);
+    let first = uk
+        .submit_incident(
+            &uk.prepare_incident(&report(IncidentStatus::Initial, "first"), &to_both)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let seen = jp.get_incident(&first.record_id, false).await.unwrap();
+    for (state, note) in [
+        (State::Received, ""),
+        (State::Triaged, "checking our deployments"),
+    ] {
+        let ack = jp.prepare_acknowledgement(&seen, state, note, &[]).unwrap();
+        let sent = jp.submit_incident(&ack).await.unwrap();
+        assert!(sent.verified_in_tree_of.is_some(), "logged like any record");
+    }
+
+    // The author sees jp-aisi's latest state and note, and that eu-aio has
+    // not answered yet.
+    let t = uk.timeline(&first.record_id).await.unwrap();
+    let r = &t.reports[0];
+    assert_eq!(r.acknowledged.len(), 1, "{r:?}");
+    let a = &r.acknowledged[0];
+    assert_eq!((a.by.as_str(), a.state), ("jp-aisi", Some(State::Triaged)));
+    assert_eq!(a.note.as_deref(), Some("checking our deployments"));
+    assert_eq!(r.awaiting, ["eu-aio"]);
+    // eu-aio, to whom jp-aisi did not send it, sees that it was answered,
+    // not how.
+    let t = eu.timeline(&first.record_id).await.unwrap();
+    assert_eq!(t.reports[0].acknowledged[0].state, None);
+
+    // The author does not acknowledge its own report.
+    let own = uk.get_incident(&first.record_id, false).await.unwrap();
+    let ack = uk
+        .prepare_acknowledgement(&own, State::Received, "", &[])
+        .unwrap();
+    let err = refusal(uk.submit_incident(&ack).await.unwrap_err());
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("is your own report"), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_those_who_may_read_a_report_acknowledge_it() {
+    use pb::AcknowledgementState as State;
+    let net = Net::start(Duration::from_secs(10)).await;
+    let (uk, eu) = (net.client("uk-aisi"), net.client("eu-aio"));
+    let submit = |share: Share| {
+        let uk = &uk;
+        async move {
+            uk.submit_incident(
+                &uk.prepare_incident(&report(IncidentStatus::Initial, "r"), &share)
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .record_id
+        }
+    };
+    let amber = submit(Share::Amber(vec!["jp-aisi".into()])).await;
+    let red = submit(Share::Red(vec!["jp-aisi".into()])).await;
+    let unknown = uuid::Uuid::now_v7().hyphenated().to_string();
+    // eu-aio's acknowledgement of a report as if it had read it.
+    let ack_of = |id: &str, label: pb::SharingLabel| {
+        let header = pb::RecordHeader {
+            record_id: Some(pb::RecordId { uuid: id.into() }),
+            author: Some(pb::MemberId {
+                id: "uk-aisi".into(),
+            }),
+            label: label as i32,
+            ..Default::default()
+        };
+        cairn_client::prepare::acknowledgement(
+            &net.directory,
+            "eu-aio",
+            &net.signing_key("eu-aio"),
+            &header,
+            State::Received,
+            "",
+            &[],
+        )
+        .unwrap()
+    };
+    // AMBER: eu-aio sees the header, not the report: refused by name.
+    let err = refusal(
+        eu.submit_incident(&ack_of(&amber, pb::SharingLabel::TlpAmber))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    // RED: exactly what an unknown id answers.
+    let answer = |id: String| {
+        let eu = &eu;
+        let p = ack_of(&id, pb::SharingLabel::TlpRed);
+        async move {
+            let s = refusal(eu.submit_incident(&p).await.unwrap_err());
+            (s.code(), s.message().replace(&id, "<id>"))
+        }
+    };
+    let of_red = answer(red.clone()).await;
+    assert_eq!(of_red.0, Code::NotFound);
+    assert_eq!(of_red, answer(unknown).await);
+}

@@ -21,6 +21,8 @@ use clap::Args;
 use crate::connect::DevnetInfo;
 use crate::exit;
 
+mod response;
+
 #[derive(Args, Debug)]
 pub struct DevnetArgs {
     /// Where the network keeps its PKI and data (reused when it exists).
@@ -232,6 +234,7 @@ async fn demo(net: &Network, json_out: bool) -> anyhow::Result<()> {
     let eu = net.client("eu-aio")?;
     let shared = share_demo(&uk, &jp, &mut steps).await?;
     outsider_demo(&eu, &shared, &mut steps).await?;
+    response::response_demo(&uk, &jp, &eu, &mut steps).await?;
     auditor_demo(net, &eu, &shared, &mut steps).await?;
     baselines_demo(net, &mut steps, json_out).await?;
     tokio::time::sleep(Duration::from_millis(1)).await;

@@ -72,6 +72,9 @@ pub enum IncidentCommand {
         #[command(flatten)]
         connect: ConnectArgs,
     },
+    /// Acknowledge a report you received: its state (received, triaged,
+    /// action taken, closed) and a sealed note, for its author and --to.
+    Ack(crate::timeline::AckArgs),
     /// Withdraw an incident of yours: a signed retraction, shared as the
     /// incident is; the incident stays readable, marked retracted.
     Retract(RetractArgs),
@@ -304,6 +307,7 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
         IncidentCommand::Timeline { record_id, connect } => {
             crate::timeline::timeline(&record_id, &connect, json_out).await
         }
+        IncidentCommand::Ack(args) => crate::timeline::ack(args, json_out).await,
         IncidentCommand::Retract(args) => lifecycle::retract(Holder::Intake, args, json_out).await,
         IncidentCommand::Erase(args) => lifecycle::erase(Holder::Intake, args, json_out).await,
         IncidentCommand::Watch {

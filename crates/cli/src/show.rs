@@ -118,6 +118,7 @@ pub(crate) fn print_opened(
         Content::Baseline(b) => json::to_json("cairn.evals.v1.Baseline", b)?,
         Content::Assessment(a) => json::to_json("cairn.evals.v1.Assessment", a)?,
         Content::Retraction(r) => json::to_json("cairn.common.v1.Retraction", r)?,
+        Content::Acknowledgement(a) => json::to_json("cairn.common.v1.Acknowledgement", a)?,
         Content::Other(b) => serde_json::json!({"bytes": b.len()}),
     };
     if json_out {

@@ -1,6 +1,7 @@
-//! `cairn incident timeline <id>`: a thread's reports and its EU AI Act
-//! Art. 73 clock; and the clock line `cairn incident list` prints under a
-//! thread's first report.
+//! `cairn incident timeline <id>`: a thread's reports, who acknowledged
+//! each and who has not, and its EU AI Act Art. 73 clock; the clock line
+//! `cairn incident list` prints under a thread's first report; and
+//! `cairn incident ack`.
 
 use std::collections::BTreeMap;
 
@@ -12,9 +13,64 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::connect::ConnectArgs;
 use crate::exit;
+use crate::show::print_submitted;
+
+#[derive(clap::Args, Debug)]
+pub struct AckArgs {
+    /// The report you acknowledge (one you may read, not your own).
+    record_id: String,
+    /// received, triaged, action-taken or closed.
+    #[arg(long, default_value = "received")]
+    state: String,
+    /// A note for the report's author (and --to), sealed.
+    #[arg(long, default_value = "")]
+    note: String,
+    /// Also share the acknowledgement with this member; repeatable (for a
+    /// TLP:RED report, only its recipients).
+    #[arg(long = "to")]
+    to: Vec<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+/// Signs and sends an acknowledgement of a report.
+pub async fn ack(args: AckArgs, json_out: bool) -> anyhow::Result<u8> {
+    let state = pb::AcknowledgementState::from_str_name(&format!(
+        "ACKNOWLEDGEMENT_STATE_{}",
+        args.state.to_ascii_uppercase().replace('-', "_")
+    ))
+    .filter(|s| *s != pb::AcknowledgementState::Unspecified)
+    .ok_or_else(|| {
+        anyhow::anyhow!(
+            "--state {:?}: use received, triaged, action-taken or closed",
+            args.state
+        )
+    })?;
+    let client = args.connect.client()?;
+    let report = client.get_incident(&args.record_id, false).await?;
+    let prepared = client.prepare_acknowledgement(&report, state, &args.note, &args.to)?;
+    let sent = client.submit_incident(&prepared).await?;
+    if !json_out {
+        println!(
+            "report {} acknowledged ({}) by:",
+            args.record_id, args.state
+        );
+    }
+    print_submitted(&sent, json_out);
+    Ok(exit::OK)
+}
 
 fn when(t: Option<OffsetDateTime>) -> String {
-    t.and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_default()
+    t.and_then(|t| t.replace_nanosecond(0).ok())
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+fn ack_state(s: pb::AcknowledgementState) -> String {
+    s.as_str_name()
+        .trim_start_matches("ACKNOWLEDGEMENT_STATE_")
+        .to_lowercase()
+        .replace('_', "-")
 }
 
 fn name<T: std::fmt::Debug>(v: T) -> String {
@@ -48,9 +104,45 @@ pub async fn timeline(
             r.author,
             r.title.as_deref().unwrap_or("(sealed to others)")
         );
+        println!("      {}", acks_text(r, OffsetDateTime::now_utc()));
     }
     println!("{}", clock_text(&t));
     Ok(exit::OK)
+}
+
+/// Who acknowledged a report (their latest state, since when) and who has
+/// not (for how long).
+fn acks_text(r: &thread::Report, now: OffsetDateTime) -> String {
+    let done: Vec<String> = r
+        .acknowledged
+        .iter()
+        .map(|a| {
+            let state = a.state.map_or("(sealed)".to_owned(), ack_state);
+            format!("{} {state} since {}", a.by, when(a.at))
+        })
+        .collect();
+    let waiting = r
+        .received_at
+        .map(|t| format!(" (for {} h)", (now - t).whole_hours()))
+        .unwrap_or_default();
+    format!(
+        "acknowledged: {}; not yet: {}{}",
+        if done.is_empty() {
+            "nobody".to_owned()
+        } else {
+            done.join(", ")
+        },
+        if r.awaiting.is_empty() {
+            "nobody".to_owned()
+        } else {
+            r.awaiting.join(", ")
+        },
+        if r.awaiting.is_empty() {
+            ""
+        } else {
+            waiting.as_str()
+        }
+    )
 }
 
 /// The clock in words: the period, then where the reports stand.
@@ -82,6 +174,13 @@ fn to_json(t: &Timeline) -> serde_json::Value {
             "state": name(r.state),
             "received_at": when(r.received_at),
             "title": r.title,
+            "acknowledged": r.acknowledged.iter().map(|a| serde_json::json!({
+                "by": a.by,
+                "state": a.state.map(ack_state),
+                "note": a.note,
+                "at": when(a.at),
+            })).collect::<Vec<_>>(),
+            "awaiting": r.awaiting,
         })).collect::<Vec<_>>(),
         "deadline": t.deadline.as_ref().map(|d| serde_json::json!({
             "category": name(d.category),

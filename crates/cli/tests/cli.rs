@@ -135,6 +135,10 @@ fn devnet_demo_runs_end_to_end_and_reuses_its_data() {
             text.contains("eu-aio, not a recipient, cannot fetch the incident"),
             "{text}"
         );
+        assert!(
+            text.contains("15-day Art. 73 period; final report on time: met by"),
+            "{text}"
+        );
     }
     // The second run reused the PKI and the log (4 entries now).
     let info: serde_json::Value =

@@ -244,6 +244,27 @@ fn a_thread_is_followed_up_and_its_clock_is_printed() {
             .contains(&format!("met by {}", sent[2])),
         "{t}"
     );
+    // jp-aisi acknowledges the first report; uk-aisi sees how far it is.
+    net.ok(
+        "jp-aisi",
+        &[
+            "incident",
+            "ack",
+            &first,
+            "--state",
+            "action-taken",
+            "--note",
+            "patched",
+        ],
+    );
+    let err = net.refused("jp-aisi", &["incident", "ack", &first, "--state", "maybe"]);
+    assert!(err.contains("--state \"maybe\""), "{err}");
+    let t = net.ok("uk-aisi", &["incident", "timeline", &first]);
+    let acks = &t["reports"][0]["acknowledged"];
+    assert_eq!(acks[0]["by"], "jp-aisi", "{t}");
+    assert_eq!(acks[0]["state"], "action-taken", "{t}");
+    assert_eq!(acks[0]["note"], "patched", "{t}");
+    assert_eq!(t["reports"][1]["awaiting"][0], "jp-aisi", "{t}");
     // The list shows the clock under the first report.
     let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["incident", "list", "--devnet"])

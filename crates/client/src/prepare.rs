@@ -338,6 +338,56 @@ pub fn retraction(
     )
 }
 
+/// An acknowledgement of the report whose header is `report`, in `state`
+/// with an optional `note`: shared with the report's author and `also`
+/// (TLP:RED to them when the report is RED, TLP:AMBER otherwise).
+pub fn acknowledgement(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    report: &pb::RecordHeader,
+    state: pb::AcknowledgementState,
+    note: &str,
+    also: &[String],
+) -> Result<Prepared, ClientError> {
+    let body = pb::Acknowledgement {
+        state: state as i32,
+        note: note.to_owned(),
+    };
+    content::validate_acknowledgement(&body)?;
+    let mut to: Vec<String> = also.to_vec();
+    to.extend(report.author.as_ref().map(|a| a.id.clone()));
+    let share = if report.label() == SharingLabel::TlpRed {
+        Share::Red(to)
+    } else {
+        Share::Amber(to)
+    };
+    let report_id = report
+        .record_id
+        .as_ref()
+        .map(|r| r.uuid.as_str())
+        .unwrap_or_default();
+    let id =
+        cairn_record::header::parse_record_id(report_id).map_err(|d| ClientError::RecordId {
+            what: "acknowledges",
+            id: report_id.to_owned(),
+            detail: d.to_string(),
+        })?;
+    let mut draft = RecordDraft::new(
+        RecordKind::Acknowledgement,
+        share.label(),
+        body.encode_to_vec(),
+    );
+    draft.recipients = share.recipients(directory, author)?;
+    draft.acknowledges = Some(id);
+    let record = cairn_record::build(&draft, author, key)?;
+    Ok(Prepared {
+        record,
+        record_id: draft.record_id.hyphenated().to_string(),
+        reporting_deadline: None,
+    })
+}
+
 /// A signed erasure order (an encoded DSSE envelope of a
 /// `cairn.common.v1.ErasureOrder`) by `author` for `record_id`, dated now.
 pub fn erasure_order(

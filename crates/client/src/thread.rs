@@ -1,6 +1,8 @@
 //! Incident threads as a member sees them: the first report, its updates
 //! and the final report, each a signed record whose header names the
-//! thread's first report; and the thread's EU AI Act Art. 73 clock.
+//! thread's first report; who of each report's recipients acknowledged it
+//! (and how far they are) and who has not; and the thread's EU AI Act
+//! Art. 73 clock.
 //!
 //! The clock is computed here, by the member, because what it reads (the
 //! serious-incident classification and the awareness time) is inside sealed
@@ -34,6 +36,74 @@ pub struct Report {
     pub received_at: Option<OffsetDateTime>,
     /// Its title, where the caller could open it.
     pub title: Option<String>,
+    /// The latest acknowledgement of each member that acknowledged it (as
+    /// far as the caller may see them), oldest first.
+    pub acknowledged: Vec<Ack>,
+    /// The report's recipients (other than its author) with no
+    /// acknowledgement the caller can see, waiting since `received_at`.
+    pub awaiting: Vec<String>,
+}
+
+/// One member's latest acknowledgement of a report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ack {
+    /// Who acknowledged.
+    pub by: String,
+    /// Its state (`None`: sealed to others than the caller).
+    pub state: Option<pb::AcknowledgementState>,
+    /// Its note, if any and readable.
+    pub note: Option<String>,
+    /// When the service accepted it.
+    pub at: Option<OffsetDateTime>,
+}
+
+/// Fills in `report`'s acknowledgements from `acks` (its
+/// acknowledgements, opened where the caller could) and who of its
+/// recipients has not acknowledged it; `stored` is the report.
+pub fn acknowledge(
+    report: &mut Report,
+    stored: &pb::StoredRecord,
+    acks: &[(pb::StoredRecord, Option<pb::Acknowledgement>)],
+    directory: &cairn_identity::Directory,
+) {
+    let mut latest: std::collections::BTreeMap<String, Ack> = Default::default();
+    for (s, content) in acks {
+        let Ok(h) = crate::verify::stored_header(s) else {
+            continue;
+        };
+        let by = h.author.map(|a| a.id).unwrap_or_default();
+        let at = s
+            .received_at
+            .as_ref()
+            .and_then(|t| timestamp_to_time(t).ok());
+        if latest.get(&by).is_some_and(|a| a.at >= at) {
+            continue;
+        }
+        let ack = Ack {
+            by: by.clone(),
+            state: content.as_ref().map(|c| c.state()),
+            note: content
+                .as_ref()
+                .map(|c| c.note.clone())
+                .filter(|n| !n.is_empty()),
+            at,
+        };
+        latest.insert(by, ack);
+    }
+    let expected: Vec<String> = match crate::verify::stored_header(stored) {
+        Ok(h) if h.label() == pb::SharingLabel::TlpClear => {
+            directory.members().map(|m| m.id.to_string()).collect()
+        }
+        Ok(h) => h.recipients.into_iter().map(|m| m.id).collect(),
+        Err(_) => Vec::new(),
+    };
+    report.awaiting = expected
+        .into_iter()
+        .filter(|m| *m != report.author && !latest.contains_key(m))
+        .collect();
+    let mut acknowledged: Vec<Ack> = latest.into_values().collect();
+    acknowledged.sort_by_key(|a| a.at);
+    report.acknowledged = acknowledged;
 }
 
 /// The Art. 73 period that applies.
@@ -175,6 +245,8 @@ fn report_of(s: &pb::StoredRecord, inc: Option<&intake::Incident>) -> Option<Rep
             .as_ref()
             .and_then(|t| timestamp_to_time(t).ok()),
         title: inc.map(|i| i.title.clone()),
+        acknowledged: Vec::new(),
+        awaiting: Vec::new(),
     })
 }
 

@@ -25,6 +25,8 @@ pub enum Content {
     Assessment(evals::Assessment),
     /// A retraction.
     Retraction(pb::Retraction),
+    /// An acknowledgement of a report.
+    Acknowledgement(pb::Acknowledgement),
     /// Anything else, as bytes.
     Other(Vec<u8>),
 }
@@ -89,6 +91,9 @@ pub fn open_record(
             }
             RecordKind::Assessment => {
                 Content::Assessment(evals::Assessment::decode(bytes).map_err(decode)?)
+            }
+            RecordKind::Acknowledgement => {
+                Content::Acknowledgement(pb::Acknowledgement::decode(bytes).map_err(decode)?)
             }
             _ => Content::Other(bytes.to_vec()),
         }

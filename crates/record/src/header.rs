@@ -70,6 +70,8 @@ pub struct CheckedHeader {
     pub retracts: Option<Uuid>,
     /// For a follow-up incident report: its thread's first report.
     pub thread: Option<Uuid>,
+    /// For an acknowledgement: the report it acknowledges.
+    pub acknowledges: Option<Uuid>,
 }
 
 fn bad(field: &str, detail: impl Into<String>) -> RecordError {
@@ -136,6 +138,7 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
     let recipients = check_recipients(h, label)?;
     let (supersedes, retracts) = check_links(h, record_id)?;
     let thread = check_thread(h, kind, record_id)?;
+    let acknowledges = check_acknowledges(h, kind, record_id)?;
     check_length("body_commitment", &h.body_commitment, COMMITMENT_LEN)?;
     check_index(h, kind)?;
     check_length("body_digest", &h.body_digest, 32)?;
@@ -150,6 +153,7 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
         supersedes,
         retracts,
         thread,
+        acknowledges,
     })
 }
 
@@ -252,6 +256,35 @@ fn check_thread(
         ));
     }
     Ok(Some(thread))
+}
+
+/// What an acknowledgement acknowledges: required on one, refused on
+/// every other kind; never itself; an acknowledgement links nothing else.
+fn check_acknowledges(
+    h: &pb::RecordHeader,
+    kind: RecordKind,
+    record_id: Uuid,
+) -> Result<Option<Uuid>, RecordError> {
+    let acknowledges = opt_record_id("acknowledges", &h.acknowledges)?;
+    if kind != RecordKind::Acknowledgement {
+        return match acknowledges {
+            Some(_) => Err(bad("acknowledges", "only an acknowledgement acknowledges")),
+            None => Ok(None),
+        };
+    }
+    let Some(report) = acknowledges else {
+        return Err(bad("acknowledges", "an acknowledgement names its report"));
+    };
+    if report == record_id {
+        return Err(bad("acknowledges", "a record cannot refer to itself"));
+    }
+    if h.supersedes.is_some() || h.retracts.is_some() || h.thread.is_some() {
+        return Err(bad(
+            "acknowledges",
+            "an acknowledgement neither supersedes, retracts nor follows up; a later state is a new acknowledgement",
+        ));
+    }
+    Ok(Some(report))
 }
 
 /// Index fields, if any, of the record's kind.

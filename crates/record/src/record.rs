@@ -34,6 +34,8 @@ pub struct RecordDraft {
     pub retracts: Option<Uuid>,
     /// For a follow-up incident report: its thread's first report.
     pub thread: Option<Uuid>,
+    /// For an acknowledgement: the report it acknowledges.
+    pub acknowledges: Option<Uuid>,
     /// The encoded content message.
     pub content: Vec<u8>,
     /// Cleartext index fields to disclose (see `content::incident_index`).
@@ -52,6 +54,7 @@ impl RecordDraft {
             supersedes: None,
             retracts: None,
             thread: None,
+            acknowledges: None,
             content,
             index: None,
         }
@@ -111,6 +114,7 @@ pub fn build(
         body_size: body_bytes.len() as u64,
         index: draft.index.clone(),
         thread: draft.thread.map(record_id),
+        acknowledges: draft.acknowledges.map(record_id),
     };
     header::check(&header)?;
     let envelope = dsse::sign(dsse::RECORD_HEADER_TYPE, header.encode_to_vec(), key);

@@ -368,6 +368,7 @@ fn an_author_who_wraps_different_keys_for_different_recipients_is_caught() {
         body_size: body.len() as u64,
         index: None,
         thread: None,
+        acknowledges: None,
     };
     let signed = pb::SignedRecord {
         envelope: dsse::sign(dsse::RECORD_HEADER_TYPE, header.encode_to_vec(), uk).encode_to_vec(),

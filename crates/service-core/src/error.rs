@@ -195,6 +195,28 @@ pub enum ServiceError {
         /// The key id the directory lists (none: not a member).
         listed: Option<String>,
     },
+    /// An author acknowledging its own report.
+    #[error(
+        "header.acknowledges: record {record} is your own report; its recipients acknowledge it"
+    )]
+    AckOwnReport {
+        /// The report.
+        record: String,
+    },
+    /// An acknowledgement the report's author would not see.
+    #[error("header.recipients: an acknowledgement is shared with the report's author, {author}")]
+    AckNotToAuthor {
+        /// The report's author.
+        author: String,
+    },
+    /// An acknowledgement of a RED report that reaches beyond its recipients.
+    #[error(
+        "header.label: an acknowledgement of TLP:RED record {record} is TLP:RED, to that record's recipients only"
+    )]
+    AckBeyondRed {
+        /// The report.
+        record: String,
+    },
     /// `header.thread` names a follow-up report, not a thread's first.
     #[error(
         "header.thread: record {thread} is a follow-up report; name its thread's first report {first}"
@@ -371,6 +393,9 @@ impl ServiceError {
             | E::TargetKind { .. }
             | E::ThreadNotFirst { .. }
             | E::ThreadChanged { .. }
+            | E::AckOwnReport { .. }
+            | E::AckNotToAuthor { .. }
+            | E::AckBeyondRed { .. }
             | E::PageSize { .. }
             | E::BadToken { .. } => Code::InvalidArgument,
             E::NotFound { .. } | E::TargetNotFound { .. } => Code::NotFound,

@@ -36,6 +36,9 @@ fn matches_header(h: &CheckedHeader, state: i32, f: &pb::RecordFilter) -> bool {
         && time(&f.created_before).is_none_or(|before| h.created_at < before)
         && (f.include_inactive || state == RecordState::Active as i32)
         && f.thread.as_ref().is_none_or(|t| in_thread(h, &t.uuid))
+        && f.acknowledges
+            .as_ref()
+            .is_none_or(|r| uuid::Uuid::parse_str(&r.uuid).is_ok_and(|r| h.acknowledges == Some(r)))
 }
 
 /// `h` is the thread's first report (`thread`) or names it.
@@ -81,6 +84,7 @@ mod tests {
             supersedes: None,
             retracts: None,
             thread: None,
+            acknowledges: None,
         }
     }
 

@@ -139,6 +139,7 @@ mod tests {
             supersedes: None,
             retracts: None,
             thread: None,
+            acknowledges: None,
         }
     }
 

@@ -9,7 +9,8 @@
 //! - `leaves`: the audit-log leaves of records and erasures;
 //! - `filter`: list and watch filters;
 //! - `submit`, `reads`, `erase`: the operations, on [`RecordCore`];
-//!   `thread`: what a follow-up report's thread must be;
+//!   `thread`: what a follow-up report's thread must be; `ack`: what an
+//!   acknowledgement's report and audience must be;
 //! - `core`: the core's state and the one commit-and-retry path
 //!   every change takes; `group` (numbered group commits), `outbox` (the
 //!   audit append), `stored` (the store layout), `tokens` (page tokens);
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod ack;
 pub mod binary;
 mod core;
 mod erase;

@@ -3,7 +3,7 @@
 //! with the `submitter` role submit incidents (and corrections that
 //! supersede them) and retract their own; authors or governance members
 //! who may see an incident erase its body; every member reads what its
-//! labels allow.
+//! labels allow; any member that may read a report acknowledges it.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -26,7 +26,20 @@ use tonic::{Request, Response, Status};
 pub fn policy() -> ServicePolicy {
     ServicePolicy {
         service: "intake",
-        kinds: vec![(common::RecordKind::Incident, vec![Role::Submitter])],
+        kinds: vec![
+            (common::RecordKind::Incident, vec![Role::Submitter]),
+            // Any member that may read a report acknowledges it.
+            (
+                common::RecordKind::Acknowledgement,
+                vec![
+                    Role::Submitter,
+                    Role::Evaluator,
+                    Role::Auditor,
+                    Role::Witness,
+                    Role::Governance,
+                ],
+            ),
+        ],
         schema: Arc::new(IncidentSchema),
     }
 }

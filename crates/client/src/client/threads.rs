@@ -31,6 +31,59 @@ impl Client {
         )
     }
 
+    /// Signs an acknowledgement of `report` (as fetched; not this
+    /// member's own) in `state`, with an optional `note`, shared with the
+    /// report's author and `also`. Send it with [`Client::submit_incident`].
+    pub fn prepare_acknowledgement(
+        &self,
+        report: &pb::StoredRecord,
+        state: pb::AcknowledgementState,
+        note: &str,
+        also: &[String],
+    ) -> Result<Prepared, ClientError> {
+        let header = verify::stored_header(report)?;
+        prepare::acknowledgement(
+            &self.directory,
+            &self.creds.member,
+            &self.creds.signing,
+            &header,
+            state,
+            note,
+            also,
+        )
+    }
+
+    /// Every acknowledgement of `report_id` the caller may read, opened
+    /// where it may (`None`: sealed to others).
+    pub async fn acknowledgements(
+        &self,
+        report_id: &str,
+    ) -> Result<Vec<(pb::StoredRecord, Option<pb::Acknowledgement>)>, ClientError> {
+        let filter = pb::RecordFilter {
+            acknowledges: Some(pb::RecordId {
+                uuid: report_id.to_owned(),
+            }),
+            kinds: vec![pb::RecordKind::Acknowledgement as i32],
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (page, next) = self.list_incidents(filter.clone(), 500, token).await?;
+            for s in page {
+                let ack = self.open(&s).ok().and_then(|o| match o.content {
+                    crate::verify::Content::Acknowledgement(a) => Some(a),
+                    _ => None,
+                });
+                out.push((s, ack));
+            }
+            if next.is_empty() {
+                return Ok(out);
+            }
+            token = next;
+        }
+    }
+
     /// The thread `record_id` belongs to (it may name any of its reports),
     /// with every report the caller may see, opened where it may, and the
     /// thread's Art. 73 clock as of now.
@@ -83,11 +136,18 @@ impl Client {
             }
             records.push((s, content));
         }
-        Ok(thread::timeline(
-            &first,
-            &records,
-            OffsetDateTime::now_utc(),
-        ))
+        let mut t = thread::timeline(&first, &records, OffsetDateTime::now_utc());
+        for report in &mut t.reports {
+            let Some((stored, _)) = records
+                .iter()
+                .find(|(s, _)| verify::stored_id(s) == report.record_id)
+            else {
+                continue;
+            };
+            let acks = self.acknowledgements(&report.record_id).await?;
+            thread::acknowledge(report, stored, &acks, self.directory());
+        }
+        Ok(t)
     }
 }
 

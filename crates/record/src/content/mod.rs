@@ -181,6 +181,21 @@ pub fn validate_retraction(r: &pb::Retraction) -> Result<(), RecordError> {
     required_text("reason", &r.reason, 2000)
 }
 
+/// Validates an acknowledgement body: a state, and a note of at most
+/// 4,000 characters.
+pub fn validate_acknowledgement(a: &pb::Acknowledgement) -> Result<(), RecordError> {
+    if pb::AcknowledgementState::try_from(a.state)
+        .is_ok_and(|s| s != pb::AcknowledgementState::Unspecified)
+    {
+        optional_text("note", &a.note, 4000)
+    } else {
+        Err(bad(
+            "state",
+            "is required (received, triaged, action taken or closed)",
+        ))
+    }
+}
+
 /// Decodes and validates the content of a record of `kind` by `author`;
 /// returns the index fields it implies (None for kinds without any).
 pub fn validate_content(
@@ -223,6 +238,13 @@ pub fn validate_content(
         }
         pb::RecordKind::Assessment => {
             evals::Assessment::decode(content).map_err(decode_err("content (Assessment)"))?;
+            Ok(None)
+        }
+        pb::RecordKind::Acknowledgement => {
+            validate_acknowledgement(
+                &pb::Acknowledgement::decode(content)
+                    .map_err(decode_err("content (Acknowledgement)"))?,
+            )?;
             Ok(None)
         }
         pb::RecordKind::DirectoryChange => {
