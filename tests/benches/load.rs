@@ -22,7 +22,8 @@
 //! `--soak MINUTES --rate R` is the soak mode (`load/soak.rs`): R/s for
 //! that long, records built before it starts, one line a minute with
 //! latency percentiles, resident memory, open files and store size, e.g.
-//! `--soak 30 --rate 2000 --body 1024` at half of a measured peak.
+//! `--soak 30 --rate 3800 --body 1024` at half of a measured peak (redb,
+//! this 2-core machine; it needs ~40 GB of temporary disk).
 //! `--store-cache-mib N` bounds each embedded store's cache (as the services'
 //! flag of that name does; default 1024).
 //!
