@@ -6,6 +6,7 @@
 //! works end to end), `cairn keys generate` and `cairn audit
 //! checkpoint|prove|verify`.
 
+mod alerts;
 mod audit;
 mod baseline;
 mod connect;
@@ -65,10 +66,11 @@ enum Command {
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
-    /// Incidents: submit, get, list, watch.
+    /// Incidents: submit (and follow up, correct), acknowledge, timeline,
+    /// get, list, watch, retract, erase.
     #[command(subcommand)]
     Incident(records::IncidentCommand),
-    /// Evaluation results: publish, get, list.
+    /// Evaluation results: publish (and correct), get, list, retract, erase.
     #[command(subcommand)]
     Eval(records::EvalCommand),
     /// Any record: open (fetch, verify, decrypt).
@@ -77,6 +79,9 @@ enum Command {
     /// Baselines, assessments and the cross-border matrix.
     #[command(subcommand)]
     Baseline(baseline::BaselineCommand),
+    /// Alerts: be told when an incident that concerns you arrives.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Run a whole local network (the main command); --demo runs a scenario.
     Devnet(devnet::DevnetArgs),
     /// Same as `cairn devnet --demo`.
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
             Command::Eval(cmd) => records::eval(cmd, cli.json).await,
             Command::Record(cmd) => records::record(cmd, cli.json).await,
             Command::Baseline(cmd) => baseline::run(cmd, cli.json).await,
+            Command::Alerts(cmd) => alerts::run(cmd, cli.json).await,
             Command::Devnet(args) => devnet::run(args, cli.json).await,
             Command::Demo(mut args) => {
                 args.demo = true;

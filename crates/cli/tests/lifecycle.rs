@@ -1,6 +1,8 @@
-//! Every lifecycle command of both kinds as a user runs it, against a
-//! running `cairn devnet`: `incident retract|erase`, `eval publish
-//! --supersedes`, `eval retract|erase`, and what each refuses.
+//! The member workflow commands as a user runs them, against a running
+//! `cairn devnet`: every lifecycle command of both kinds (`incident
+//! retract|erase`, `eval publish --supersedes`, `eval retract|erase`),
+//! incident threads, acknowledgements and the timeline, `alerts watch`,
+//! and what each refuses.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead as _, BufReader};
@@ -278,4 +280,118 @@ fn a_thread_is_followed_up_and_its_clock_is_printed() {
         "{listed}"
     );
     assert!(listed.contains("final report: "), "{listed}");
+}
+
+/// `cairn alerts watch` as jp-aisi for MedAssist at high severity, in the
+/// background; returned once it says it is watching.
+fn alerts_watch(net: &Devnet, state: &Path, count: usize, exec: Option<&str>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.args([
+        "--json",
+        "alerts",
+        "watch",
+        "--model",
+        "MedAssist",
+        "--min-severity",
+        "high",
+    ])
+    .arg("--state")
+    .arg(state)
+    .args(["--count", &count.to_string()])
+    .arg("--devnet")
+    .arg(&net.dir)
+    .args(["--member", "jp-aisi"]);
+    if let Some(e) = exec {
+        cmd.args(["--exec", e]);
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("watching for alerts"), "{line:?}");
+    child
+}
+
+/// The alerts a watcher printed before it stopped (within a minute).
+fn alerts_of(mut child: Child) -> Vec<serde_json::Value> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let lines: Vec<String> = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .collect();
+        let _ = tx.send(lines);
+    });
+    let lines = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the watcher printed no alert within a minute")
+        });
+    assert!(child.wait().unwrap().success());
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn alerts_fire_once_per_matching_incident_and_resume_after_a_restart() {
+    let net = Devnet::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("alerts.json");
+    let incident = example("incident.json");
+    let other = dir.path().join("other.json");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&incident)
+            .unwrap()
+            .replace("MedAssist", "OtherBot")
+            .replace("example-med-2026-09", "other-1")
+            .replace("sha256:5dc9", "sha256:0000"),
+    )
+    .unwrap();
+    let other = other.display().to_string();
+    let submit = |file: &str| {
+        net.ok(
+            "uk-aisi",
+            &[
+                "incident", "submit", file, "--label", "amber", "--to", "jp-aisi",
+            ],
+        )["record_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+
+    // Only the incident about the model jp-aisi named alerts it.
+    let watcher = alerts_watch(&net, &state, 1, None);
+    submit(&other);
+    let first = submit(&incident);
+    let got = alerts_of(watcher);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["record_id"], first.as_str());
+    assert_eq!(
+        got[0]["title"],
+        "Assistant gave lethal dosage advice to a patient"
+    );
+
+    // Restarted on its state: the next match only, never the first again;
+    // --exec gets the match on its stdin.
+    let out = dir.path().join("exec.json");
+    let exec = format!("cat > {}", out.display());
+    let watcher = alerts_watch(&net, &state, 1, Some(&exec));
+    let second = submit(&incident);
+    let got = alerts_of(watcher);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["record_id"], second.as_str());
+    let piped: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(piped["record_id"], second.as_str());
 }

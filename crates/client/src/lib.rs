@@ -15,7 +15,8 @@
 //!   index, and the audit receipt (checkpoint signature and inclusion
 //!   proof);
 //! - [`json`]: content from the protobuf JSON mapping;
-//! - [`thread`]: an incident thread's reports and its Art. 73 clock.
+//! - [`thread`]: an incident thread's reports and its Art. 73 clock;
+//! - [`alerts`]: subscriptions matched against incidents as they arrive.
 //!
 //! This crate must not reach into the services; it speaks only the v1 API.
 //!
@@ -39,6 +40,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod assess;
 pub mod audit;
 mod client;
