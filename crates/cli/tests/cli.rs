@@ -139,6 +139,12 @@ fn devnet_demo_runs_end_to_end_and_reuses_its_data() {
             text.contains("15-day Art. 73 period; final report on time: met by"),
             "{text}"
         );
+        assert!(
+            text.contains(
+                "eu-aio's alert subscription on MedAssist (high severity or worse) fired"
+            ),
+            "{text}"
+        );
     }
     // The second run reused the PKI and the log (4 entries now).
     let info: serde_json::Value =

@@ -1,11 +1,13 @@
 //! The demo's incident response: a serious incident reported to two
-//! members, acknowledged by both, followed up to its final report within
-//! the EU AI Act Art. 73 period, as the timeline shows.
+//! members, one of which is alerted by its subscription on the model;
+//! acknowledged by both, followed up to its final report within the EU AI
+//! Act Art. 73 period, as the timeline shows.
 
 use anyhow::{anyhow, ensure};
+use cairn_client::alerts::Subscription;
 use cairn_client::thread::Clock;
 use cairn_client::{Client, Share, json};
-use cairn_record::pb::{AcknowledgementState, IncidentStatus};
+use cairn_record::pb::{AcknowledgementState, IncidentStatus, Severity};
 
 use super::Steps;
 
@@ -24,6 +26,32 @@ fn report(status: IncidentStatus) -> anyhow::Result<cairn_proto::intake::v1::Inc
     Ok(i)
 }
 
+/// The first incident since `since` that `member`'s subscription to
+/// MedAssist at high severity matches, as its watch delivers it.
+async fn first_alert(member: &Client, since: time::OffsetDateTime) -> anyhow::Result<String> {
+    use tokio_stream::StreamExt as _;
+    let sub = Subscription {
+        models: vec!["MedAssist".into()],
+        min_severity: Severity::High,
+        ..Default::default()
+    };
+    let mut filter = sub.filter();
+    filter.created_after = Some(cairn_record::header::time_to_timestamp(since));
+    let mut stream = member.watch_incidents(filter, String::new()).await?;
+    while let Some(ev) = stream.next().await {
+        let Some(stored) = ev?.record else { continue };
+        let header = cairn_client::verify::stored_header(&stored)?;
+        let content = member
+            .open(&stored)
+            .ok()
+            .and_then(|o| o.incident().cloned());
+        if sub.matches(&header, content.as_ref(), false).is_some() {
+            return Ok(cairn_client::verify::stored_id(&stored));
+        }
+    }
+    Err(anyhow!("the watch ended without an alert"))
+}
+
 /// uk-aisi reports to jp-aisi and eu-aio; both acknowledge; uk-aisi sends
 /// an update and the final report; the timeline shows the clock met.
 pub(super) async fn response_demo(
@@ -33,6 +61,8 @@ pub(super) async fn response_demo(
     steps: &mut Steps,
 ) -> anyhow::Result<()> {
     let share = Share::Amber(vec!["jp-aisi".into(), "eu-aio".into()]);
+    // eu-aio subscribes to incidents about the model it deploys.
+    let since = time::OffsetDateTime::now_utc();
     let first = uk
         .submit_incident(&uk.prepare_incident(&report(IncidentStatus::Initial)?, &share)?)
         .await?;
@@ -40,6 +70,16 @@ pub(super) async fn response_demo(
     steps.ok(format!(
         "uk-aisi reported a serious incident (initial report) to jp-aisi and eu-aio: thread {thread}"
     ));
+    let alerted = tokio::time::timeout(std::time::Duration::from_secs(10), first_alert(eu, since))
+        .await
+        .map_err(|_| anyhow!("eu-aio's alert did not fire within 10 s"))??;
+    ensure!(
+        alerted == thread,
+        "eu-aio was alerted of {alerted}, not {thread}"
+    );
+    steps.ok(
+        "eu-aio's alert subscription on MedAssist (high severity or worse) fired for it".into(),
+    );
     for (who, state) in [
         (jp, AcknowledgementState::Received),
         (eu, AcknowledgementState::Triaged),
