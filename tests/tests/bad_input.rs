@@ -333,6 +333,32 @@ async fn send(net: &Net, input: &str, as_: &str) -> (Result<(), Status>, Option<
                 uuid: uuid::Uuid::now_v7().to_string(),
             })
         })),
+        "about_on_an_incident" => intake_case(resign(net, &rec, "uk-aisi", None, |h| {
+            h.about = Some(pb::RecordId {
+                uuid: uuid::Uuid::now_v7().to_string(),
+            })
+        })),
+        "sighting_about_unknown_incident" => intake_case(resign(net, &rec, "uk-aisi", None, |h| {
+            h.kind = RecordKind::Sighting as i32;
+            h.index = None;
+            h.about = Some(pb::RecordId {
+                uuid: uuid::Uuid::now_v7().to_string(),
+            });
+        })),
+        "clear_sighting_without_description" => {
+            let content = cairn_proto::intake::v1::Sighting {
+                jurisdiction: "GB".into(),
+                ..Default::default()
+            };
+            let d = net.draft(
+                RecordKind::Sighting,
+                SharingLabel::TlpClear,
+                &[],
+                content.encode_to_vec(),
+                None,
+            );
+            intake_case(net.sign("uk-aisi", &d))
+        }
         "acknowledgement_naming_nothing" | "acknowledge_unknown_report" => {
             intake_case(resign(net, &rec, "uk-aisi", None, |h| {
                 h.kind = RecordKind::Acknowledgement as i32;

@@ -15,6 +15,7 @@ mod devnet;
 mod keys;
 mod lifecycle;
 mod records;
+mod related;
 mod report;
 mod show;
 mod timeline;

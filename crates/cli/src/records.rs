@@ -18,10 +18,10 @@ use crate::show::{describe, print_dry, print_opened, print_stored, print_submitt
 pub struct ShareArgs {
     /// Sharing label: clear, green, amber, amber+strict or red.
     #[arg(long, default_value = "green")]
-    label: String,
+    pub(crate) label: String,
     /// A recipient member (amber, amber+strict, red); repeatable.
     #[arg(long = "to")]
-    to: Vec<String>,
+    pub(crate) to: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -68,6 +68,20 @@ pub enum IncidentCommand {
     /// clock: the period, and whether the serious incident was reported and
     /// the final report is in by its end.
     Timeline {
+        record_id: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Report a sighting ("observed here too") from a JSON file
+    /// (cairn.intake.v1.Sighting), about an incident or the model it names.
+    Sighting(crate::related::ObservationArgs),
+    /// Publish a mitigation or advisory from a JSON file
+    /// (cairn.intake.v1.Mitigation), about an incident or the model it names.
+    Mitigation(crate::related::ObservationArgs),
+    /// Everything related to an incident that you can open: its thread and
+    /// acknowledgements, sightings, mitigations, and evaluation results
+    /// about the same models.
+    Related {
         record_id: String,
         #[command(flatten)]
         connect: ConnectArgs,
@@ -176,7 +190,7 @@ pub struct FilterArgs {
     limit: usize,
 }
 
-fn read_input(file: &str) -> anyhow::Result<String> {
+pub(crate) fn read_input(file: &str) -> anyhow::Result<String> {
     if file == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -308,6 +322,11 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
             crate::timeline::timeline(&record_id, &connect, json_out).await
         }
         IncidentCommand::Ack(args) => crate::timeline::ack(args, json_out).await,
+        IncidentCommand::Sighting(args) => crate::related::observe(args, true, json_out).await,
+        IncidentCommand::Mitigation(args) => crate::related::observe(args, false, json_out).await,
+        IncidentCommand::Related { record_id, connect } => {
+            crate::related::related(&record_id, &connect, json_out).await
+        }
         IncidentCommand::Retract(args) => lifecycle::retract(Holder::Intake, args, json_out).await,
         IncidentCommand::Erase(args) => lifecycle::erase(Holder::Intake, args, json_out).await,
         IncidentCommand::Watch {

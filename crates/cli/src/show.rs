@@ -119,6 +119,8 @@ pub(crate) fn print_opened(
         Content::Assessment(a) => json::to_json("cairn.evals.v1.Assessment", a)?,
         Content::Retraction(r) => json::to_json("cairn.common.v1.Retraction", r)?,
         Content::Acknowledgement(a) => json::to_json("cairn.common.v1.Acknowledgement", a)?,
+        Content::Sighting(x) => json::to_json("cairn.intake.v1.Sighting", x)?,
+        Content::Mitigation(m) => json::to_json("cairn.intake.v1.Mitigation", m)?,
         Content::Other(b) => serde_json::json!({"bytes": b.len()}),
     };
     if json_out {

@@ -145,6 +145,10 @@ fn devnet_demo_runs_end_to_end_and_reuses_its_data() {
             ),
             "{text}"
         );
+        assert!(
+            text.contains("uk-aisi finds it with the incident"),
+            "{text}"
+        );
     }
     // The second run reused the PKI and the log (4 entries now).
     let info: serde_json::Value =

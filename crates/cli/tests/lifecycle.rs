@@ -267,6 +267,24 @@ fn a_thread_is_followed_up_and_its_clock_is_printed() {
     assert_eq!(acks[0]["state"], "action-taken", "{t}");
     assert_eq!(acks[0]["note"], "patched", "{t}");
     assert_eq!(t["reports"][1]["awaiting"][0], "jp-aisi", "{t}");
+    // jp-aisi saw it too; uk-aisi finds the sighting with the thread.
+    let seen = dir.path().join("sighting.json");
+    std::fs::write(
+        &seen,
+        r#"{"description": "same answer in our deployment", "observedAt": "2026-11-20T08:00:00Z", "jurisdiction": "JP"}"#,
+    )
+    .unwrap();
+    let seen = seen.display().to_string();
+    let sighted = net.ok(
+        "jp-aisi",
+        &[
+            "incident", "sighting", &seen, "--about", &first, "--label", "amber", "--to", "uk-aisi",
+        ],
+    );
+    let r = net.ok("uk-aisi", &["incident", "related", &sent[2]]);
+    assert_eq!(r["thread"], first.as_str(), "{r}");
+    assert_eq!(r["sightings"][0]["record_id"], sighted["record_id"], "{r}");
+    assert_eq!(r["sightings"][0]["content"]["jurisdiction"], "JP", "{r}");
     // The list shows the clock under the first report.
     let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
         .args(["incident", "list", "--devnet"])

@@ -22,8 +22,10 @@ use crate::prepare::{self, Prepared, Share};
 use crate::verify::{self, Opened};
 
 mod lifecycle;
+mod related;
 mod threads;
 pub use lifecycle::Erased;
+pub use related::Related;
 
 /// A member's identity and keys.
 pub struct Credentials {

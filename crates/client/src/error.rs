@@ -58,7 +58,7 @@ pub enum ClientError {
     /// A record id given to supersede or retract that is not a UUID.
     #[error("{what} {id:?}: {detail}")]
     RecordId {
-        /// `supersedes`, `retracts`, `thread`, `erase`.
+        /// `supersedes`, `retracts`, `thread`, `about`, `erase`.
         what: &'static str,
         /// The id given.
         id: String,
@@ -78,6 +78,12 @@ pub enum ClientError {
         record_id: String,
         /// What it should be (`a baseline`, `an assessment`).
         expected: &'static str,
+    },
+    /// A sighting or mitigation about neither an incident nor a model.
+    #[error("{what} is about an incident (--about) or names a model (content.model)")]
+    AboutNothing {
+        /// `a sighting`, `a mitigation`.
+        what: &'static str,
     },
     /// An assessment that names no baseline.
     #[error("the assessment names no baseline")]

@@ -50,7 +50,7 @@ pub mod prepare;
 pub mod thread;
 pub mod verify;
 
-pub use client::{Client, Credentials, Endpoints, Erased, Submitted};
+pub use client::{Client, Credentials, Endpoints, Erased, Related, Submitted};
 pub use error::{ClientError, ReceiptProblem};
 pub use prepare::{Prepared, Share};
 pub use verify::{Opened, open_record, verify_receipt};

@@ -128,7 +128,7 @@ pub fn record(
     let links = Links {
         supersedes,
         retracts,
-        thread: None,
+        ..Links::default()
     };
     linked(directory, author, key, kind, content, index, share, links)
 }
@@ -139,6 +139,7 @@ struct Links<'a> {
     supersedes: Option<&'a str>,
     retracts: Option<&'a str>,
     thread: Option<&'a str>,
+    about: Option<&'a str>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -168,6 +169,7 @@ fn linked(
     draft.supersedes = parse_id("supersedes", links.supersedes)?;
     draft.retracts = parse_id("retracts", links.retracts)?;
     draft.thread = parse_id("thread", links.thread)?;
+    draft.about = parse_id("about", links.about)?;
     let record = cairn_record::build(&draft, author, key)?;
     Ok(Prepared {
         record,
@@ -335,6 +337,70 @@ pub fn retraction(
         &share_of(target)?,
         None,
         Some(target_id),
+    )
+}
+
+/// A sighting ("observed here too"), about the incident `about` or the
+/// model it names, validated, sealed as `share` says and signed.
+pub fn sighting(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    sighting: &intake::Sighting,
+    share: &Share,
+    about: Option<&str>,
+) -> Result<Prepared, ClientError> {
+    content::validate_sighting(sighting, OffsetDateTime::now_utc())?;
+    if about.is_none() && sighting.model.is_none() {
+        return Err(ClientError::AboutNothing { what: "a sighting" });
+    }
+    let links = Links {
+        about,
+        ..Links::default()
+    };
+    let content = sighting.encode_to_vec();
+    linked(
+        directory,
+        author,
+        key,
+        RecordKind::Sighting,
+        content,
+        None,
+        share,
+        links,
+    )
+}
+
+/// A mitigation or advisory, about the incident `about` or the model it
+/// names, validated, sealed as `share` says and signed.
+pub fn mitigation(
+    directory: &Directory,
+    author: &str,
+    key: &SigningKey,
+    mitigation: &intake::Mitigation,
+    share: &Share,
+    about: Option<&str>,
+) -> Result<Prepared, ClientError> {
+    content::validate_mitigation(mitigation)?;
+    if about.is_none() && mitigation.model.is_none() {
+        return Err(ClientError::AboutNothing {
+            what: "a mitigation",
+        });
+    }
+    let links = Links {
+        about,
+        ..Links::default()
+    };
+    let content = mitigation.encode_to_vec();
+    linked(
+        directory,
+        author,
+        key,
+        RecordKind::Mitigation,
+        content,
+        None,
+        share,
+        links,
     )
 }
 

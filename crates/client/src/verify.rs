@@ -27,6 +27,10 @@ pub enum Content {
     Retraction(pb::Retraction),
     /// An acknowledgement of a report.
     Acknowledgement(pb::Acknowledgement),
+    /// A sighting.
+    Sighting(intake::Sighting),
+    /// A mitigation or advisory.
+    Mitigation(intake::Mitigation),
     /// Anything else, as bytes.
     Other(Vec<u8>),
 }
@@ -94,6 +98,12 @@ pub fn open_record(
             }
             RecordKind::Acknowledgement => {
                 Content::Acknowledgement(pb::Acknowledgement::decode(bytes).map_err(decode)?)
+            }
+            RecordKind::Sighting => {
+                Content::Sighting(intake::Sighting::decode(bytes).map_err(decode)?)
+            }
+            RecordKind::Mitigation => {
+                Content::Mitigation(intake::Mitigation::decode(bytes).map_err(decode)?)
             }
             _ => Content::Other(bytes.to_vec()),
         }

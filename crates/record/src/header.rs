@@ -72,6 +72,8 @@ pub struct CheckedHeader {
     pub thread: Option<Uuid>,
     /// For an acknowledgement: the report it acknowledges.
     pub acknowledges: Option<Uuid>,
+    /// For a sighting or a mitigation: the incident it concerns.
+    pub about: Option<Uuid>,
 }
 
 fn bad(field: &str, detail: impl Into<String>) -> RecordError {
@@ -139,6 +141,16 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
     let (supersedes, retracts) = check_links(h, record_id)?;
     let thread = check_thread(h, kind, record_id)?;
     let acknowledges = check_acknowledges(h, kind, record_id)?;
+    let about = opt_record_id("about", &h.about)?;
+    if about.is_some() && !matches!(kind, RecordKind::Sighting | RecordKind::Mitigation) {
+        return Err(bad(
+            "about",
+            "only a sighting or a mitigation is about an incident",
+        ));
+    }
+    if about == Some(record_id) {
+        return Err(bad("about", "a record cannot refer to itself"));
+    }
     check_length("body_commitment", &h.body_commitment, COMMITMENT_LEN)?;
     check_index(h, kind)?;
     check_length("body_digest", &h.body_digest, 32)?;
@@ -154,6 +166,7 @@ pub fn check(h: &pb::RecordHeader) -> Result<CheckedHeader, RecordError> {
         retracts,
         thread,
         acknowledges,
+        about,
     })
 }
 

@@ -36,6 +36,8 @@ pub struct RecordDraft {
     pub thread: Option<Uuid>,
     /// For an acknowledgement: the report it acknowledges.
     pub acknowledges: Option<Uuid>,
+    /// For a sighting or a mitigation: the incident it concerns.
+    pub about: Option<Uuid>,
     /// The encoded content message.
     pub content: Vec<u8>,
     /// Cleartext index fields to disclose (see `content::incident_index`).
@@ -55,6 +57,7 @@ impl RecordDraft {
             retracts: None,
             thread: None,
             acknowledges: None,
+            about: None,
             content,
             index: None,
         }
@@ -115,6 +118,7 @@ pub fn build(
         index: draft.index.clone(),
         thread: draft.thread.map(record_id),
         acknowledges: draft.acknowledges.map(record_id),
+        about: draft.about.map(record_id),
     };
     header::check(&header)?;
     let envelope = dsse::sign(dsse::RECORD_HEADER_TYPE, header.encode_to_vec(), key);

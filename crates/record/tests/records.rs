@@ -369,6 +369,7 @@ fn an_author_who_wraps_different_keys_for_different_recipients_is_caught() {
         index: None,
         thread: None,
         acknowledges: None,
+        about: None,
     };
     let signed = pb::SignedRecord {
         envelope: dsse::sign(dsse::RECORD_HEADER_TYPE, header.encode_to_vec(), uk).encode_to_vec(),

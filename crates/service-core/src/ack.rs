@@ -57,12 +57,25 @@ impl RecordCore {
                 author: r.author.to_string(),
             });
         }
-        if r.label == SharingLabel::TlpRed
-            && (h.label != SharingLabel::TlpRed
-                || h.recipients.iter().any(|m| !r.recipients.contains(m)))
-        {
-            return Err(ServiceError::AckBeyondRed { record: id });
-        }
-        Ok(())
+        within_red(h, &r, "an acknowledgement")
     }
+}
+
+/// A record `h` whose header names the RED record `r` is RED to `r`'s
+/// recipients only (`what` says what `h` is).
+pub(crate) fn within_red(
+    h: &CheckedHeader,
+    r: &CheckedHeader,
+    what: &'static str,
+) -> Result<(), ServiceError> {
+    if r.label == SharingLabel::TlpRed
+        && (h.label != SharingLabel::TlpRed
+            || h.recipients.iter().any(|m| !r.recipients.contains(m)))
+    {
+        return Err(ServiceError::BeyondRed {
+            what,
+            record: r.record_id.hyphenated().to_string(),
+        });
+    }
+    Ok(())
 }

@@ -209,12 +209,15 @@ pub enum ServiceError {
         /// The report's author.
         author: String,
     },
-    /// An acknowledgement of a RED report that reaches beyond its recipients.
+    /// An acknowledgement, sighting or mitigation of a RED record that
+    /// reaches beyond its recipients (its header names the record).
     #[error(
-        "header.label: an acknowledgement of TLP:RED record {record} is TLP:RED, to that record's recipients only"
+        "header.label: {what} of TLP:RED record {record} is TLP:RED, to that record's recipients only"
     )]
-    AckBeyondRed {
-        /// The report.
+    BeyondRed {
+        /// `an acknowledgement`, `a sighting or mitigation`.
+        what: &'static str,
+        /// The RED record.
         record: String,
     },
     /// `header.thread` names a follow-up report, not a thread's first.
@@ -395,7 +398,7 @@ impl ServiceError {
             | E::ThreadChanged { .. }
             | E::AckOwnReport { .. }
             | E::AckNotToAuthor { .. }
-            | E::AckBeyondRed { .. }
+            | E::BeyondRed { .. }
             | E::PageSize { .. }
             | E::BadToken { .. } => Code::InvalidArgument,
             E::NotFound { .. } | E::TargetNotFound { .. } => Code::NotFound,

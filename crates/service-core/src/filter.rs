@@ -38,7 +38,13 @@ fn matches_header(h: &CheckedHeader, state: i32, f: &pb::RecordFilter) -> bool {
         && f.thread.as_ref().is_none_or(|t| in_thread(h, &t.uuid))
         && f.acknowledges
             .as_ref()
-            .is_none_or(|r| uuid::Uuid::parse_str(&r.uuid).is_ok_and(|r| h.acknowledges == Some(r)))
+            .is_none_or(|r| names(&r.uuid, h.acknowledges))
+        && f.about.as_ref().is_none_or(|r| names(&r.uuid, h.about))
+}
+
+/// `link` is the record `id` (a malformed id names nothing).
+fn names(id: &str, link: Option<uuid::Uuid>) -> bool {
+    uuid::Uuid::parse_str(id).is_ok_and(|id| link == Some(id))
 }
 
 /// `h` is the thread's first report (`thread`) or names it.
@@ -85,6 +91,7 @@ mod tests {
             retracts: None,
             thread: None,
             acknowledges: None,
+            about: None,
         }
     }
 

@@ -140,6 +140,7 @@ mod tests {
             retracts: None,
             thread: None,
             acknowledges: None,
+            about: None,
         }
     }
 

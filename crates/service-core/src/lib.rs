@@ -10,7 +10,8 @@
 //! - `filter`: list and watch filters;
 //! - `submit`, `reads`, `erase`: the operations, on [`RecordCore`];
 //!   `thread`: what a follow-up report's thread must be; `ack`: what an
-//!   acknowledgement's report and audience must be;
+//!   acknowledgement's report and audience must be; `about`: sightings and
+//!   mitigations seen only by those who may see their incident;
 //! - `core`: the core's state and the one commit-and-retry path
 //!   every change takes; `group` (numbered group commits), `outbox` (the
 //!   audit append), `stored` (the store layout), `tokens` (page tokens);
@@ -23,6 +24,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod about;
 mod ack;
 pub mod binary;
 mod core;

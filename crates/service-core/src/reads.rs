@@ -83,7 +83,10 @@ impl RecordCore {
         self.until_durable(|| format!("record {id}")).await?;
         let e = self.with_receipts(id.as_bytes(), e).await?;
         let (_, h) = header_of(&e.envelope)?;
-        let decision = access(Operation::Get, &h, &member);
+        let mut decision = access(Operation::Get, &h, &member);
+        if self.about_hidden(&h, &member).await? {
+            decision = Decision::Hidden;
+        }
         match decision {
             Decision::Whole => {}
             Decision::Hidden => return Err(not_found()),
@@ -233,6 +236,7 @@ impl RecordCore {
         let decision = access(op, &h, member);
         if decision == Decision::Hidden
             || !crate::filter::matches(&h, raw.index.as_ref(), e.state, filter)
+            || self.about_hidden(&h, member).await?
         {
             return Ok(None);
         }

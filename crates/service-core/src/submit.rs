@@ -316,6 +316,7 @@ impl Change for NewRecord<'_> {
         )?;
         core.check_thread(&self.h, self.submitter).await?;
         core.check_acknowledged(&self.h, self.submitter).await?;
+        core.check_about(&self.h, self.submitter).await?;
         let mut life = WriteBatch::new();
         if let Some(target) = self.h.supersedes.or(self.h.retracts) {
             core.lifecycle(self, &target.hyphenated().to_string(), &mut life)

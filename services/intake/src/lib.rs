@@ -22,23 +22,26 @@ use prost::Message as _;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+/// Every role: what any member may send.
+const ANY_MEMBER: [Role; 5] = [
+    Role::Submitter,
+    Role::Evaluator,
+    Role::Auditor,
+    Role::Witness,
+    Role::Governance,
+];
+
 /// What cairn-intake accepts.
 pub fn policy() -> ServicePolicy {
     ServicePolicy {
         service: "intake",
         kinds: vec![
             (common::RecordKind::Incident, vec![Role::Submitter]),
-            // Any member that may read a report acknowledges it.
-            (
-                common::RecordKind::Acknowledgement,
-                vec![
-                    Role::Submitter,
-                    Role::Evaluator,
-                    Role::Auditor,
-                    Role::Witness,
-                    Role::Governance,
-                ],
-            ),
+            // Any member that may read a report acknowledges it, and any
+            // member reports sightings and mitigations.
+            (common::RecordKind::Acknowledgement, ANY_MEMBER.to_vec()),
+            (common::RecordKind::Sighting, ANY_MEMBER.to_vec()),
+            (common::RecordKind::Mitigation, ANY_MEMBER.to_vec()),
         ],
         schema: Arc::new(IncidentSchema),
     }

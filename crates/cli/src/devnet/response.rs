@@ -1,6 +1,6 @@
 //! The demo's incident response: a serious incident reported to two
 //! members, one of which is alerted by its subscription on the model;
-//! acknowledged by both, followed up to its final report within the EU AI
+//! acknowledged by both, sighted by one, followed up to its final report within the EU AI
 //! Act Art. 73 period, as the timeline shows.
 
 use anyhow::{anyhow, ensure};
@@ -89,6 +89,27 @@ pub(super) async fn response_demo(
             .await?;
     }
     steps.ok("jp-aisi acknowledged it (received), eu-aio too (triaged)".into());
+    let sighting = cairn_proto::intake::v1::Sighting {
+        description: "the same dosage answer in a Japanese deployment".into(),
+        observed_at: Some(cairn_record::header::time_to_timestamp(
+            time::OffsetDateTime::now_utc() - time::Duration::hours(2),
+        )),
+        jurisdiction: "JP".into(),
+        ..Default::default()
+    };
+    let to_uk = Share::Amber(vec!["uk-aisi".into()]);
+    let seen = jp
+        .submit_incident(&jp.prepare_sighting(&sighting, &to_uk, Some(&thread))?)
+        .await?;
+    let related = uk.related(&thread).await?;
+    ensure!(
+        related
+            .sightings
+            .iter()
+            .any(|(s, _)| cairn_client::verify::stored_id(s) == seen.record_id),
+        "uk-aisi does not find jp-aisi's sighting with the incident"
+    );
+    steps.ok("jp-aisi reported a sighting of it in JP; uk-aisi finds it with the incident".into());
     for status in [IncidentStatus::Update, IncidentStatus::Final] {
         uk.submit_incident(&uk.prepare_follow_up(&report(status)?, &share, &thread)?)
             .await?;

@@ -155,3 +155,39 @@ pub fn incident_index(inc: &intake::Incident) -> pb::IndexFields {
         })),
     }
 }
+
+/// Validates a sighting: what, when (not in the future), where, and the
+/// model and evidence it names.
+pub fn validate_sighting(s: &intake::Sighting, now: OffsetDateTime) -> Result<(), RecordError> {
+    required_text("description", &s.description, 4000)?;
+    time_field("observed_at", &s.observed_at, true, now)?;
+    if !is_valid_jurisdiction(&s.jurisdiction) {
+        return Err(bad(
+            "jurisdiction",
+            format!(
+                "{:?} is not an ISO 3166-1 alpha-2 code or EU",
+                short(&s.jurisdiction)
+            ),
+        ));
+    }
+    check_model("model", s.model.as_ref())?;
+    check_artifacts("evidence", &s.evidence)
+}
+
+/// Validates a mitigation or advisory.
+pub fn validate_mitigation(m: &intake::Mitigation) -> Result<(), RecordError> {
+    required_text("title", &m.title, 200)?;
+    required_text("description", &m.description, 65_536)?;
+    check_model("model", m.model.as_ref())?;
+    check_artifacts("evidence", &m.evidence)
+}
+
+/// A named model: an id, and a digest in OCI form when given.
+fn check_model(field: &str, model: Option<&intake::ModelIdentifier>) -> Result<(), RecordError> {
+    let Some(m) = model else { return Ok(()) };
+    required_text(&format!("{field}.id"), &m.id, 200)?;
+    if !m.digest.is_empty() {
+        check_digest(&format!("{field}.digest"), &m.digest)?;
+    }
+    Ok(())
+}

@@ -20,7 +20,7 @@ mod incident;
 
 pub use baseline::{baseline_index, validate_baseline};
 pub use evaluation::{evaluation_index, validate_evaluation};
-pub use incident::{incident_index, validate_incident};
+pub use incident::{incident_index, validate_incident, validate_mitigation, validate_sighting};
 
 /// How far in the future a content timestamp may be (clock skew).
 pub const MAX_CLOCK_SKEW: Duration = Duration::minutes(5);
@@ -238,6 +238,19 @@ pub fn validate_content(
         }
         pb::RecordKind::Assessment => {
             evals::Assessment::decode(content).map_err(decode_err("content (Assessment)"))?;
+            Ok(None)
+        }
+        pb::RecordKind::Sighting => {
+            validate_sighting(
+                &intake::Sighting::decode(content).map_err(decode_err("content (Sighting)"))?,
+                now,
+            )?;
+            Ok(None)
+        }
+        pb::RecordKind::Mitigation => {
+            validate_mitigation(
+                &intake::Mitigation::decode(content).map_err(decode_err("content (Mitigation)"))?,
+            )?;
             Ok(None)
         }
         pb::RecordKind::Acknowledgement => {
