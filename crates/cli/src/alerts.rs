@@ -1,5 +1,6 @@
 //! `cairn alerts watch`: tells a member the moment an incident that
-//! concerns it arrives — one line (or JSON object) per match, optionally a
+//! concerns it arrives, or when a recipient of its own report has not
+//! acknowledged it in time — one line (or JSON object) per match, optionally a
 //! command per match with the match on its standard input. It resumes from
 //! its cursor after a restart and never alerts twice for one record: the
 //! record is written to the state file (synced) before the alert goes
@@ -46,6 +47,11 @@ pub struct WatchArgs {
     /// Also every new report in a thread you are part of.
     #[arg(long)]
     my_threads: bool,
+    /// Also when a recipient of a report of yours has not acknowledged it
+    /// this many hours after it arrived (checked every minute, each
+    /// recipient and report once).
+    #[arg(long)]
+    overdue_acks: Option<i64>,
     /// Where the cursor is kept (default .cairn/alerts-<member>.json).
     #[arg(long)]
     state: Option<PathBuf>,
@@ -69,6 +75,9 @@ struct State {
     cursor: String,
     since: Option<String>,
     alerting: Option<String>,
+    /// `<report>/<member>` already alerted as overdue.
+    #[serde(default)]
+    overdue: std::collections::BTreeSet<String>,
 }
 
 impl State {
@@ -150,10 +159,30 @@ async fn watch(args: WatchArgs, json_out: bool) -> anyhow::Result<u8> {
     );
     let mut stream = client.watch_incidents(filter, state.cursor.clone()).await?;
     let mut threads: HashMap<String, bool> = HashMap::new();
+    // Overdue acknowledgements alone ask for no records.
+    let watch_records = args.overdue_acks.is_none() || sub != Subscription::default();
     let mut sent = 0;
-    while let Some(ev) = stream.next().await {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+    loop {
+        let ev = tokio::select! {
+            ev = stream.next() => ev,
+            _ = tick.tick(), if args.overdue_acks.is_some() => {
+                let hours = args.overdue_acks.unwrap_or_default();
+                for alert in overdue(&client, hours, &mut state).await? {
+                    state.save(&path)?;
+                    deliver(&alert, json_out, args.exec.as_deref())?;
+                    sent += 1;
+                }
+                if args.count.is_some_and(|c| sent >= c) {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(ev) = ev else { break };
         let ev = ev?;
         if let Some(stored) = &ev.record
+            && watch_records
             && let Some(alert) = check(&client, &sub, stored, &mut threads).await?
         {
             let id = alert["record_id"].as_str().unwrap_or_default().to_owned();
@@ -172,6 +201,61 @@ async fn watch(args: WatchArgs, json_out: bool) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::OK)
+}
+
+/// An alert per recipient who has not acknowledged a report of this
+/// member's `hours` after it arrived, not alerted before (noted in
+/// `state`, which the caller saves before delivering).
+async fn overdue(
+    client: &Client,
+    hours: i64,
+    state: &mut State,
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let filter = pb::RecordFilter {
+        author: Some(pb::MemberId {
+            id: client.member().to_owned(),
+        }),
+        kinds: vec![pb::RecordKind::Incident as i32],
+        ..Default::default()
+    };
+    let now = OffsetDateTime::now_utc();
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (page, next) = client.list_incidents(filter.clone(), 500, token).await?;
+        for stored in page {
+            let id = cairn_client::verify::stored_id(&stored);
+            let t = cairn_client::thread::timeline(&id, &[(stored.clone(), None)], now);
+            let Some(mut report) = t.reports.into_iter().next() else {
+                continue;
+            };
+            let Some(at) = report
+                .received_at
+                .filter(|at| now - *at >= time::Duration::hours(hours))
+            else {
+                continue;
+            };
+            let acks = client.acknowledgements(&id).await?;
+            cairn_client::thread::acknowledge(&mut report, &stored, &acks, client.directory());
+            for member in report.awaiting {
+                if state.overdue.insert(format!("{id}/{member}")) {
+                    out.push(serde_json::json!({
+                        "record_id": id,
+                        "author": client.member(),
+                        "label": "",
+                        "title": "your report",
+                        "received_at": at.format(&Rfc3339).ok(),
+                        "reason": format!("{member} has not acknowledged it after {} h", (now - at).whole_hours()),
+                        "awaiting": member,
+                    }));
+                }
+            }
+        }
+        if next.is_empty() {
+            return Ok(out);
+        }
+        token = next;
+    }
 }
 
 /// The alert for `stored`, if it matches.

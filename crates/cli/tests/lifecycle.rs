@@ -413,3 +413,66 @@ fn alerts_fire_once_per_matching_incident_and_resume_after_a_restart() {
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(piped["record_id"], second.as_str());
 }
+
+#[test]
+fn an_unacknowledged_report_alerts_its_author_once_per_recipient() {
+    let net = Devnet::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("overdue.json");
+    let incident = example("incident.json");
+    let submit = || {
+        net.ok(
+            "uk-aisi",
+            &[
+                "incident", "submit", &incident, "--label", "amber", "--to", "jp-aisi",
+            ],
+        )["record_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let watch = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+            .args([
+                "--json",
+                "alerts",
+                "watch",
+                "--overdue-acks",
+                "0",
+                "--count",
+                "1",
+            ])
+            .arg("--state")
+            .arg(&state)
+            .arg("--devnet")
+            .arg(&net.dir)
+            .args(["--member", "uk-aisi"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stderr.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.contains("watching for alerts"), "{line:?}");
+        child
+    };
+    let first = submit();
+    let got = alerts_of(watch());
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["record_id"], first.as_str());
+    assert_eq!(got[0]["awaiting"], "jp-aisi");
+    // A report alerted before does not alert again (the first is still
+    // unacknowledged)...
+    let second = submit();
+    let got = alerts_of(watch());
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["record_id"], second.as_str(), "{got:?}");
+    // ...nor does an acknowledged one.
+    let third = submit();
+    net.ok("jp-aisi", &["incident", "ack", &third]);
+    let fourth = submit();
+    let got = alerts_of(watch());
+    assert_eq!(got[0]["record_id"], fourth.as_str(), "{got:?}");
+}
