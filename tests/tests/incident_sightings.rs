@@ -168,3 +168,91 @@ async fn sightings_and_mitigations_reach_only_those_who_may_see_their_incident()
         Err(ClientError::AboutNothing { .. })
     ));
 }
+
+/// Every label of an incident × every reader: a recipient's sighting and
+/// acknowledgement of it (shared with the author, RED where the incident
+/// is) are seen by exactly those who may see the incident and are among
+/// their recipients; to the others they do not exist or show no body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sightings_and_acknowledgements_follow_their_incident_at_every_label() {
+    use pb::AcknowledgementState as State;
+    let net = Net::start(Duration::from_secs(10)).await;
+    let (uk, jp, eu) = (
+        net.client("uk-aisi"),
+        net.client("jp-aisi"),
+        net.client("eu-aio"),
+    );
+    let incident =
+        cairn_client::json::incident_from_json(include_str!("../../examples/incident.json"))
+            .unwrap();
+    let to_jp = || vec!["jp-aisi".to_owned()];
+    let shares = [
+        Share::Clear,
+        Share::Green,
+        Share::Amber(to_jp()),
+        Share::AmberStrict(to_jp()),
+        Share::Red(to_jp()),
+    ];
+    for share in shares {
+        let label = share.label();
+        let id = uk
+            .submit_incident(&uk.prepare_incident(&incident, &share).unwrap())
+            .await
+            .unwrap()
+            .record_id;
+        let seen_by_jp = jp.get_incident(&id, false).await.unwrap();
+        let ack = jp
+            .submit_incident(
+                &jp.prepare_acknowledgement(&seen_by_jp, State::Received, "", &[])
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .record_id;
+        let to_uk = match label {
+            pb::SharingLabel::TlpRed => Share::Red(vec!["uk-aisi".into()]),
+            _ => Share::Amber(vec!["uk-aisi".into()]),
+        };
+        let sighting = jp
+            .submit_incident(
+                &jp.prepare_sighting(&sighting(None), &to_uk, Some(&id))
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .record_id;
+        for rec in [&ack, &sighting] {
+            // The author and the sender open it.
+            for who in [&uk, &jp] {
+                let got = who.get_incident(rec, false).await.unwrap();
+                assert!(
+                    who.open(&got).is_ok(),
+                    "{label:?} {rec} by {}",
+                    who.member()
+                );
+            }
+            // eu-aio: the header where the incident's header reaches it,
+            // nothing at all where the incident is RED.
+            let err = refusal(eu.get_incident(rec, false).await.unwrap_err());
+            let want = if label == pb::SharingLabel::TlpRed {
+                Code::NotFound
+            } else {
+                Code::PermissionDenied
+            };
+            assert_eq!(err.code(), want, "{label:?}: {err:?}");
+        }
+        let (listed, _) = eu
+            .list_incidents(
+                pb::RecordFilter {
+                    about: Some(pb::RecordId { uuid: id.clone() }),
+                    ..Default::default()
+                },
+                50,
+                String::new(),
+            )
+            .await
+            .unwrap();
+        let expect = usize::from(label != pb::SharingLabel::TlpRed);
+        assert_eq!(listed.len(), expect, "{label:?}: eu-aio lists {listed:?}");
+    }
+}
