@@ -220,6 +220,15 @@ pub enum ServiceError {
         /// The RED record.
         record: String,
     },
+    /// A correction or retraction of a RED record that is not RED (its
+    /// header names the record).
+    #[error("header.label: {what} of TLP:RED record {record} is TLP:RED too")]
+    RedChangeNotRed {
+        /// `a correction`, `a retraction`.
+        what: &'static str,
+        /// The RED record.
+        record: String,
+    },
     /// `header.thread` names a follow-up report, not a thread's first.
     #[error(
         "header.thread: record {thread} is a follow-up report; name its thread's first report {first}"
@@ -399,6 +408,7 @@ impl ServiceError {
             | E::AckOwnReport { .. }
             | E::AckNotToAuthor { .. }
             | E::BeyondRed { .. }
+            | E::RedChangeNotRed { .. }
             | E::PageSize { .. }
             | E::BadToken { .. } => Code::InvalidArgument,
             E::NotFound { .. } | E::TargetNotFound { .. } => Code::NotFound,

@@ -20,7 +20,7 @@
 
 use cairn_identity::{Directory, Member, PeerIdentity};
 use cairn_record::header::{CheckedHeader, time_to_timestamp};
-use cairn_record::pb::{self, RecordKind, RecordState};
+use cairn_record::pb::{self, RecordKind, RecordState, SharingLabel};
 use cairn_record::record;
 use cairn_store::WriteBatch;
 use prost::Message as _;
@@ -275,6 +275,18 @@ impl RecordCore {
         }
         if !retracts {
             crate::thread::same_thread(new.h.thread, &th)?;
+        }
+        // Its header names the record: a RED one's correction or
+        // retraction is RED too, so no one outside sees that id.
+        if th.label == SharingLabel::TlpRed && new.h.label != SharingLabel::TlpRed {
+            return Err(ServiceError::RedChangeNotRed {
+                what: if retracts {
+                    "a retraction"
+                } else {
+                    "a correction"
+                },
+                record: target.to_owned(),
+            });
         }
         if e.state != RecordState::Active as i32 {
             return Err(ServiceError::Inactive {

@@ -10,7 +10,7 @@ use cairn_identity::Role;
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
 use cairn_record::pb::{self, RecordKind, SharingLabel};
 use cairn_store::{EmbeddedStore, EmbeddedStoreConfig, Store};
-use cairn_testkit::Pki;
+use cairn_testkit::{MEMBERS, Pki};
 
 use crate::{RecordCore, RecordCoreConfig, ServiceError, ServicePolicy, ServiceSchema, SubmitKind};
 
@@ -393,6 +393,54 @@ async fn a_red_correction_is_not_named_to_readers_of_the_corrected_record() {
         .unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].superseded_by, None);
+}
+
+/// A correction or retraction of a TLP:RED record names it in its header,
+/// so it is TLP:RED too: a GREEN one is refused and stores nothing.
+#[tokio::test]
+async fn a_red_record_is_corrected_and_retracted_only_in_red() {
+    let c = core().await;
+    let author = c.pki.peer("uk-aisi");
+    let to = ["jp-aisi", "uk-aisi"];
+    let (_, red) = c.pki.incident("uk-aisi", SharingLabel::TlpRed, &to, "red");
+    c.core
+        .submit(&author, red.clone(), SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap();
+    let target = Some(uuid::Uuid::parse_str(&id_of(&red).uuid).unwrap());
+    for (retract, call) in [
+        (false, SubmitKind::SubmitOrCorrect),
+        (true, SubmitKind::Retract),
+    ] {
+        let (mut d, _) = c
+            .pki
+            .incident("uk-aisi", SharingLabel::TlpGreen, &MEMBERS, "out");
+        if retract {
+            d.retracts = target;
+            d.content = prost::Message::encode_to_vec(&pb::Retraction {
+                reason: "withdrawn".into(),
+            });
+            d.index = None;
+        } else {
+            d.supersedes = target;
+        }
+        let out = cairn_record::build(&d, "uk-aisi", &c.pki.signing_key("uk-aisi")).unwrap();
+        let err = c.core.submit(&author, out.clone(), call).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
+        assert!(err.to_string().ends_with("is TLP:RED too"), "{err}");
+        assert!(
+            c.get("uk-aisi", &id_of(&out)).await.is_err(),
+            "nothing stored"
+        );
+    }
+    // In RED it goes through.
+    let (mut d, _) = c.pki.incident("uk-aisi", SharingLabel::TlpRed, &to, "fix");
+    d.supersedes = target;
+    let fix = cairn_record::build(&d, "uk-aisi", &c.pki.signing_key("uk-aisi")).unwrap();
+    c.core
+        .submit(&author, fix, SubmitKind::SubmitOrCorrect)
+        .await
+        .unwrap();
 }
 
 /// The erasure of a TLP:RED record is logged with a salted subject: the
