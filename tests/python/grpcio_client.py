@@ -5,7 +5,8 @@ certificate, checks standard health and reflection, builds and signs a
 TLP:CLEAR incident in Python (Ed25519 from `cryptography`, DSSE PAE written
 here), submits it, lists and gets it back, and verifies the receipt in
 Python: the checkpoint's C2SP signed-note signature and the RFC 9162
-inclusion proof.
+inclusion proof; then erases it with an erasure order signed in Python
+(EraseIncident) and verifies that order's receipt.
 
 Run by tests/tests/python_grpcio.rs, which starts the services.
 """
@@ -225,6 +226,32 @@ def main():
     assert got.record.envelope == envelope and got.record.body == body
     assert got.receipt == r
     print("ok listed and fetched back, byte for byte")
+
+    # Erase it with an order signed in Python (cairn.common.v1.ErasureOrder,
+    # DSSE as above): the body is gone, the header and receipt stay, and the
+    # order's own receipt names the order's exact bytes.
+    order_type = "application/vnd.cairn.erasure-order.v1+protobuf"
+    order_payload = common.ErasureOrder(
+        record_id=common.RecordId(uuid=record_id),
+        reason="test of EraseIncident from grpcio",
+        ordered_by=common.MemberId(id=args.member),
+        signing_key_id=key_ids[0],
+        ordered_at=ts(datetime.datetime.now(datetime.timezone.utc)),
+    ).SerializeToString()
+    order = common.Envelope(
+        payload=order_payload,
+        payload_type=order_type,
+        signatures=[common.Signature(keyid=key_ids[0], sig=signing_key.sign(pae(order_type, order_payload)))],
+    ).SerializeToString()
+    erased = stub.EraseIncident(intake.EraseIncidentRequest(order=order), timeout=30)
+    assert not erased.receipt_pending, erased
+    size, root = verify_checkpoint(erased.receipt.checkpoint, args.log_key)
+    verify_inclusion(erased.receipt.leaf_index, size, leaf_hash(erased.receipt.leaf), list(erased.receipt.inclusion_proof), root)
+    assert common.LogLeaf.FromString(erased.receipt.leaf).envelope_digest == hashlib.sha256(order).digest()
+    got = stub.GetIncident(intake.GetIncidentRequest(record_id=common.RecordId(uuid=record_id)), timeout=30).record
+    assert got.state == common.RECORD_STATE_ERASED and got.record.body == b"" and got.record.envelope == envelope, got.state
+    assert got.erasure_order == order and got.receipt == r
+    print(f"ok erased by an order signed in Python; the order is leaf {erased.receipt.leaf_index}, verified")
 
     # A TLS 1.2-only client, even with a valid member certificate, is refused
     # in the handshake (cairn speaks TLS 1.3 only).

@@ -85,6 +85,7 @@ async fn python_grpcio_submits_and_verifies() {
         "ok submitted",
         "ok receipt",
         "ok listed and fetched back",
+        "ok erased by an order signed in Python",
         "ok malformed id refused: INVALID_ARGUMENT",
     ] {
         assert!(
