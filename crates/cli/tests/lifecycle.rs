@@ -300,29 +300,17 @@ fn a_thread_is_followed_up_and_its_clock_is_printed() {
     assert!(listed.contains("final report: "), "{listed}");
 }
 
-/// `cairn alerts watch` as jp-aisi for MedAssist at high severity, in the
-/// background; returned once it says it is watching.
-fn alerts_watch(net: &Devnet, state: &Path, count: usize, exec: Option<&str>) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
-    cmd.args([
-        "--json",
-        "alerts",
-        "watch",
-        "--model",
-        "MedAssist",
-        "--min-severity",
-        "high",
-    ])
-    .arg("--state")
-    .arg(state)
-    .args(["--count", &count.to_string()])
-    .arg("--devnet")
-    .arg(&net.dir)
-    .args(["--member", "jp-aisi"]);
-    if let Some(e) = exec {
-        cmd.args(["--exec", e]);
-    }
-    let mut child = cmd
+/// `cairn alerts watch` as `member` with `args` and the state file
+/// `state`, in the background; returned once it says it is watching.
+fn alerts_watch(net: &Devnet, member: &str, state: &Path, args: &[&str]) -> Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["--json", "alerts", "watch"])
+        .args(args)
+        .arg("--state")
+        .arg(state)
+        .arg("--devnet")
+        .arg(&net.dir)
+        .args(["--member", member])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -389,7 +377,16 @@ fn alerts_fire_once_per_matching_incident_and_resume_after_a_restart() {
     };
 
     // Only the incident about the model jp-aisi named alerts it.
-    let watcher = alerts_watch(&net, &state, 1, None);
+    // jp-aisi watches for MedAssist at high severity.
+    let medassist = [
+        "--model",
+        "MedAssist",
+        "--min-severity",
+        "high",
+        "--count",
+        "1",
+    ];
+    let watcher = alerts_watch(&net, "jp-aisi", &state, &medassist);
     submit(&other);
     let first = submit(&incident);
     let got = alerts_of(watcher);
@@ -404,7 +401,8 @@ fn alerts_fire_once_per_matching_incident_and_resume_after_a_restart() {
     // --exec gets the match on its stdin.
     let out = dir.path().join("exec.json");
     let exec = format!("cat > {}", out.display());
-    let watcher = alerts_watch(&net, &state, 1, Some(&exec));
+    let with_exec = [&medassist[..], &["--exec", exec.as_str()]].concat();
+    let watcher = alerts_watch(&net, "jp-aisi", &state, &with_exec);
     let second = submit(&incident);
     let got = alerts_of(watcher);
     assert_eq!(got.len(), 1, "{got:?}");
@@ -431,33 +429,8 @@ fn an_unacknowledged_report_alerts_its_author_once_per_recipient() {
             .unwrap()
             .to_owned()
     };
-    let watch = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args([
-                "--json",
-                "alerts",
-                "watch",
-                "--overdue-acks",
-                "0",
-                "--count",
-                "1",
-            ])
-            .arg("--state")
-            .arg(&state)
-            .arg("--devnet")
-            .arg(&net.dir)
-            .args(["--member", "uk-aisi"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stderr.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.contains("watching for alerts"), "{line:?}");
-        child
-    };
+    let overdue = ["--overdue-acks", "0", "--count", "1"];
+    let watch = || alerts_watch(&net, "uk-aisi", &state, &overdue);
     let first = submit();
     let got = alerts_of(watch());
     assert_eq!(got.len(), 1, "{got:?}");

@@ -133,6 +133,15 @@ pub fn record(
     linked(directory, author, key, kind, content, index, share, links)
 }
 
+/// A record id given as `what` (`supersedes`, `erase`, …), parsed.
+fn record_id(what: &'static str, id: &str) -> Result<Uuid, ClientError> {
+    cairn_record::header::parse_record_id(id).map_err(|d| ClientError::RecordId {
+        what,
+        id: id.to_owned(),
+        detail: d.to_string(),
+    })
+}
+
 /// The records a new one names in its header.
 #[derive(Clone, Copy, Debug, Default)]
 struct Links<'a> {
@@ -140,6 +149,7 @@ struct Links<'a> {
     retracts: Option<&'a str>,
     thread: Option<&'a str>,
     about: Option<&'a str>,
+    acknowledges: Option<&'a str>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -153,16 +163,7 @@ fn linked(
     share: &Share,
     links: Links<'_>,
 ) -> Result<Prepared, ClientError> {
-    let parse_id = |what: &'static str, id: Option<&str>| -> Result<Option<Uuid>, ClientError> {
-        id.map(|id| {
-            cairn_record::header::parse_record_id(id).map_err(|d| ClientError::RecordId {
-                what,
-                id: id.to_owned(),
-                detail: d.to_string(),
-            })
-        })
-        .transpose()
-    };
+    let parse_id = |what, id: Option<&str>| id.map(|id| record_id(what, id)).transpose();
     let mut draft = RecordDraft::new(kind, share.label(), content);
     draft.recipients = share.recipients(directory, author)?;
     draft.index = index;
@@ -170,6 +171,7 @@ fn linked(
     draft.retracts = parse_id("retracts", links.retracts)?;
     draft.thread = parse_id("thread", links.thread)?;
     draft.about = parse_id("about", links.about)?;
+    draft.acknowledges = parse_id("acknowledges", links.acknowledges)?;
     let record = cairn_record::build(&draft, author, key)?;
     Ok(Prepared {
         record,
@@ -428,30 +430,13 @@ pub fn acknowledgement(
     } else {
         Share::Amber(to)
     };
-    let report_id = report
-        .record_id
-        .as_ref()
-        .map(|r| r.uuid.as_str())
-        .unwrap_or_default();
-    let id =
-        cairn_record::header::parse_record_id(report_id).map_err(|d| ClientError::RecordId {
-            what: "acknowledges",
-            id: report_id.to_owned(),
-            detail: d.to_string(),
-        })?;
-    let mut draft = RecordDraft::new(
-        RecordKind::Acknowledgement,
-        share.label(),
-        body.encode_to_vec(),
-    );
-    draft.recipients = share.recipients(directory, author)?;
-    draft.acknowledges = Some(id);
-    let record = cairn_record::build(&draft, author, key)?;
-    Ok(Prepared {
-        record,
-        record_id: draft.record_id.hyphenated().to_string(),
-        reporting_deadline: None,
-    })
+    let links = Links {
+        acknowledges: report.record_id.as_ref().map(|r| r.uuid.as_str()),
+        ..Links::default()
+    };
+    let content = body.encode_to_vec();
+    let kind = RecordKind::Acknowledgement;
+    linked(directory, author, key, kind, content, None, &share, links)
 }
 
 /// A signed erasure order (an encoded DSSE envelope of a
@@ -465,12 +450,7 @@ pub fn erasure_order(
     content::validate_retraction(&pb::Retraction {
         reason: reason.to_owned(),
     })?;
-    let id =
-        cairn_record::header::parse_record_id(record_id).map_err(|d| ClientError::RecordId {
-            what: "erase",
-            id: record_id.to_owned(),
-            detail: d.to_string(),
-        })?;
+    let id = self::record_id("erase", record_id)?;
     let order = pb::ErasureOrder {
         record_id: Some(pb::RecordId {
             uuid: id.hyphenated().to_string(),

@@ -160,10 +160,6 @@ pub struct Timeline {
     pub completed: Option<Clock>,
 }
 
-fn whole_hours(d: Duration) -> i64 {
-    d.whole_hours()
-}
-
 /// The timeline of `thread` from `records` (each with its opened content
 /// where the caller could open it), as of `now`. Records of other threads,
 /// and active retractions, are left out.
@@ -192,13 +188,13 @@ pub fn timeline(
     let clock = |d: &Deadline, report: Option<&Report>| match report {
         Some(r) => Clock::Met {
             by: r.record_id.clone(),
-            hours_early: whole_hours(d.due_at - r.received_at.unwrap_or(now)),
+            hours_early: (d.due_at - r.received_at.unwrap_or(now)).whole_hours(),
         },
         None if now <= d.due_at => Clock::DueIn {
-            hours: whole_hours(d.due_at - now),
+            hours: (d.due_at - now).whole_hours(),
         },
         None => Clock::Overdue {
-            hours: whole_hours(now - d.due_at),
+            hours: (now - d.due_at).whole_hours(),
         },
     };
     let (reported, completed) = match &deadline {

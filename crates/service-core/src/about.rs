@@ -24,17 +24,7 @@ impl RecordCore {
             return Ok(());
         };
         let id = about.hyphenated().to_string();
-        let not_found = || ServiceError::TargetNotFound { record: id.clone() };
-        let (_, e) = self.entry(&id).await?.ok_or_else(not_found)?;
-        let (_, target) = header_of(&e.envelope)?;
-        if labels::decide(
-            Operation::List,
-            target.label,
-            Reader::of(&target, submitter),
-        ) == Decision::Hidden
-        {
-            return Err(not_found());
-        }
+        let (_, target, _) = self.named(&id, submitter, Operation::List).await?;
         if target.kind != RecordKind::Incident || target.retracts.is_some() {
             return Err(ServiceError::TargetKind {
                 record: id,

@@ -12,8 +12,7 @@ use cairn_record::pb::{RecordKind, SharingLabel};
 
 use crate::core::RecordCore;
 use crate::error::ServiceError;
-use crate::labels::{self, Decision, Operation, Reader};
-use crate::stored::header_of;
+use crate::labels::{Decision, Operation};
 
 impl RecordCore {
     /// The report `h` acknowledges, if it is an acknowledgement, takes one
@@ -27,19 +26,13 @@ impl RecordCore {
             return Ok(());
         };
         let id = report.hyphenated().to_string();
-        let not_found = || ServiceError::TargetNotFound { record: id.clone() };
-        let (_, e) = self.entry(&id).await?.ok_or_else(not_found)?;
-        let (_, r) = header_of(&e.envelope)?;
-        match labels::decide(Operation::Get, r.label, Reader::of(&r, submitter)) {
-            Decision::Whole => {}
-            Decision::Hidden => return Err(not_found()),
-            Decision::HeaderOnly | Decision::Denied => {
-                return Err(ServiceError::NotRecipient {
-                    record: id,
-                    label: r.label,
-                    member: submitter.id.to_string(),
-                });
-            }
+        let (_, r, decision) = self.named(&id, submitter, Operation::Get).await?;
+        if decision != Decision::Whole {
+            return Err(ServiceError::NotRecipient {
+                record: id,
+                label: r.label,
+                member: submitter.id.to_string(),
+            });
         }
         if r.kind != RecordKind::Incident || r.retracts.is_some() {
             return Err(ServiceError::TargetKind {

@@ -393,6 +393,35 @@ impl RecordCore {
         }
     }
 
+    /// The record `id` a new record's header names (its thread, the report
+    /// it acknowledges, the incident it is about), with `member`'s access
+    /// to it under `op`. One that is absent or hidden from `member` is
+    /// `TargetNotFound`: the same answer either way.
+    pub(crate) async fn named(
+        &self,
+        id: &str,
+        member: &Member,
+        op: crate::labels::Operation,
+    ) -> Result<
+        (
+            Entry,
+            cairn_record::header::CheckedHeader,
+            crate::labels::Decision,
+        ),
+        ServiceError,
+    > {
+        use crate::labels::{Decision, Reader, decide};
+        let not_found = || ServiceError::TargetNotFound {
+            record: id.to_owned(),
+        };
+        let (_, e) = self.entry(id).await?.ok_or_else(not_found)?;
+        let (_, h) = header_of(&e.envelope)?;
+        match decide(op, h.label, Reader::of(&h, member)) {
+            Decision::Hidden => Err(not_found()),
+            decision => Ok((e, h, decision)),
+        }
+    }
+
     /// The receipt stored for record `id`'s leaf (or its erasure's).
     pub(crate) async fn stored_receipt(
         &self,

@@ -12,8 +12,7 @@ use uuid::Uuid;
 
 use crate::core::RecordCore;
 use crate::error::ServiceError;
-use crate::labels::{self, Decision, Operation, Reader};
-use crate::stored::header_of;
+use crate::labels::Operation;
 
 impl RecordCore {
     /// The thread `h` names, if any, takes a report from `submitter`.
@@ -26,20 +25,14 @@ impl RecordCore {
             return Ok(());
         };
         let id = thread.hyphenated().to_string();
-        let not_found = || ServiceError::TargetNotFound { record: id.clone() };
-        let (_, e) = self.entry(&id).await?.ok_or_else(not_found)?;
-        let (_, first) = header_of(&e.envelope)?;
         // A thread the submitter may not see does not exist for it; one it
         // sees but did not start is refused by name.
-        match labels::decide(Operation::Get, first.label, Reader::of(&first, submitter)) {
-            Decision::Hidden => return Err(not_found()),
-            _ if first.author != submitter.id => {
-                return Err(ServiceError::NotThreadAuthor {
-                    thread: id,
-                    author: first.author.to_string(),
-                });
-            }
-            _ => {}
+        let (e, first, _) = self.named(&id, submitter, Operation::Get).await?;
+        if first.author != submitter.id {
+            return Err(ServiceError::NotThreadAuthor {
+                thread: id,
+                author: first.author.to_string(),
+            });
         }
         if first.kind != RecordKind::Incident {
             return Err(ServiceError::TargetKind {
