@@ -78,6 +78,21 @@ pub fn checkpoint_note(data: &[u8]) {
     }
 }
 
+/// A C2SP tlog-witness request body: parsing never panics, and what
+/// parses encodes back to a body that parses to the same request.
+pub fn witness_request(data: &[u8]) {
+    use cairn_tlog::witness_wire::{AddCheckpoint, parse_size_body};
+    let _ = parse_size_body(data);
+    if let Ok(r) = AddCheckpoint::parse(data) {
+        let again = AddCheckpoint::parse(r.encode().as_bytes());
+        assert_eq!(
+            again.ok().as_ref(),
+            Some(&r),
+            "re-encoding changed the request"
+        );
+    }
+}
+
 /// Proof verification with arbitrary arguments.
 pub fn proof_verify(data: &[u8]) {
     if data.len() < 16 {
@@ -160,4 +175,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("tiles", tiles),
     ("keys", keys),
     ("log_leaf", log_leaf),
+    ("witness_request", witness_request),
 ];

@@ -41,6 +41,17 @@ pub enum WitnessError {
         /// The size the witness holds.
         held: u64,
     },
+    /// `old_size` is larger than the checkpoint's size.
+    #[error("old size {old} is larger than the checkpoint's size {size}")]
+    OldSizeAboveCheckpoint {
+        /// The size in the request.
+        old: u64,
+        /// The checkpoint's size.
+        size: u64,
+    },
+    /// A checkpoint of size 0 whose root is not the empty tree's.
+    #[error("a checkpoint of size 0 must have the empty tree's root (SHA-256 of nothing)")]
+    NotEmptyTree,
     /// The checkpoint contradicts the one the witness cosigned.
     #[error("fork detected: {0}")]
     Fork(String),
@@ -141,6 +152,15 @@ impl Witness {
             .ok_or_else(|| WitnessError::UnknownLog(body.origin.clone()))?;
         let opened = checkpoint::open(note_text, log_key).map_err(WitnessError::BadCheckpoint)?;
         let cp = opened.checkpoint;
+        if old_size > cp.size {
+            return Err(WitnessError::OldSizeAboveCheckpoint {
+                old: old_size,
+                size: cp.size,
+            });
+        }
+        if cp.size == 0 && cp.root != cairn_tlog::hash::empty_root() {
+            return Err(WitnessError::NotEmptyTree);
+        }
 
         let lock = {
             let mut locks = self.locks.lock().await;
@@ -403,6 +423,18 @@ mod tests {
             f.witness.held("log.example").await.unwrap(),
             Some((20, naive_root(&f.leaves[..20])))
         );
+        // An old size above the checkpoint's size, and an empty tree with
+        // another root (c2sp.org/tlog-witness: 400 and 422).
+        assert!(matches!(
+            f.witness.add_checkpoint(20, &[], &f.checkpoint(10)).await,
+            Err(WitnessError::OldSizeAboveCheckpoint { old: 20, size: 10 })
+        ));
+        assert!(matches!(
+            f.witness
+                .add_checkpoint(0, &[], &f.checkpoint_with_root(0, [1; 32]))
+                .await,
+            Err(WitnessError::NotEmptyTree)
+        ));
         // The first checkpoint needs an empty proof.
         let g = fixture();
         assert!(matches!(

@@ -143,6 +143,38 @@ pub fn client_config(
     Ok(Arc::new(config))
 }
 
+/// A TLS 1.3 client configuration presenting `identity` to a server outside
+/// the directory (a stock C2SP witness, say), whose certificate must chain
+/// to one of the CA certificates in `roots_pem` and name the server it is
+/// asked for (standard Web PKI checks). ALPN offers `http/1.1`.
+pub fn client_config_with_roots(
+    identity: &TlsIdentity,
+    roots_pem: &[u8],
+) -> Result<Arc<ClientConfig>, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in parse_certificates(roots_pem)? {
+        roots.add(cert).map_err(|e| Error::Certificate {
+            what: "CA certificate".into(),
+            detail: e.to_string(),
+        })?;
+    }
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        crypto_provider(),
+    )
+    .build()
+    .map_err(|e| Error::Certificate {
+        what: "CA certificates".into(),
+        detail: e.to_string(),
+    })?;
+    let mut config = ClientConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_webpki_verifier(verifier)
+        .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A gRPC channel to the cairn service at `addr` over mutual TLS with
 /// `config` (see [`client_config`]); connects lazily and reconnects as
 /// needed.

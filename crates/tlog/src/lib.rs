@@ -8,7 +8,8 @@
 //! - [`tiles`]: C2SP tlog-tiles paths, tile arithmetic and entry bundles;
 //! - [`note`]: C2SP signed notes (Ed25519 signatures, key ids, verifier keys);
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies;
-//! - [`cosignature`]: C2SP tlog-cosignature (timestamped Ed25519, type 0x04).
+//! - [`cosignature`]: C2SP tlog-cosignature (timestamped Ed25519, type 0x04);
+//! - [`witness_wire`]: the C2SP tlog-witness `add-checkpoint` request body.
 //!
 //! This crate must not know about gRPC, storage or cairn records: it is
 //! pure functions and small value types. Every parser is a plain function
@@ -24,6 +25,7 @@ pub mod hash;
 pub mod note;
 pub mod proof;
 pub mod tiles;
+pub mod witness_wire;
 
 pub use checkpoint::Checkpoint;
 pub use error::TlogError;

@@ -121,7 +121,8 @@ pub enum AuditError {
     /// A verifier key, note or cosignature that does not parse or verify.
     #[error(transparent)]
     Tlog(#[from] TlogError),
-    /// A `--cosigner` flag that is not `<addr>,<verifier key>[,<service>]`.
+    /// A `--cosigner` flag that is not `<addr or https URL>,<verifier
+    /// key>[,<service> or ca=<file>]`.
     #[error("witness {text:?}: {problem}")]
     CosignerSpec {
         /// The flag's value.
@@ -150,6 +151,24 @@ pub enum AuditError {
         code: tonic::Code,
         /// Its message.
         message: String,
+    },
+    /// A C2SP witness reached by URL answered with an HTTP error.
+    #[error("witness {url}: HTTP {status}: {message}")]
+    WitnessHttp {
+        /// The witness's URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The body of its answer (its reason).
+        message: String,
+    },
+    /// A C2SP witness reached by URL could not be reached.
+    #[error("witness {url}: {detail}")]
+    WitnessUnreachable {
+        /// The witness's URL.
+        url: String,
+        /// What failed (connect, TLS, HTTP).
+        detail: String,
     },
     /// A witness answered without a cosignature.
     #[error("witness: no cosignature returned")]

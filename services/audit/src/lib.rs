@@ -1,5 +1,6 @@
 //! `cairn-audit`: the gRPC face of the audit log ([`cairn_log`]) and of the
-//! witness, plus the log's C2SP tiles over HTTPS on the same port.
+//! witness, plus the log's C2SP tiles and the witness's C2SP
+//! `add-checkpoint` over HTTPS on the same port.
 //!
 //! This crate wires libraries together: mTLS from `cairn-identity`, the
 //! pipeline and witness from `cairn-log`, storage from `cairn-store`. It
@@ -14,6 +15,8 @@ mod grpc;
 pub mod guard;
 pub mod status;
 mod tiles_http;
+mod witness_client;
+mod witness_http;
 pub mod witnessing;
 
 use std::net::SocketAddr;
@@ -335,13 +338,16 @@ fn routes(
         <AuditLogServer<AuditService> as tonic::server::NamedService>::NAME,
         cairn_proto::HEALTH_SERVICE,
     ];
-    if let Some(w) = witness {
-        routes = routes.add_service(WitnessServer::new(WitnessService::new(w)));
+    if let Some(w) = &witness {
+        routes = routes.add_service(WitnessServer::new(WitnessService::new(w.clone())));
         served.push(<WitnessServer<WitnessService> as tonic::server::NamedService>::NAME);
     }
     let routes = cairn_proto::with_reflection(routes, &served)?;
-    let router = tiles_http::add_routes(routes.into_axum_router(), log.clone())
-        .fallback(cairn_server::unserved);
+    let mut router = tiles_http::add_routes(routes.into_axum_router(), log.clone());
+    if let Some(w) = witness {
+        router = witness_http::add_routes(router, w);
+    }
+    let router = router.fallback(cairn_server::unserved);
     Ok(tonic::service::Routes::from(router))
 }
 

@@ -68,8 +68,13 @@ struct Args {
     /// Witness mode: the verifier key of a log to witness (repeatable).
     #[arg(long = "witness-log")]
     witness_logs: Vec<String>,
-    /// A witness to ask for cosignatures: `<addr>,<verifier key>[,<tls
-    /// service name>]` (repeatable).
+    /// A witness to ask for cosignatures (repeatable):
+    /// `<addr>,<verifier key>[,<tls service name>]` for cairn's gRPC
+    /// witness, or `https://<host>[:port][/prefix],<verifier key>[,<tls
+    /// service name> | ca=<PEM file>]` for any C2SP tlog-witness (POST
+    /// <prefix>/add-checkpoint). The server is the directory's service
+    /// `audit` unless another service, or a CA file to check it against
+    /// (and the URL's host), is named.
     #[arg(long = "cosigner")]
     cosigners: Vec<String>,
     /// Serve Prometheus metrics at http://<addr>/metrics (plain HTTP: bind

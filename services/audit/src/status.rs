@@ -27,6 +27,8 @@ pub fn code(e: &AuditError) -> Code {
         E::Witness(w) => witness_code(w),
         E::Store(_)
         | E::WitnessRefused { .. }
+        | E::WitnessHttp { .. }
+        | E::WitnessUnreachable { .. }
         | E::NoCosignature
         | E::WitnessSizeChanging
         | E::WitnessesUnconfirmed { .. } => Code::Unavailable,
@@ -49,7 +51,10 @@ fn log_code(e: &LogError) -> Code {
 fn witness_code(e: &WitnessError) -> Code {
     match e {
         WitnessError::UnknownLog(_) => Code::NotFound,
-        WitnessError::BadCheckpoint(_) | WitnessError::BadProof(_) => Code::InvalidArgument,
+        WitnessError::BadCheckpoint(_)
+        | WitnessError::BadProof(_)
+        | WitnessError::OldSizeAboveCheckpoint { .. }
+        | WitnessError::NotEmptyTree => Code::InvalidArgument,
         WitnessError::OldSizeMismatch { .. } | WitnessError::Fork(_) => Code::FailedPrecondition,
         WitnessError::Store(_) => Code::Unavailable,
         _ => Code::Internal,

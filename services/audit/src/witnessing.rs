@@ -4,56 +4,72 @@
 //! Each answer also tells the fork guard ([`crate::guard`]) whether the
 //! witness holds anything newer than this log.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use cairn_identity::DirectoryHandle;
 use cairn_log::Log;
-use cairn_mtls::{self as tls, TlsIdentity};
-use cairn_proto::audit::v1 as pb;
-use cairn_proto::audit::v1::witness_client::WitnessClient;
+use cairn_mtls::TlsIdentity;
 use cairn_tlog::note::{self, NoteSignature, VerifierKey};
+use cairn_tlog::witness_wire::AddCheckpoint;
 use tokio::sync::watch;
 
 use crate::error::AuditError;
 use crate::guard::Gate;
-use crate::status::WITNESS_SIZE_METADATA;
+use crate::witness_client::{Answer, Transport};
+pub use crate::witness_client::{Endpoint, ServerAuth};
 
 /// A witness this log asks for cosignatures.
 #[derive(Clone, Debug)]
 pub struct WitnessPeer {
     /// Where it listens.
-    pub addr: SocketAddr,
-    /// The service name its TLS certificate carries.
-    pub service: String,
+    pub endpoint: Endpoint,
+    /// How its TLS certificate is checked.
+    pub auth: ServerAuth,
     /// Its cosigner verifier key (type 0x04).
     pub key: VerifierKey,
 }
 
 impl WitnessPeer {
-    /// Parses `<addr>,<verifier key>[,<tls service name>]`.
+    /// Parses `<addr or https URL>,<verifier key>[,<tls service name> or
+    /// ca=<PEM file>]`: a gRPC address is cairn's `Witness` service; an
+    /// `https://` URL is a C2SP tlog-witness submission prefix. The
+    /// server is the directory's service `audit` unless another service
+    /// or a CA file is named.
     pub fn parse(text: &str) -> Result<Self, AuditError> {
         let bad = |problem: String| AuditError::CosignerSpec {
             text: text.to_owned(),
             problem,
         };
         let mut parts = text.splitn(3, ',');
-        let (Some(addr), Some(key)) = (parts.next(), parts.next()) else {
-            return Err(bad("expected <addr>,<verifier key>[,<service>]".into()));
+        let (Some(at), Some(key)) = (parts.next(), parts.next()) else {
+            return Err(bad(
+                "expected <addr or https URL>,<verifier key>[,<service> or ca=<file>]".into(),
+            ));
+        };
+        let endpoint = if at.contains("://") {
+            Endpoint::Https(at.parse().map_err(|e| bad(format!("URL {at:?}: {e}")))?)
+        } else {
+            Endpoint::Grpc(
+                at.parse()
+                    .map_err(|e| bad(format!("address {at:?}: {e}")))?,
+            )
+        };
+        let auth = match parts.next() {
+            Some(ca) if ca.starts_with("ca=") => ServerAuth::Ca(ca[3..].into()),
+            Some(service) => ServerAuth::Service(service.to_owned()),
+            None => ServerAuth::Service("audit".into()),
         };
         Ok(Self {
-            addr: addr
-                .parse()
-                .map_err(|e| bad(format!("address {addr:?}: {e}")))?,
+            endpoint,
+            auth,
             key: VerifierKey::parse(key).map_err(|e| bad(e.to_string()))?,
-            service: parts.next().unwrap_or("audit").to_owned(),
         })
     }
 }
 
 struct Peer {
     config: WitnessPeer,
-    client: WitnessClient<tonic::transport::Channel>,
+    transport: Transport,
     held: u64,
 }
 
@@ -69,10 +85,9 @@ pub async fn run(
     let mut peers: Vec<Peer> = peers
         .into_iter()
         .filter_map(|config| {
-            let client = tls::client_config(&identity, directory.clone(), &config.service)
-                .and_then(|tls| tls::channel(config.addr, tls));
-            let client = match client {
-                Ok(channel) => WitnessClient::new(channel),
+            let transport = Transport::new(&config.endpoint, &config.auth, &identity, &directory);
+            let transport = match transport {
+                Ok(t) => t,
                 Err(e) => {
                     // The fork guard keeps waiting for it: appends say so.
                     tracing::error!(witness = %config.key.name(), error = %e, "cannot reach this witness");
@@ -81,7 +96,7 @@ pub async fn run(
             };
             Some(Peer {
                 config,
-                client,
+                transport,
                 held: 0,
             })
         })
@@ -149,61 +164,46 @@ async fn cosign(
         let proof = if peer.held == 0 || peer.held >= size {
             Vec::new()
         } else {
-            log.consistency_proof(peer.held, size)
-                .await?
-                .1
-                .iter()
-                .map(|h| h.to_vec())
-                .collect()
+            log.consistency_proof(peer.held, size).await?.1
         };
-        let request = pb::AddCheckpointRequest {
+        let request = AddCheckpoint {
             old_size: peer.held,
-            consistency_proof: proof,
+            proof,
             checkpoint: checkpoint.to_owned(),
         };
-        match peer.client.add_checkpoint(request).await {
-            Ok(reply) => {
+        match peer.transport.add(request).await? {
+            Answer::Cosigned(lines) => {
                 peer.held = size;
-                let line = reply
-                    .into_inner()
-                    .cosignatures
-                    .into_iter()
-                    .next()
-                    .ok_or(AuditError::NoCosignature)?;
-                // Keep only a cosignature that verifies.
-                let mut n = note::parse(checkpoint)?;
-                n.add_signature(NoteSignature::parse_line(&line)?);
-                cairn_tlog::cosignature::verify(&n, &peer.config.key)?;
-                return Ok(line);
+                // Keep only a cosignature of this witness that verifies
+                // (others in the answer are ignored, as C2SP says).
+                return lines
+                    .iter()
+                    .find(|line| verifies(checkpoint, line, &peer.config.key))
+                    .cloned()
+                    .ok_or(AuditError::NoCosignature);
             }
-            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-                // The witness holds another size (e.g. after our restart).
-                let held = status
-                    .metadata()
-                    .get(WITNESS_SIZE_METADATA)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok());
-                match held {
-                    Some(h) if h > size => {
-                        return Err(AuditError::BehindWitness {
-                            witness: peer.config.key.name().to_owned(),
-                            held: h,
-                            size,
-                        });
-                    }
-                    Some(h) if h != peer.held => peer.held = h,
-                    _ => return Err(refused(&status)),
-                }
+            // The witness holds another size (e.g. after our restart).
+            Answer::Holds(h) if h > size => {
+                return Err(AuditError::BehindWitness {
+                    witness: peer.config.key.name().to_owned(),
+                    held: h,
+                    size,
+                });
             }
-            Err(status) => return Err(refused(&status)),
+            Answer::Holds(h) if h != peer.held => peer.held = h,
+            Answer::Holds(_) => return Err(AuditError::WitnessSizeChanging),
         }
     }
     Err(AuditError::WitnessSizeChanging)
 }
 
-fn refused(status: &tonic::Status) -> AuditError {
-    AuditError::WitnessRefused {
-        code: status.code(),
-        message: status.message().to_owned(),
-    }
+fn verifies(checkpoint: &str, line: &str, key: &VerifierKey) -> bool {
+    let Ok(mut n) = note::parse(checkpoint) else {
+        return false;
+    };
+    let Ok(sig) = NoteSignature::parse_line(line.trim_end_matches('\n')) else {
+        return false;
+    };
+    n.add_signature(sig);
+    cairn_tlog::cosignature::verify(&n, key).is_ok()
 }

@@ -5,16 +5,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use cairn_proto::audit::v1 as pb;
 use cairn_tlog::checkpoint;
 use cairn_tlog::hash::leaf_hash;
 use cairn_tlog::note::{self, NoteSignature};
 use cairn_tlog::{cosignature, proof};
 use common::Net;
-use rustls_pki_types::ServerName;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::Code;
 
 /// A well-formed leaf as intake appends it.
@@ -363,50 +359,8 @@ async fn appends_proofs_entries_and_errors() {
     running.stop().await.unwrap();
 }
 
-/// GET over HTTP/1.1 on an mTLS connection, as a tile client would.
 async fn http_get(net: &Net, addr: std::net::SocketAddr, path: &str) -> (u16, Vec<u8>) {
-    let mut config = (*cairn_mtls::client_config(
-        &net.member_identity("uk-aisi"),
-        net.directory.clone(),
-        "audit",
-    )
-    .unwrap())
-    .clone();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    tls.write_all(
-        format!("GET /{path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut raw = Vec::new();
-    tls.read_to_end(&mut raw).await.unwrap();
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut body = raw[split + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        let mut out = Vec::new();
-        let mut rest = &body[..];
-        loop {
-            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let len = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16)
-                .unwrap();
-            if len == 0 {
-                break;
-            }
-            out.extend_from_slice(&rest[nl + 2..nl + 2 + len]);
-            rest = &rest[nl + 2 + len + 2..];
-        }
-        body = out;
-    }
+    let (status, _, body) = common::https(net, addr, "GET", &format!("/{path}"), b"").await;
     (status, body)
 }
 

@@ -150,8 +150,8 @@ pub async fn start_witness(
         .await
         .unwrap();
     let peer = cairn_audit::witnessing::WitnessPeer {
-        addr: witness.addr,
-        service: "audit".into(),
+        endpoint: cairn_audit::witnessing::Endpoint::Grpc(witness.addr),
+        auth: cairn_audit::witnessing::ServerAuth::Service("audit".into()),
         key: witness.witness_verifier.clone().unwrap(),
     };
     (witness, peer)
@@ -309,4 +309,61 @@ pub async fn check_everything(
         });
     }
     head
+}
+
+/// One HTTP/1.1 request on an mTLS connection as uk-aisi, as a tile client
+/// or a C2SP witness client would send it; the status, the head (lowercase)
+/// and the body (de-chunked).
+pub async fn https(
+    net: &Net,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String, Vec<u8>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut config = (*cairn_mtls::client_config(
+        &net.member_identity("uk-aisi"),
+        net.directory.clone(),
+        "audit",
+    )
+    .unwrap())
+    .clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.write_all(body).await.unwrap();
+    let mut raw = Vec::new();
+    tls.read_to_end(&mut raw).await.unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let len = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16)
+                .unwrap();
+            if len == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[nl + 2..nl + 2 + len]);
+            rest = &rest[nl + 2 + len + 2..];
+        }
+        body = out;
+    }
+    (status, head, body)
 }
