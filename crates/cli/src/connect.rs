@@ -39,6 +39,21 @@ pub struct DevnetInfo {
     /// Prometheus endpoints by service (plain HTTP on loopback).
     #[serde(default)]
     pub metrics: std::collections::BTreeMap<String, String>,
+    /// The witnesses that cosign the log's checkpoints; `cairn audit
+    /// verify` requires all of them by default.
+    #[serde(default)]
+    pub witnesses: Vec<DevnetWitness>,
+}
+
+/// One witness of a devnet.
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone)]
+pub struct DevnetWitness {
+    /// The member that runs it.
+    pub member: String,
+    /// Its C2SP tlog-witness submission prefix.
+    pub url: String,
+    /// Its cosigner verifier key.
+    pub key: String,
 }
 
 /// The member identity and directory to connect with.
@@ -77,7 +92,7 @@ impl ConnectArgs {
         let dir = match &self.devnet {
             Some(d) => d.clone(),
             None => {
-                let d = PathBuf::from(".cairn/devnet");
+                let d = PathBuf::from(crate::devnet::DEFAULT_DIR);
                 if !d.join("devnet.json").exists() {
                     return Ok(None);
                 }

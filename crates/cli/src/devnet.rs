@@ -22,14 +22,21 @@ use crate::connect::DevnetInfo;
 use crate::exit;
 
 mod response;
+mod witnesses;
+
+/// Where a devnet lives unless `--dir` says otherwise (and where other
+/// commands look for one).
+pub const DEFAULT_DIR: &str = ".cairn/devnet";
 
 #[derive(Args, Debug)]
 pub struct DevnetArgs {
     /// Where the network keeps its PKI and data (reused when it exists).
-    #[arg(long, default_value = ".cairn/devnet")]
+    #[arg(long, default_value = DEFAULT_DIR)]
     pub dir: PathBuf,
-    /// First of six consecutive ports (audit, intake, evals, then their
-    /// Prometheus /metrics in the same order); 0 picks free ports.
+    /// First of the consecutive ports used: audit, intake, evals, their
+    /// Prometheus /metrics in the same order, then one witness per member
+    /// holding the witness role (two in the example network: eight ports
+    /// in all); 0 picks free ports.
     #[arg(long, default_value_t = 7401)]
     pub base_port: u16,
     /// Run the scripted scenario, then stop.
@@ -39,6 +46,7 @@ pub struct DevnetArgs {
 
 struct Network {
     audit: RunningAudit,
+    witnesses: Vec<RunningAudit>,
     intake: Running,
     evals: Running,
     info: DevnetInfo,
@@ -67,11 +75,13 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
     if !pki.join(layout::DIRECTORY).exists() {
         DevPki::generate(&DevPkiSpec::example())?.write_to(&pki)?;
     }
-    for i in 0..6 {
+    let witness_members = witnesses::witness_members(&pki)?;
+    let ports = 6 + u16::try_from(witness_members.len())?;
+    for i in 0..ports {
         check_port(addr(base, i))?;
     }
     let svc = |name: &str| pki.join(layout::SERVICES).join(name);
-    let audit = cairn_audit::start(AuditConfig {
+    let mut audit_config = AuditConfig {
         listen: addr(base, 0),
         store: StoreLocation::embedded(dir.join("audit")),
         directory: pki.join(layout::DIRECTORY),
@@ -83,9 +93,13 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
         cosigners: vec![],
         metrics_listen: Some(addr(base, 3)),
         lease_ttl: cairn_audit::DEFAULT_LEASE_TTL,
-    })
-    .await
-    .context("starting cairn-audit")?;
+    };
+    let (witnesses, peers, witness_info) =
+        witnesses::start(dir, &audit_config, &witness_members, |i| addr(base, 6 + i)).await?;
+    audit_config.cosigners = peers;
+    let audit = cairn_audit::start(audit_config)
+        .await
+        .context("starting cairn-audit")?;
     let record = |name: &str, offset: u16| ServeConfig {
         listen: addr(base, offset),
         store: StoreLocation::embedded(dir.join(name)),
@@ -116,11 +130,13 @@ async fn start(dir: &Path, base: u16) -> anyhow::Result<Network> {
         .into_iter()
         .filter_map(|(k, a)| a.map(|a| (k.to_owned(), format!("http://{a}/metrics"))))
         .collect(),
+        witnesses: witness_info,
     };
     std::fs::write(dir.join("devnet.json"), serde_json::to_vec_pretty(&info)?)
         .with_context(|| format!("writing {}", dir.join("devnet.json").display()))?;
     Ok(Network {
         audit,
+        witnesses,
         intake,
         evals,
         info,
@@ -132,6 +148,9 @@ impl Network {
         self.intake.stop().await?;
         self.evals.stop().await?;
         self.audit.stop().await?;
+        for w in self.witnesses {
+            w.stop().await?;
+        }
         Ok(())
     }
 
@@ -166,6 +185,12 @@ pub async fn run(args: DevnetArgs, json: bool) -> anyhow::Result<u8> {
         };
     }
     let d = args.dir.display();
+    // Other commands find a devnet in the default place by themselves.
+    let devnet = if args.dir == Path::new(DEFAULT_DIR) {
+        String::new()
+    } else {
+        format!(" --devnet {d}")
+    };
     if json {
         println!("{}", serde_json::to_string(&net.info)?);
     } else {
@@ -176,6 +201,9 @@ pub async fn run(args: DevnetArgs, json: bool) -> anyhow::Result<u8> {
         );
         println!("  intake  {}", net.info.intake);
         println!("  evals   {}", net.info.evals);
+        for w in &net.info.witnesses {
+            println!("  witness {}   run by {}, key {}", w.url, w.member, w.key);
+        }
         for (service, url) in &net.info.metrics {
             println!("  metrics {service:<7} {url}");
         }
@@ -185,14 +213,11 @@ pub async fn run(args: DevnetArgs, json: bool) -> anyhow::Result<u8> {
         );
         println!("try, in another terminal:");
         println!(
-            "  cairn incident submit examples/incident.json --label amber --to jp-aisi --member uk-aisi"
+            "  cairn incident submit examples/incident.json --label amber --to jp-aisi --member uk-aisi{devnet}"
         );
-        println!("  cairn incident list --member jp-aisi");
-        println!("  cairn eval publish examples/result.json --member jp-aisi");
-        println!(
-            "  cairn audit verify --server {} --log-key '{}' --full --member eu-aio",
-            net.info.audit, net.info.log_key
-        );
+        println!("  cairn incident list --member jp-aisi{devnet}");
+        println!("  cairn eval publish examples/result.json --member jp-aisi{devnet}");
+        println!("  cairn audit verify --full --member eu-aio{devnet}");
     }
     tokio::signal::ctrl_c()
         .await
@@ -341,9 +366,21 @@ async fn auditor_demo(
     steps: &mut Steps,
 ) -> anyhow::Result<()> {
     let key = VerifierKey::parse(&net.info.log_key)?;
-    let mut log = LogVerifier::new(key, Vec::new(), 0)?.with_log(eu.audit());
-    let latest = log.latest().await?;
-    let head = log.head(&latest)?;
+    let witnesses = net
+        .info
+        .witnesses
+        .iter()
+        .map(|w| VerifierKey::parse(&w.key))
+        .collect::<Result<Vec<_>, _>>()?;
+    let quorum = witnesses.len();
+    let mut log = LogVerifier::new(key, witnesses, quorum)?.with_log(eu.audit());
+    let head = log.latest_witnessed(Duration::from_secs(10)).await?;
+    let cosigners: Vec<&str> = head.cosigned_by.iter().map(|(n, _)| n.as_str()).collect();
+    steps.ok(format!(
+        "the log's checkpoint of size {} is cosigned by {quorum} of {quorum} witnesses: {}",
+        head.checkpoint.size,
+        cosigners.join(", ")
+    ));
     let receipts: Vec<_> = [&shared.incident.receipt, &shared.result.receipt]
         .into_iter()
         .map(|r| r.as_ref().ok_or_else(|| anyhow!("no receipt")))
@@ -353,7 +390,7 @@ async fn auditor_demo(
     for r in receipts {
         log.includes(r, &head).await?;
     }
-    steps.ok(format!("eu-aio, as auditor, verified the log: checkpoint signature, consistency since size {first}, both records included, all {} entries recomputed to the root", head.checkpoint.size));
+    steps.ok(format!("eu-aio, as auditor, verified the log: checkpoint signature and witness quorum, consistency since size {first}, both records included, all {} entries recomputed to the root", head.checkpoint.size));
     Ok(())
 }
 

@@ -149,6 +149,10 @@ fn devnet_demo_runs_end_to_end_and_reuses_its_data() {
             text.contains("uk-aisi finds it with the incident"),
             "{text}"
         );
+        assert!(
+            text.contains("is cosigned by 2 of 2 witnesses: cairn.example/witness/"),
+            "{text}"
+        );
     }
     // The second run reused the PKI and the log (4 entries now).
     let info: serde_json::Value =

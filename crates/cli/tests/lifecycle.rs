@@ -449,3 +449,49 @@ fn an_unacknowledged_report_alerts_its_author_once_per_recipient() {
     let got = alerts_of(watch());
     assert_eq!(got[0]["record_id"], fourth.as_str(), "{got:?}");
 }
+
+#[test]
+fn the_auditor_verifies_the_devnet_log_against_its_witnesses_by_default() {
+    let net = Devnet::start();
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(net.dir.join("devnet.json")).unwrap()).unwrap();
+    let witnesses = info["witnesses"].as_array().unwrap();
+    let members: Vec<&str> = witnesses
+        .iter()
+        .map(|w| w["member"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["jp-aisi", "uk-aisi"], "{info}");
+    net.ok(
+        "uk-aisi",
+        &[
+            "incident",
+            "submit",
+            &example("incident.json"),
+            "--label",
+            "green",
+        ],
+    );
+    // No --server, --log-key, --witness or --quorum: the devnet's log,
+    // and every one of its witnesses must have cosigned the checkpoint.
+    let v = net.ok("eu-aio", &["audit", "verify", "--full"]);
+    assert_eq!(v["ok"], true, "{v}");
+    let cosigners: Vec<&str> = v["cosigned_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c[0].as_str().unwrap())
+        .collect();
+    assert_eq!(cosigners.len(), 2, "{v}");
+    assert!(cosigners.contains(&"cairn.example/witness/jp-aisi"), "{v}");
+    assert!(
+        v["steps"][1]
+            .as_str()
+            .unwrap()
+            .contains("2 of 2 witnesses cosigned it (quorum 2)"),
+        "{v}"
+    );
+    // A quorum beyond the witnesses is refused up front.
+    let out = net.run("eu-aio", &["audit", "verify", "--quorum", "3"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("quorum"), "{}", text(&out));
+}

@@ -211,6 +211,30 @@ impl LogVerifier {
             .checkpoint)
     }
 
+    /// The latest checkpoint once it verifies with the quorum: a new
+    /// checkpoint is served at once and its cosignatures follow within
+    /// moments, so a checkpoint the log signed but the witnesses have not
+    /// cosigned yet is fetched again (every 200 ms, for at most `wait`).
+    pub async fn latest_witnessed(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> Result<Head, ClientError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let text = self.latest().await?;
+            match self.head(&text) {
+                Err(_)
+                    if self.quorum > 0
+                        && checkpoint::open(&text, &self.key).is_ok()
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Verifies a checkpoint note: the log's signature and the quorum.
     pub fn head(&self, text: &str) -> Result<Head, ClientError> {
         let w = checkpoint::verify_witnessed(text, &self.key, &self.witnesses, self.quorum)
