@@ -37,6 +37,7 @@ pub use cairn_identity::parse_certificates;
 pub use incoming::{PeerInfo, TlsConnection, TlsIncoming, authenticated_peer, peer_info};
 pub use verify::{DirectoryClientVerifier, Peers, ServiceServerVerifier, claimed_identity};
 
+pub mod https;
 mod incoming;
 mod verify;
 use cairn_identity::{DirectoryHandle, Error};

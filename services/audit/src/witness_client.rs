@@ -5,19 +5,15 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use cairn_identity::DirectoryHandle;
+use cairn_mtls::https::HttpsTarget;
 use cairn_mtls::{self as tls, TlsIdentity};
 use cairn_proto::audit::v1 as pb;
 use cairn_proto::audit::v1::witness_client::WitnessClient;
 use cairn_tlog::witness_wire::{AddCheckpoint, parse_size_body};
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Bytes;
-use hyper::{Request, StatusCode, Uri, header};
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
+use tonic::codegen::http::Uri;
 
 use crate::error::AuditError;
 use crate::status::WITNESS_SIZE_METADATA;
@@ -62,12 +58,7 @@ pub(crate) enum Transport {
 }
 
 pub(crate) struct HttpsWitness {
-    url: String,
-    authority: String,
-    host: String,
-    path: String,
-    name: Option<ServerName<'static>>,
-    connector: tokio_rustls::TlsConnector,
+    target: HttpsTarget,
 }
 
 impl Transport {
@@ -89,7 +80,7 @@ impl Transport {
             Endpoint::Grpc(addr) => {
                 Ok(Self::Grpc(WitnessClient::new(tls::channel(*addr, config)?)))
             }
-            Endpoint::Https(uri) => Ok(Self::Https(HttpsWitness::new(uri, auth, config)?)),
+            Endpoint::Https(uri) => Ok(Self::Https(HttpsWitness::new(uri, auth, &config)?)),
         }
     }
 
@@ -97,9 +88,7 @@ impl Transport {
     pub(crate) async fn add(&mut self, request: AddCheckpoint) -> Result<Answer, AuditError> {
         match self {
             Self::Grpc(client) => grpc_add(client, request).await,
-            Self::Https(w) => tokio::time::timeout(HTTP_TIMEOUT, w.add(request))
-                .await
-                .unwrap_or_else(|_| Err(w.unreachable("no answer within 10 s"))),
+            Self::Https(w) => w.add(request).await,
         }
     }
 }
@@ -136,109 +125,54 @@ impl HttpsWitness {
     fn new(
         uri: &Uri,
         auth: &ServerAuth,
-        config: Arc<rustls::ClientConfig>,
+        config: &rustls::ClientConfig,
     ) -> Result<Self, AuditError> {
-        let url = uri.to_string();
-        let bad = |problem: &str| AuditError::CosignerSpec {
-            text: url.clone(),
-            problem: problem.to_owned(),
-        };
-        if uri.scheme_str() != Some("https") {
-            return Err(bad("a witness URL must be https://"));
-        }
-        let host = uri.host().ok_or_else(|| bad("the URL has no host"))?;
-        let port = uri.port_u16().unwrap_or(443);
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let name = match auth {
-            // The directory names the service; the host only finds it.
-            ServerAuth::Service(_) => None,
-            ServerAuth::Ca(_) => Some(
-                ServerName::try_from(bare.to_owned())
-                    .map_err(|e| bad(&format!("host {host:?}: {e}")))?,
-            ),
-        };
-        let mut config = (*config).clone();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(Self {
-            authority: format!("{host}:{port}"),
-            host: uri.authority().map_or(host, |a| a.as_str()).to_owned(),
-            path: format!("{}/add-checkpoint", uri.path().trim_end_matches('/')),
-            name,
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
-            url,
-        })
+        // With a CA file the certificate must name the URL's host; with a
+        // directory service the directory names it.
+        let check_name = matches!(auth, ServerAuth::Ca(_));
+        let target = HttpsTarget::new(&uri.to_string(), config, check_name).map_err(|e| {
+            AuditError::CosignerSpec {
+                text: e.url,
+                problem: e.detail,
+            }
+        })?;
+        Ok(Self { target })
     }
 
     fn unreachable(&self, detail: impl std::fmt::Display) -> AuditError {
         AuditError::WitnessUnreachable {
-            url: self.url.clone(),
+            url: self.target.url.clone(),
             detail: detail.to_string(),
         }
     }
 
     async fn add(&self, request: AddCheckpoint) -> Result<Answer, AuditError> {
-        let (status, body) = self.post(request.encode()).await?;
-        match status {
-            StatusCode::OK => Ok(Answer::Cosigned(
+        let (status, body) = self
+            .target
+            .request(
+                "add-checkpoint",
+                Some(request.encode()),
+                MAX_ANSWER,
+                HTTP_TIMEOUT,
+            )
+            .await
+            .map_err(|e| self.unreachable(e.detail))?;
+        match status.as_u16() {
+            200 => Ok(Answer::Cosigned(
                 String::from_utf8_lossy(&body)
                     .lines()
                     .filter(|l| !l.is_empty())
                     .map(str::to_owned)
                     .collect(),
             )),
-            StatusCode::CONFLICT => parse_size_body(&body)
+            409 => parse_size_body(&body)
                 .map(Answer::Holds)
                 .ok_or_else(|| self.unreachable("409 without a size body")),
             other => Err(AuditError::WitnessHttp {
-                url: self.url.clone(),
-                status: other.as_u16(),
+                url: self.target.url.clone(),
+                status: other,
                 message: String::from_utf8_lossy(&body).trim().to_owned(),
             }),
         }
-    }
-
-    async fn post(&self, body: String) -> Result<(StatusCode, Bytes), AuditError> {
-        let tcp = TcpStream::connect(&self.authority)
-            .await
-            .map_err(|e| self.unreachable(format!("connect: {e}")))?;
-        tcp.set_nodelay(true)
-            .map_err(|e| self.unreachable(format!("connect: {e}")))?;
-        let name = match &self.name {
-            Some(n) => n.clone(),
-            None => ServerName::IpAddress(
-                tcp.peer_addr()
-                    .map_err(|e| self.unreachable(format!("connect: {e}")))?
-                    .ip()
-                    .into(),
-            ),
-        };
-        let stream = self
-            .connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| self.unreachable(format!("TLS: {e}")))?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| self.unreachable(format!("HTTP: {e}")))?;
-        let connection = tokio::spawn(connection);
-        let request = Request::post(self.path.as_str())
-            .header(header::HOST, self.host.as_str())
-            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| self.unreachable(format!("HTTP: {e}")))?;
-        let answer = async {
-            let response = sender.send_request(request).await?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_ANSWER)
-                .collect()
-                .await?
-                .to_bytes();
-            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, body))
-        }
-        .await
-        .map_err(|e| self.unreachable(format!("HTTP: {e}")));
-        connection.abort();
-        answer
     }
 }
