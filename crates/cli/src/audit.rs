@@ -79,6 +79,16 @@ pub enum AuditCommand {
         /// without --checkpoint: the devnet's.
         #[arg(long, env = "CAIRN_AUDIT", value_parser = crate::connect::resolve)]
         server: Option<SocketAddr>,
+        /// Verify a C2SP tlog-tiles log from its tiles alone (cairn's or
+        /// any other): a directory holding `checkpoint` and `tile/…`, or an
+        /// https:// prefix (fetched as --member; the server is the
+        /// directory's audit service, or checked against --tiles-ca).
+        #[arg(long, conflicts_with_all = ["server", "checkpoint", "receipts", "full"])]
+        tiles: Option<String>,
+        /// With an https:// --tiles: the CA certificates (PEM) its server's
+        /// certificate must chain to.
+        #[arg(long, requires = "tiles")]
+        tiles_ca: Option<PathBuf>,
         /// The checkpoint to verify, from a file instead of the server.
         #[arg(long)]
         checkpoint: Option<PathBuf>,
@@ -165,9 +175,13 @@ pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
             receipts,
             full,
             records,
+            tiles,
+            tiles_ca,
             connect,
         } => {
             let args = VerifyArgs {
+                tiles,
+                tiles_ca,
                 log_key,
                 witnesses,
                 quorum,

@@ -170,6 +170,31 @@ impl ConnectArgs {
         tls::channel(addr, config).with_context(|| format!("connecting to {service} at {addr}"))
     }
 
+    /// An HTTPS/1.1 target at `url`, presenting the member's certificate:
+    /// the server is the directory's `service`, or with `ca` a server whose
+    /// certificate chains to that PEM file and names the URL's host.
+    pub fn https_target(
+        &self,
+        url: &str,
+        service: &str,
+        ca: Option<&std::path::Path>,
+    ) -> anyhow::Result<cairn_mtls::https::HttpsTarget> {
+        let (_, cert, key) = self.paths()?;
+        let identity = TlsIdentity::load(&cert, &key)?;
+        let config = match ca {
+            Some(ca) => {
+                let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+                tls::client_config_with_roots(&identity, &pem)?
+            }
+            None => tls::client_config(&identity, self.directory()?, service)?,
+        };
+        Ok(cairn_mtls::https::HttpsTarget::new(
+            url,
+            &config,
+            ca.is_some(),
+        )?)
+    }
+
     /// An SDK client acting as the member.
     pub fn client(&self) -> anyhow::Result<Client> {
         let member = self.member_id()?;

@@ -490,6 +490,13 @@ fn the_auditor_verifies_the_devnet_log_against_its_witnesses_by_default() {
             .contains("2 of 2 witnesses cosigned it (quorum 2)"),
         "{v}"
     );
+    // The same log from its tiles alone, over HTTPS as a tile client
+    // reads it (the served checkpoint carries the cosignatures).
+    let url = format!("https://{}", info["audit"].as_str().unwrap());
+    let v = net.ok("eu-aio", &["audit", "verify", "--tiles", &url]);
+    let steps = v["steps"].to_string();
+    assert!(steps.contains("2 witnesses cosigned it (quorum 2)"), "{v}");
+    assert!(steps.contains("hash to their level-0 tiles"), "{v}");
     // A quorum beyond the witnesses is refused up front.
     let out = net.run("eu-aio", &["audit", "verify", "--quorum", "3"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

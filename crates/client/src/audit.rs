@@ -22,7 +22,9 @@ use tonic::transport::Channel;
 use crate::error::ClientError;
 
 mod records;
+mod tiles;
 pub use records::RecordsChecked;
+pub use tiles::{TileSource, TilesVerified};
 
 /// How a log failed verification.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,6 +138,38 @@ pub enum LogFailure {
         /// The record id.
         record: String,
     },
+    /// A tile, bundle or checkpoint the log should have is not there.
+    #[error("{path} is missing")]
+    TileMissing {
+        /// Its path in the log.
+        path: String,
+    },
+    /// A tile or bundle is malformed or has the wrong width.
+    #[error("{path}: {problem}")]
+    BadTile {
+        /// Its path in the log.
+        path: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A hash tile is not what the tiles below it hash to.
+    #[error("{path} does not match the tiles below it")]
+    TileMismatch {
+        /// Its path in the log.
+        path: String,
+    },
+    /// An entry whose leaf hash is not its level-0 tile's hash.
+    #[error("entry {index} does not hash to its tile's leaf hash")]
+    EntryMismatch {
+        /// Its index.
+        index: u64,
+    },
+    /// The first leaves do not hash to the trusted checkpoint's root.
+    #[error("the log's first {trusted} leaves do not hash to the trusted checkpoint's root")]
+    TilesInconsistent {
+        /// The trusted size.
+        trusted: u64,
+    },
     /// The entries do not hash to the checkpoint's root.
     #[error("the {size} entries do not hash to the checkpoint's root")]
     RootMismatch {
@@ -189,6 +223,11 @@ impl LogVerifier {
             quorum,
             log: None,
         })
+    }
+
+    /// How many witness cosignatures a checkpoint needs.
+    pub fn quorum(&self) -> usize {
+        self.quorum
     }
 
     /// Fetches proofs and entries from this audit service.

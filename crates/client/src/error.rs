@@ -96,6 +96,14 @@ pub enum ClientError {
         /// How many witnesses were given.
         witnesses: usize,
     },
+    /// A log's tiles could not be read (a file, an HTTPS fetch).
+    #[error("{at}: {detail}")]
+    TileSource {
+        /// The file or URL.
+        at: String,
+        /// What failed.
+        detail: String,
+    },
     /// A step that needs the audit service, with none given.
     #[error("--server is needed {why}")]
     ServerNeeded {

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use cairn_client::ClientError;
-use cairn_client::audit::{Head, LogVerifier};
+use cairn_client::audit::{Head, LogVerifier, TileSource};
 use cairn_tlog::note::VerifierKey;
 
 use super::{client, fail, read_key};
@@ -16,6 +16,8 @@ use crate::connect::ConnectArgs;
 
 /// What `cairn audit verify` checks, from its flags.
 pub(super) struct VerifyArgs {
+    pub(super) tiles: Option<String>,
+    pub(super) tiles_ca: Option<PathBuf>,
     pub(super) log_key: Option<String>,
     pub(super) witnesses: Vec<String>,
     pub(super) quorum: Option<usize>,
@@ -147,6 +149,75 @@ async fn trusted(
     Ok(())
 }
 
+/// `cairn audit verify --tiles`: the log from its tiles alone.
+async fn from_tiles(v: &LogVerifier, at: &str, a: &VerifyArgs, json: bool) -> anyhow::Result<()> {
+    let source = if at.starts_with("https://") {
+        TileSource::Https(a.connect.https_target(at, "audit", a.tiles_ca.as_deref())?)
+    } else {
+        TileSource::Dir(PathBuf::from(at))
+    };
+    let trusted_text = match &a.trusted {
+        Some(t) if t.exists() => {
+            Some(std::fs::read_to_string(t).with_context(|| format!("reading {}", t.display()))?)
+        }
+        Some(t) if !a.update_trusted => bail!(
+            "--trusted {} does not exist (add --update-trusted to start trusting this checkpoint)",
+            t.display()
+        ),
+        _ => None,
+    };
+    let bar = progress_bar("entries", 0, json);
+    let done = v
+        .verify_tiles(&source, trusted_text.as_deref(), |n| bar.set_position(n))
+        .await
+        .map_err(check(String::new))?;
+    bar.finish_and_clear();
+    let cp = &done.head.checkpoint;
+    let mut steps = vec![format!(
+        "checkpoint of {} at size {} signed by the log",
+        cp.origin, cp.size
+    )];
+    if !done.head.cosigned_by.is_empty() || v.quorum() > 0 {
+        let names: Vec<&str> = done
+            .head
+            .cosigned_by
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect();
+        steps.push(format!(
+            "{} witnesses cosigned it (quorum {}): {}",
+            names.len(),
+            v.quorum(),
+            names.join(", ")
+        ));
+    }
+    steps.push(format!(
+        "all {} entries in {} bundles hash to their level-0 tiles; {} hash tiles of every level match the tiles below them; the leaves hash to the checkpoint's root",
+        cp.size, done.bundles, done.hash_tiles
+    ));
+    if let Some(t) = done.consistent_with {
+        steps.push(format!("consistent with the trusted checkpoint of size {t} (its root recomputed from the same leaves)"));
+    }
+    if a.update_trusted
+        && let Some(t) = &a.trusted
+    {
+        std::fs::write(t, &done.head.text).with_context(|| format!("writing {}", t.display()))?;
+        steps.push(format!("trusted checkpoint updated in {}", t.display()));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"ok": true, "size": cp.size, "root": B64.encode(cp.root), "cosigned_by": done.head.cosigned_by, "steps": steps})
+        );
+    } else {
+        for s in &steps {
+            println!("  ok  {s}");
+        }
+        println!("the log verifies.");
+    }
+    Ok(())
+}
+
 /// How long `verify` waits for the latest checkpoint's cosignatures.
 const COSIGNATURE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -184,6 +255,9 @@ pub(super) async fn verify(mut a: VerifyArgs, json: bool) -> anyhow::Result<()> 
         .collect::<anyhow::Result<Vec<_>>>()?;
     let quorum = a.quorum.unwrap_or(witness_keys.len());
     let mut v = LogVerifier::new(log_key, witness_keys.clone(), quorum)?;
+    if let Some(at) = &a.tiles {
+        return from_tiles(&v, at, &a, json).await;
+    }
     if let Some(s) = a.server {
         v = v.with_log(client(&a.connect, s).await?);
     }
