@@ -93,6 +93,13 @@ pub fn witness_request(data: &[u8]) {
     }
 }
 
+/// An RFC 9942 COSE Receipt from anyone: decoding and verifying never
+/// panics, and nothing made up verifies with the fixture's log key.
+pub fn cose_receipt(data: &[u8]) {
+    let got = cairn_tlog::cose::verify_inclusion_receipt(data, &fixture().log_key, b"leaf");
+    assert!(got.is_err(), "a made-up COSE receipt verified");
+}
+
 /// Proof verification with arbitrary arguments.
 pub fn proof_verify(data: &[u8]) {
     if data.len() < 16 {
@@ -176,4 +183,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("keys", keys),
     ("log_leaf", log_leaf),
     ("witness_request", witness_request),
+    ("cose_receipt", cose_receipt),
 ];

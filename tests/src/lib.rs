@@ -6,6 +6,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 pub mod fuzz;
+pub mod python;
 pub mod small_fs;
 
 use std::net::SocketAddr;

@@ -574,6 +574,17 @@ async fn non_submit(net: &Net, input: &str, as_: &str) -> Result<(), Status> {
             })
             .await
             .map(drop),
+        "cose_receipt_index_out_of_range" | "cose_receipt_beyond_the_log" => audit
+            .get_cose_receipt(audit::GetCoseReceiptRequest {
+                leaf_index: 5,
+                tree_size: if input == "cose_receipt_beyond_the_log" {
+                    10
+                } else {
+                    0
+                },
+            })
+            .await
+            .map(drop),
         "consistency_backwards" => audit
             .get_consistency_proof(audit::GetConsistencyProofRequest {
                 from_size: 3,

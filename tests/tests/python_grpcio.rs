@@ -3,57 +3,22 @@
 //! a record and verifying its receipt on its own. See
 //! `tests/python/grpcio_client.py`.
 //!
-//! The first run creates a virtualenv under the target directory and
-//! installs grpcio, grpcio-tools, grpcio-health-checking, grpcio-reflection
-//! and cryptography from PyPI (about a minute); later runs reuse it.
+//! The first run creates a virtualenv under the target directory (see
+//! `cairn_tests::python`); later runs reuse it.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
 use cairn_tests::Net;
 
-const PACKAGES: &[&str] = &[
-    "grpcio==1.76.0",
-    "grpcio-tools==1.76.0",
-    "grpcio-health-checking==1.76.0",
-    "grpcio-reflection==1.76.0",
-    "cryptography",
-];
-
-fn venv() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("python-grpcio-venv");
-    let python = dir.join("bin/python");
-    let marker = dir.join(".cairn-ready");
-    if marker.exists() {
-        return python;
-    }
-    let status = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&dir)
-        .status()
-        .expect("python3 is needed for the grpcio interop test");
-    assert!(status.success(), "creating the virtualenv failed");
-    let status = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .args(PACKAGES)
-        .status()
-        .unwrap();
-    assert!(status.success(), "pip install of {PACKAGES:?} failed");
-    std::fs::write(&marker, PACKAGES.join("\n")).unwrap();
-    python
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_grpcio_submits_and_verifies() {
-    let python = tokio::task::spawn_blocking(venv).await.unwrap();
+    let python = tokio::task::spawn_blocking(|| {
+        cairn_tests::python::venv(Path::new(env!("CARGO_TARGET_TMPDIR")))
+    })
+    .await
+    .unwrap();
     let net = Net::start(Duration::from_secs(10)).await;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let out = tokio::process::Command::new(&python)

@@ -19,6 +19,7 @@ use tonic::transport::Channel;
 use crate::connect::ConnectArgs;
 use crate::exit;
 
+mod receipt;
 mod verify;
 use verify::{VerifyArgs, verify};
 
@@ -49,6 +50,28 @@ pub enum AuditCommand {
         /// Leaf hash, hex.
         #[arg(long)]
         leaf_hash: Option<String>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Print a receipt file in the documented JSON schema (every field
+    /// present; proto/cairn/common/v1/receipt.schema.json), or with --cose
+    /// export it as an RFC 9942 COSE Receipt (COSE_Sign1, RFC9162_SHA256
+    /// inclusion proof) that the log signs, verified here before writing.
+    Receipt {
+        /// The receipt (JSON: a receipt, or a stored record holding one).
+        receipt: PathBuf,
+        /// Export as a COSE Receipt (CBOR) into --out.
+        #[arg(long, requires = "out")]
+        cose: bool,
+        /// Where to write it (default for JSON: stdout).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// The audit service (default: the devnet's).
+        #[arg(long, env = "CAIRN_AUDIT", value_parser = crate::connect::resolve)]
+        server: Option<SocketAddr>,
+        /// The log's verifier key (or a file holding it); default: the devnet's.
+        #[arg(long, env = "CAIRN_LOG_KEY")]
+        log_key: Option<String>,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -164,6 +187,33 @@ pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
             leaf_hash,
             connect,
         } => prove(server, log_key, index, leaf_hash, connect, json).await,
+        AuditCommand::Receipt {
+            receipt: file,
+            cose,
+            out,
+            server,
+            log_key,
+            connect,
+        } => {
+            let args = receipt::ReceiptArgs {
+                receipt: file,
+                cose,
+                out,
+                server,
+                log_key,
+                connect,
+            };
+            match receipt::run(args, json).await {
+                Ok(()) => Ok(exit::OK),
+                Err(e) => match e.downcast_ref::<VerifyFailed>() {
+                    Some(f) => {
+                        eprintln!("verification FAILED: {}", f.0);
+                        Ok(exit::CHECK_FAILED)
+                    }
+                    None => Err(e),
+                },
+            }
+        }
         AuditCommand::Verify {
             log_key,
             witnesses,

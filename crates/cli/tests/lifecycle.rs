@@ -461,7 +461,7 @@ fn the_auditor_verifies_the_devnet_log_against_its_witnesses_by_default() {
         .map(|w| w["member"].as_str().unwrap())
         .collect();
     assert_eq!(members, ["jp-aisi", "uk-aisi"], "{info}");
-    net.ok(
+    let id = net.ok(
         "uk-aisi",
         &[
             "incident",
@@ -470,6 +470,38 @@ fn the_auditor_verifies_the_devnet_log_against_its_witnesses_by_default() {
             "--label",
             "green",
         ],
+    )["record_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Its receipt in the documented schema, then as a COSE Receipt.
+    let stored = net.dir.join("stored.json");
+    let got = net.run("jp-aisi", &["incident", "get", &id]);
+    assert!(got.status.success(), "{}", text(&got));
+    std::fs::write(&stored, &got.stdout).unwrap();
+    let receipt = net.ok("jp-aisi", &["audit", "receipt", stored.to_str().unwrap()]);
+    for field in ["leaf", "leafIndex", "checkpoint", "inclusionProof"] {
+        assert!(receipt.get(field).is_some(), "{field} missing: {receipt}");
+    }
+    let cose = net.dir.join("receipt.cose");
+    let args = [
+        "audit",
+        "receipt",
+        stored.to_str().unwrap(),
+        "--cose",
+        "--out",
+    ];
+    let out = net.run("eu-aio", &[&args[..], &[cose.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("EdDSA signature by cairn.example/audit"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read(&cose).unwrap()[0],
+        0xd2,
+        "a tagged COSE_Sign1"
     );
     // No --server, --log-key, --witness or --quorum: the devnet's log,
     // and every one of its witnesses must have cosigned the checkpoint.

@@ -49,7 +49,8 @@ pub fn from_json<T: prost::Message + Default>(
         .map_err(|e| misfit(full_name, e))
 }
 
-/// Renders a message as JSON in the protobuf JSON mapping.
+/// Renders a message as JSON in the protobuf JSON mapping; every receipt
+/// in it has all its fields (see [`complete_receipts`]).
 pub fn to_json<T: prost::Message>(
     full_name: &str,
     message: &T,
@@ -62,7 +63,50 @@ pub fn to_json<T: prost::Message>(
         })?;
     let dynamic = DynamicMessage::decode(desc, message.encode_to_vec().as_slice())
         .map_err(|e| misfit(full_name, e))?;
-    serde_json::to_value(&dynamic).map_err(|e| misfit(full_name, e))
+    let mut value = serde_json::to_value(&dynamic).map_err(|e| misfit(full_name, e))?;
+    if full_name == "cairn.common.v1.Receipt" {
+        complete_receipt(&mut value);
+    }
+    complete_receipts(&mut value);
+    Ok(value)
+}
+
+/// The schema every receipt printed as JSON follows (JSON Schema 2020-12;
+/// `proto/cairn/common/v1/receipt.schema.json`): `leaf` (base64),
+/// `leafIndex` (decimal string), `checkpoint` (the signed note) and
+/// `inclusionProof` (base64 hashes), all present — leaf 0 and an empty
+/// proof included, which the protobuf JSON mapping would leave out.
+pub const RECEIPT_SCHEMA: &str = include_str!("../../../proto/cairn/common/v1/receipt.schema.json");
+
+/// Gives every object under a `receipt` key in `value` all of a receipt's
+/// fields.
+pub fn complete_receipts(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if k == "receipt" && v.is_object() {
+                    complete_receipt(v);
+                } else {
+                    complete_receipts(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(complete_receipts),
+        _ => {}
+    }
+}
+
+fn complete_receipt(v: &mut serde_json::Value) {
+    if let Some(map) = v.as_object_mut() {
+        for (field, default) in [
+            ("leaf", serde_json::json!("")),
+            ("leafIndex", serde_json::json!("0")),
+            ("checkpoint", serde_json::json!("")),
+            ("inclusionProof", serde_json::json!([])),
+        ] {
+            map.entry(field).or_insert(default);
+        }
+    }
 }
 
 /// An incident from JSON.

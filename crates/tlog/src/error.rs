@@ -23,6 +23,9 @@ pub enum TlogError {
     /// A tile path is malformed.
     #[error("tile path: {0}")]
     TilePath(String),
+    /// A COSE Receipt is malformed or does not verify.
+    #[error("COSE receipt: {0}")]
+    Cose(String),
     /// A C2SP tlog-witness request body is malformed.
     #[error("witness request: {0}")]
     WitnessRequest(String),

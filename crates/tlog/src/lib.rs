@@ -9,7 +9,8 @@
 //! - [`note`]: C2SP signed notes (Ed25519 signatures, key ids, verifier keys);
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies;
 //! - [`cosignature`]: C2SP tlog-cosignature (timestamped Ed25519, type 0x04);
-//! - [`witness_wire`]: the C2SP tlog-witness `add-checkpoint` request body.
+//! - [`witness_wire`]: the C2SP tlog-witness `add-checkpoint` request body;
+//! - [`cose`]: RFC 9942 COSE Receipts of inclusion (RFC9162_SHA256).
 //!
 //! This crate must not know about gRPC, storage or cairn records: it is
 //! pure functions and small value types. Every parser is a plain function
@@ -19,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod checkpoint;
+pub mod cose;
 pub mod cosignature;
 mod error;
 pub mod hash;

@@ -181,8 +181,22 @@ pub fn verify_inclusion(
     proof: &[impl AsRef<[u8]>],
     root: &[u8],
 ) -> Result<(), TlogError> {
-    let leaf = hash_arg("leaf hash", leaf_hash)?;
     let root = hash_arg("root", root)?;
+    if root_from_inclusion(index, size, leaf_hash, proof)? != root {
+        return Err(proof_err("inclusion proof leads to another root"));
+    }
+    Ok(())
+}
+
+/// The root an inclusion proof leads to from `leaf_hash` at `index` in a
+/// tree of `size` (RFC 9162 2.1.3.2, without the final comparison).
+pub fn root_from_inclusion(
+    index: u64,
+    size: u64,
+    leaf_hash: &[u8],
+    proof: &[impl AsRef<[u8]>],
+) -> Result<Hash, TlogError> {
+    let leaf = hash_arg("leaf hash", leaf_hash)?;
     let proof = proof_hashes(proof)?;
     if index >= size {
         return Err(proof_err(format!(
@@ -212,10 +226,7 @@ pub fn verify_inclusion(
     if s != 0 {
         return Err(proof_err("inclusion proof is too short"));
     }
-    if r != root {
-        return Err(proof_err("inclusion proof leads to another root"));
-    }
-    Ok(())
+    Ok(r)
 }
 
 /// Verifies a consistency proof (RFC 9162 2.1.4.2). Beyond the RFC's

@@ -10,6 +10,7 @@ use cairn_proto::audit::v1 as pb;
 use cairn_proto::audit::v1::audit_log_server::AuditLog;
 use cairn_proto::audit::v1::witness_server::Witness as WitnessApi;
 use cairn_proto::common::v1 as common;
+use cairn_tlog::note::NoteSigner;
 use tonic::{Request, Response, Status};
 
 use crate::error::AuditError;
@@ -29,16 +30,19 @@ pub struct AuditService {
     log: Log,
     directory: DirectoryHandle,
     gate: Gate,
+    signer: Arc<NoteSigner>,
 }
 
 impl AuditService {
     /// Serves `log`, authorising appends against `directory` and
-    /// admitting them through the fork guard's `gate`.
-    pub fn new(log: Log, directory: DirectoryHandle, gate: Gate) -> Self {
+    /// admitting them through the fork guard's `gate`; `signer` (the log's
+    /// key) signs COSE Receipts.
+    pub fn new(log: Log, directory: DirectoryHandle, gate: Gate, signer: Arc<NoteSigner>) -> Self {
         Self {
             log,
             directory,
             gate,
+            signer,
         }
     }
 
@@ -173,6 +177,36 @@ impl AuditLog for AuditService {
             leaf_index: index,
             tree_size,
             proof: proof.iter().map(|h| h.to_vec()).collect(),
+        }))
+    }
+
+    async fn get_cose_receipt(
+        &self,
+        request: Request<pb::GetCoseReceiptRequest>,
+    ) -> Result<Response<pb::GetCoseReceiptResponse>, Status> {
+        let req = request.into_inner();
+        let (tree_size, path) = self
+            .log
+            .inclusion_proof(req.leaf_index, req.tree_size)
+            .await
+            .map_err(AuditError::from)?;
+        let root = self
+            .log
+            .root_at(tree_size)
+            .await
+            .map_err(AuditError::from)?;
+        let receipt = cairn_tlog::cose::inclusion_receipt(
+            &self.signer,
+            tree_size,
+            req.leaf_index,
+            &path,
+            &root,
+        )
+        .map_err(AuditError::from)?;
+        Ok(Response::new(pb::GetCoseReceiptResponse {
+            receipt,
+            tree_size,
+            root: root.to_vec(),
         }))
     }
 

@@ -192,7 +192,7 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
             tonic::service::Routes::new(health_service.clone()).into_axum_router(),
         )
         .await?;
-    let (log, lease) = open_log(&config, store.clone(), signer, &metrics).await?;
+    let (log, lease) = open_log(&config, store.clone(), signer.clone(), &metrics).await?;
     let witness = open_witness(&config, store.clone())?;
     let witness_verifier = witness.as_ref().map(|w| w.verifier().clone());
     let (published, cosigned) = tokio::sync::watch::channel(None);
@@ -217,7 +217,14 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
     if witness.is_some() {
         health.set_serving::<WitnessServer<WitnessService>>().await;
     }
-    let routes = routes(health_service, &log, &directory, &gate, witness)?;
+    let served = Served {
+        log: &log,
+        directory: &directory,
+        gate: &gate,
+        signer,
+        witness,
+    };
+    let routes = routes(health_service, served)?;
     let (addr, shutdown, server) =
         serve(config.listen, routes, &identity, &directory, &metrics).await?;
     tracing::info!(%addr, origin = %config.origin, "audit service listening");
@@ -320,19 +327,32 @@ fn open_witness(
     Ok(Some(Arc::new(Witness::new(store, cosigner, logs))))
 }
 
+/// What the port serves the log and the witness with.
+struct Served<'a> {
+    log: &'a Log,
+    directory: &'a DirectoryHandle,
+    gate: &'a guard::Gate,
+    signer: Arc<NoteSigner>,
+    witness: Option<Arc<Witness>>,
+}
+
 /// What the port serves: health, the log, the witness if any, reflection
 /// listing exactly those, the C2SP tiles, and 404 for anything else.
 fn routes(
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
-    log: &Log,
-    directory: &DirectoryHandle,
-    gate: &guard::Gate,
-    witness: Option<Arc<Witness>>,
+    served_by: Served<'_>,
 ) -> Result<tonic::service::Routes, AuditError> {
+    let Served {
+        log,
+        directory,
+        gate,
+        signer,
+        witness,
+    } = served_by;
     let mut routes = tonic::service::Routes::new(health).add_service(AuditLogServer::new(
-        AuditService::new(log.clone(), directory.clone(), gate.clone()),
+        AuditService::new(log.clone(), directory.clone(), gate.clone(), signer),
     ));
     let mut served = vec![
         <AuditLogServer<AuditService> as tonic::server::NamedService>::NAME,

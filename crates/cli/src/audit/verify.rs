@@ -44,7 +44,9 @@ fn check(context: impl FnOnce() -> String) -> impl FnOnce(ClientError) -> anyhow
 /// as leaf 0's index and a one-leaf tree's empty proof), or a stored record
 /// as `cairn incident get --json` and `cairn eval get --json` print it,
 /// whose `receipt` is taken.
-fn read_receipt(path: &std::path::Path) -> anyhow::Result<cairn_proto::common::v1::Receipt> {
+pub(super) fn read_receipt(
+    path: &std::path::Path,
+) -> anyhow::Result<cairn_proto::common::v1::Receipt> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let value: serde_json::Value = serde_json::from_str(&text)
@@ -344,7 +346,7 @@ mod tests {
     }
 
     #[test]
-    fn the_receipt_of_leaf_0_in_a_one_leaf_tree_reads_back_as_printed() {
+    fn the_receipt_of_leaf_0_in_a_one_leaf_tree_is_printed_whole_and_reads_back() {
         let receipt = Receipt {
             leaf: b"leaf bytes".to_vec(),
             leaf_index: 0,
@@ -352,9 +354,12 @@ mod tests {
             inclusion_proof: vec![],
         };
         let printed = cairn_client::json::to_json("cairn.common.v1.Receipt", &receipt).unwrap();
-        assert!(
-            printed.get("leafIndex").is_none(),
-            "zero fields are left out: {printed}"
+        // Every field is present, leaf 0 and the empty proof included.
+        assert_eq!(printed["leafIndex"], "0", "{printed}");
+        assert_eq!(
+            printed["inclusionProof"],
+            serde_json::json!([]),
+            "{printed}"
         );
         let (_dir, path) = written(&printed);
         assert_eq!(read_receipt(&path).unwrap(), receipt);
