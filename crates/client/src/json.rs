@@ -49,26 +49,43 @@ pub fn from_json<T: prost::Message + Default>(
         .map_err(|e| misfit(full_name, e))
 }
 
-/// Renders a message as JSON in the protobuf JSON mapping; every receipt
-/// in it has all its fields (see [`complete_receipts`]).
-pub fn to_json<T: prost::Message>(
-    full_name: &str,
-    message: &T,
-) -> Result<serde_json::Value, ClientError> {
+fn dynamic<T: prost::Message>(full_name: &str, message: &T) -> Result<DynamicMessage, ClientError> {
     let pool = pool()?;
     let desc = pool
         .get_message_by_name(full_name)
         .ok_or_else(|| ClientError::UnknownMessage {
             name: full_name.to_owned(),
         })?;
-    let dynamic = DynamicMessage::decode(desc, message.encode_to_vec().as_slice())
-        .map_err(|e| misfit(full_name, e))?;
+    DynamicMessage::decode(desc, message.encode_to_vec().as_slice())
+        .map_err(|e| misfit(full_name, e))
+}
+
+/// Renders a message as JSON in the protobuf JSON mapping; every receipt
+/// in it has all its fields (see [`complete_receipts`]).
+pub fn to_json<T: prost::Message>(
+    full_name: &str,
+    message: &T,
+) -> Result<serde_json::Value, ClientError> {
+    let dynamic = dynamic(full_name, message)?;
     let mut value = serde_json::to_value(&dynamic).map_err(|e| misfit(full_name, e))?;
     if full_name == "cairn.common.v1.Receipt" {
         complete_receipt(&mut value);
     }
     complete_receipts(&mut value);
     Ok(value)
+}
+
+/// Renders a message as JSON in the protobuf JSON mapping with the field
+/// names of the .proto (snake_case), as STIX properties want them.
+pub fn to_json_proto_names<T: prost::Message>(
+    full_name: &str,
+    message: &T,
+) -> Result<serde_json::Value, ClientError> {
+    let dynamic = dynamic(full_name, message)?;
+    let options = prost_reflect::SerializeOptions::new().use_proto_field_name(true);
+    dynamic
+        .serialize_with_options(serde_json::value::Serializer, &options)
+        .map_err(|e| misfit(full_name, e))
 }
 
 /// The schema every receipt printed as JSON follows (JSON Schema 2020-12;
