@@ -330,6 +330,23 @@ impl Client {
             .into_inner())
     }
 
+    /// Evaluation records from `cursor` on, as they are accepted.
+    pub async fn watch_results(
+        &self,
+        filter: pb::RecordFilter,
+        cursor: String,
+    ) -> Result<tonic::Streaming<pb::WatchEvent>, ClientError> {
+        Ok(self
+            .evals
+            .clone()
+            .watch_results(evals::WatchResultsRequest {
+                cursor,
+                filter: Some(filter),
+            })
+            .await?
+            .into_inner())
+    }
+
     /// Verifies and opens a fetched record (and its receipt, when the log
     /// key is known).
     pub fn open(&self, stored: &pb::StoredRecord) -> Result<Opened, ClientError> {
