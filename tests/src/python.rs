@@ -1,6 +1,7 @@
 //! The Python virtualenv of the interop tests: stock clients and libraries
 //! we did not write — grpcio (with grpcio-tools, -health-checking and
-//! -reflection), cryptography, pycose (COSE, RFC 9052) and jsonschema.
+//! -reflection), cryptography, pycose (COSE, RFC 9052), jsonschema, and
+//! OASIS's stix2-validator and taxii2-client.
 //! Created under the target directory on first use (about a minute, from
 //! PyPI); reused while its package list is unchanged.
 
@@ -18,6 +19,9 @@ pub const PACKAGES: &[&str] = &[
     // cbor2 6 decodes arrays as tuples, which pycose 1.1 does not expect.
     "cbor2==5.6.5",
     "jsonschema==4.23.0",
+    // OASIS's STIX 2.1 validator and TAXII 2.1 client.
+    "stix2-validator==3.3.2",
+    "taxii2-client==2.3.0",
 ];
 
 /// The python of the virtualenv in `target_tmp` (a test's

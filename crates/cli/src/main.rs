@@ -18,6 +18,8 @@ mod records;
 mod related;
 mod report;
 mod show;
+mod stix;
+mod taxii;
 mod timeline;
 
 // jemalloc instead of the system allocator: the record path allocates per
@@ -83,6 +85,9 @@ enum Command {
     /// Alerts: be told when an incident that concerns you arrives.
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// A TAXII 2.1 gateway for your own tools (MISP, OpenCTI, taxii2-client).
+    #[command(subcommand)]
+    Taxii(taxii::TaxiiCommand),
     /// Run a whole local network (the main command); --demo runs a scenario.
     Devnet(devnet::DevnetArgs),
     /// Same as `cairn devnet --demo`.
@@ -129,6 +134,7 @@ fn main() -> ExitCode {
             Command::Record(cmd) => records::record(cmd, cli.json).await,
             Command::Baseline(cmd) => baseline::run(cmd, cli.json).await,
             Command::Alerts(cmd) => alerts::run(cmd, cli.json).await,
+            Command::Taxii(cmd) => taxii::run(cmd, cli.json).await,
             Command::Devnet(args) => devnet::run(args, cli.json).await,
             Command::Demo(mut args) => {
                 args.demo = true;

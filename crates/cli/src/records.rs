@@ -95,6 +95,11 @@ pub enum IncidentCommand {
     /// Delete an incident's body under a signed order (yours, or as a
     /// governance member one you may read); its header and log entry stay.
     Erase(EraseArgs),
+    /// Export incidents you can open as a STIX 2.1 bundle.
+    Export(crate::stix::ExportArgs),
+    /// Share the incidents of a STIX 2.1 bundle (each needs cairn's AI
+    /// extension and one TLP 2.0 marking); all or nothing.
+    Import(crate::stix::ImportArgs),
     /// Stream incidents as they arrive (from --cursor, or the beginning).
     Watch {
         #[arg(long, default_value = "")]
@@ -306,6 +311,8 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
             }
             Ok(exit::OK)
         }
+        IncidentCommand::Export(args) => crate::stix::export(args).await,
+        IncidentCommand::Import(args) => crate::stix::import(args, json_out).await,
         IncidentCommand::List { filter, connect } => {
             let client = connect.client()?;
             list_all(

@@ -206,7 +206,8 @@ fn content_json<T: prost::Message>(name: &str, message: &T) -> Result<Value, Sti
 }
 
 /// The recipients the author listed: none for TLP:CLEAR and TLP:GREEN
-/// (every member may read those).
+/// (every member may read those). STIX allows no empty lists, so an
+/// empty one is left out.
 fn listed_recipients(h: &CheckedHeader) -> &[String] {
     match h.label {
         SharingLabel::TlpClear | SharingLabel::TlpGreen => &[],
@@ -249,11 +250,14 @@ pub fn incident(
             vocab::ai_incident_extension_id(): {
                 "extension_type": "property-extension",
                 "record_id": h.record_id.to_string(),
-                "recipients": listed_recipients(h),
                 "incident": content_json("cairn.intake.v1.Incident", i)?,
             }
         }),
     );
+    if !listed_recipients(h).is_empty() {
+        m["extensions"][vocab::ai_incident_extension_id()]["recipients"] =
+            json!(listed_recipients(h));
+    }
     Ok(Value::Object(m))
 }
 
@@ -272,7 +276,9 @@ pub fn evaluation_result(
         m.insert("description".into(), json!(r.summary_findings));
     }
     m.insert("record_id".into(), json!(h.record_id.to_string()));
-    m.insert("recipients".into(), json!(listed_recipients(h)));
+    if !listed_recipients(h).is_empty() {
+        m.insert("recipients".into(), json!(listed_recipients(h)));
+    }
     m.insert(
         "evaluation".into(),
         content_json("cairn.evals.v1.EvaluationResult", r)?,

@@ -251,6 +251,24 @@ mod tests {
     }
 
     #[test]
+    fn published_ids_are_the_documented_ones() {
+        // README.md and the schemas name these; Python's uuid.uuid5 gives
+        // the same.
+        assert_eq!(
+            ai_incident_extension_id(),
+            "extension-definition--113d0528-fbef-5d87-8f11-1e251e3907e8"
+        );
+        assert_eq!(
+            evaluation_extension_id(),
+            "extension-definition--2ea19136-b7b7-5e3b-b38e-7bc2ef139226"
+        );
+        assert_eq!(
+            cairn_identity_id(),
+            "identity--5ecdb70b-f7aa-5a05-b459-f2a2e7b97940"
+        );
+    }
+
+    #[test]
     fn markings_round_trip_and_timestamps_have_milliseconds() {
         for label in [
             SharingLabel::TlpClear,

@@ -51,7 +51,11 @@ pub async fn run(gw: Arc<Gateway>, feed: Feed) {
 
 async fn watch(gw: &Gateway, feed: Feed) -> Result<(), TaxiiError> {
     let cursor = gw.store.meta(feed.cursor_key())?.unwrap_or_default();
-    let filter = pb::RecordFilter::default();
+    // Superseded and retracted records too: they are earlier versions.
+    let filter = pb::RecordFilter {
+        include_inactive: true,
+        ..pb::RecordFilter::default()
+    };
     let mut stream = match feed {
         Feed::Incidents => gw.client.watch_incidents(filter, cursor).await?,
         Feed::Results => gw.client.watch_results(filter, cursor).await?,

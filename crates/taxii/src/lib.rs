@@ -149,6 +149,13 @@ impl Gateway {
         self.client.member()
     }
 
+    /// Whether the gateway has served (or mapped) record `record_id`.
+    pub fn has_record(&self, record_id: uuid::Uuid) -> bool {
+        self.store
+            .object_id_of(record_id)
+            .is_ok_and(|id| id.is_some())
+    }
+
     /// Follows the network until the task is dropped: incidents and
     /// evaluation results, each from its durable cursor, reconnecting
     /// after a failure.
