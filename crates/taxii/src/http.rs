@@ -387,7 +387,7 @@ async fn add_objects(
     State(gw): Gw,
     Path(c): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Answer {
     let user = user(&gw, &headers)?;
     let col = readable(&gw, &c, user)?;
@@ -398,6 +398,18 @@ async fn add_objects(
             format!("objects cannot be added to the {} collection", col.alias),
         ));
     }
+    let body = body.map_err(|e| {
+        let status = e.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            error(
+                status,
+                "Request too large",
+                format!("the body is over max_content_length ({MAX_CONTENT_LENGTH} bytes)"),
+            )
+        } else {
+            error(status, "Bad body", e.body_text())
+        }
+    })?;
     let objects = envelope(&headers, &body)?;
     let requested = time::OffsetDateTime::now_utc();
     let outcomes = crate::share::add_objects(&gw, col, &objects).await;
