@@ -311,7 +311,7 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
             }
             Ok(exit::OK)
         }
-        IncidentCommand::Export(args) => crate::stix::export(args).await,
+        IncidentCommand::Export(args) => crate::stix::export(args, json_out).await,
         IncidentCommand::Import(args) => crate::stix::import(args, json_out).await,
         IncidentCommand::List { filter, connect } => {
             let client = connect.client()?;

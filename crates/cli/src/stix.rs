@@ -44,7 +44,7 @@ pub struct ImportArgs {
 }
 
 /// Every record the member may list, oldest first, opened and mapped.
-pub async fn export(args: ExportArgs) -> anyhow::Result<u8> {
+pub async fn export(args: ExportArgs, json_out: bool) -> anyhow::Result<u8> {
     let client = args.connect.client()?;
     let records = if args.record_ids.is_empty() {
         all_incident_records(&client).await?
@@ -57,9 +57,17 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<u8> {
     };
     let bundle = bundle_of(&client, &records)?;
     let text = serde_json::to_string_pretty(&bundle)?;
+    let count = bundle["objects"].as_array().map_or(0, Vec::len);
     match &args.out {
-        Some(path) => std::fs::write(path, text + "\n")
-            .with_context(|| format!("writing {}", path.display()))?,
+        Some(path) => {
+            std::fs::write(path, text + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+            if json_out {
+                println!("{}", json!({ "out": path, "objects": count }));
+            } else {
+                println!("{count} STIX objects written to {}", path.display());
+            }
+        }
         None => println!("{text}"),
     }
     Ok(exit::OK)
