@@ -100,6 +100,29 @@ pub fn cose_receipt(data: &[u8]) {
     assert!(got.is_err(), "a made-up COSE receipt verified");
 }
 
+/// A STIX object or bundle from a local tool: mapping it to an incident
+/// never panics, and a TAXII query string never panics the filter parser.
+pub fn stix_import(data: &[u8]) {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) {
+        let objects = match value.get("objects").and_then(|o| o.as_array()) {
+            Some(objects) => objects.clone(),
+            None => vec![value],
+        };
+        for obj in &objects {
+            let _ = cairn_stix::incident_from_object(obj, "uk-aisi");
+        }
+    }
+    let text = String::from_utf8_lossy(data);
+    let pairs: Vec<(String, String)> = text
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => (k.to_owned(), v.to_owned()),
+            None => (kv.to_owned(), String::new()),
+        })
+        .collect();
+    let _ = cairn_taxii::query::Filter::parse(&pairs);
+}
+
 /// Proof verification with arbitrary arguments.
 pub fn proof_verify(data: &[u8]) {
     if data.len() < 16 {
@@ -184,4 +207,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("log_leaf", log_leaf),
     ("witness_request", witness_request),
     ("cose_receipt", cose_receipt),
+    ("stix_import", stix_import),
 ];

@@ -32,7 +32,7 @@ pub mod auth;
 pub mod collections;
 mod follow;
 pub mod http;
-mod query;
+pub mod query;
 pub mod share;
 pub mod store;
 pub mod tls;
