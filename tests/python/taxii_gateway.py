@@ -151,6 +151,12 @@ def main():
     print("added-record", record_id)
     again = amber.add_objects({"objects": [obj]})
     check("already shared as record " + record_id in again.successes[0]["message"], "adding it again shares nothing new")
+    newer = dict(obj, modified="2026-12-02T11:00:00.000Z", name="Utility chatbot gave wrong shut-off steps (corrected)")
+    status = amber.add_objects({"objects": [newer]})
+    check(status.success_count == 1 and "shared as correction" in status.successes[0]["message"], f"a newer version is a correction: {status.successes}")
+    older = dict(obj, modified="2026-12-02T10:30:00.000Z")
+    status = amber.add_objects({"objects": [older]})
+    check(status.failure_count == 1 and "older than version" in status.failures[0]["message"], f"an older version is refused: {status.failures}")
 
     # Refusals: per object in the status, the rest is still shared.
     no_ext = incident(a.ai_extension, a.member_identity, "no extension", TLP_AMBER, [a.recipient])

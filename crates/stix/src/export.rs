@@ -50,6 +50,10 @@ impl Exported {
             ..Exported::default()
         }
     }
+
+    fn id(&self) -> &str {
+        self.primary.as_deref().unwrap_or_default()
+    }
 }
 
 /// The STIX objects an opened record becomes. `lookup` gives the objects
@@ -105,12 +109,6 @@ fn primary(obj: Value) -> Exported {
         objects: vec![obj],
         primary: id,
         skipped: None,
-    }
-}
-
-impl Exported {
-    fn id(&self) -> &str {
-        self.primary.as_deref().unwrap_or_default()
     }
 }
 

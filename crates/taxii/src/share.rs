@@ -95,7 +95,7 @@ async fn share_incident(
         .last_shared(&imported.stix_id)
         .map_err(|e| e.to_string())?
     {
-        Some((modified, _)) if modified > imported.modified => {
+        Some((modified, _)) if later_than(&modified, &imported.modified) => {
             return Err(format!(
                 "version {} is older than version {modified}, already shared",
                 imported.modified
@@ -140,6 +140,12 @@ async fn share_incident(
         upper(label),
         recipients(&imported.share)
     ))
+}
+
+/// Whether STIX timestamp `a` is after `b` (both checked on import).
+fn later_than(a: &str, b: &str) -> bool {
+    let t = |s: &str| cairn_stix::vocab::parse_timestamp("modified", s).ok();
+    matches!((t(a), t(b)), (Some(a), Some(b)) if a > b)
 }
 
 fn upper(label: SharingLabel) -> String {
