@@ -71,6 +71,39 @@ fn roots_of(ca: &CertificateDer<'static>) -> Result<RootCertStore, rustls::Error
     Ok(roots)
 }
 
+/// webpki applies no constraint of a trust anchor itself, so the path
+/// length a member's (or the services') CA sets is enforced here: a CA
+/// whose `pathLenConstraint` is `n` vouches for a certificate only through
+/// at most `n` intermediate CAs (cairn member CAs set 0: they issue end
+/// entities directly). The CA itself sent as an "intermediate" does not
+/// count.
+fn within_path_length(
+    ca: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    identity: &PeerIdentity,
+) -> Result<(), rustls::Error> {
+    let extra = intermediates
+        .iter()
+        .filter(|c| c.as_ref() != ca.as_ref())
+        .count();
+    if extra == 0 {
+        return Ok(());
+    }
+    let (_, parsed) = x509_parser::parse_x509_certificate(ca)
+        .map_err(|e| refuse(format!("directory CA of {identity} unreadable ({e})")))?;
+    let limit = parsed
+        .basic_constraints()
+        .ok()
+        .flatten()
+        .and_then(|bc| bc.value.path_len_constraint);
+    match limit {
+        Some(n) if u32::try_from(extra).unwrap_or(u32::MAX) > n => Err(refuse(format!(
+            "certificate for {identity} comes through {extra} intermediate CA(s), but its CA in the directory allows {n}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Server-side verifier of client certificates against the directory.
 #[derive(Debug)]
 pub struct DirectoryClientVerifier {
@@ -139,13 +172,15 @@ impl ClientCertVerifier for DirectoryClientVerifier {
         )
         .build()
         .map_err(|e| refuse(format!("verifier for {identity}: {e}")))?;
-        verifier
+        let verified = verifier
             .verify_client_cert(end_entity, intermediates, now)
             .map_err(|e| {
                 refuse(format!(
                     "certificate for {identity} does not chain to its CA in the directory ({e})"
                 ))
-            })
+            })?;
+        within_path_length(ca, intermediates, &identity)?;
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -227,6 +262,7 @@ impl ServerCertVerifier for ServiceServerVerifier {
             now,
             self.provider.signature_verification_algorithms.all,
         )?;
+        within_path_length(ca, intermediates, &identity)?;
         Ok(ServerCertVerified::assertion())
     }
 
