@@ -14,6 +14,7 @@ mod dev;
 mod devnet;
 mod keys;
 mod lifecycle;
+mod member;
 mod records;
 mod related;
 mod report;
@@ -66,6 +67,9 @@ enum Command {
     /// Member keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// A member's own credentials: CA, certificates, keys, member card.
+    #[command(subcommand)]
+    Member(member::MemberCommand),
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Dev(cmd) => dev::run(cmd, cli.json).await,
             Command::Keys(cmd) => keys::run(cmd, cli.json),
+            Command::Member(cmd) => member::run(cmd, cli.json),
             Command::Audit(cmd) => audit::run(cmd, cli.json).await,
             Command::Incident(cmd) => records::incident(cmd, cli.json).await,
             Command::Eval(cmd) => records::eval(cmd, cli.json).await,

@@ -56,7 +56,11 @@ impl MemberCard {
         };
         cairn_identity::Directory::from_document(doc, source)
             .map(|_| ())
-            .map_err(|e| bad(e.to_string().replace("members[0].", "member.")))
+            .map_err(|e| {
+                let text = e.to_string().replace("members[0].", "member.");
+                let prefix = format!("{source}: ");
+                bad(text.strip_prefix(&prefix).unwrap_or(&text).to_owned())
+            })
     }
 
     /// The card as TOML.

@@ -78,7 +78,7 @@ pub fn init(dir: &MemberDir, new: &NewMember) -> Result<MemberCard, MemberError>
         },
     };
     // Refuse a bad id, name or jurisdiction before writing anything.
-    card.check("the new member card")?;
+    card.check("for the new member")?;
     let mut first = new.first.clone();
     first.member = new.id.clone();
     first.trust_domain = new.trust_domain.clone();
