@@ -27,23 +27,19 @@ use verify::{VerifyArgs, verify};
 pub enum AuditCommand {
     /// Print the log's current checkpoint (verified if --log-key is given).
     Checkpoint {
-        /// The audit service.
-        #[arg(long, env = "CAIRN_AUDIT", value_parser = crate::connect::resolve)]
-        server: SocketAddr,
-        /// The log's verifier key (or a file holding it).
-        #[arg(long, env = "CAIRN_LOG_KEY")]
-        log_key: Option<String>,
+        /// The audit service (default: --audit, the profile's or the
+        /// devnet's).
+        #[arg(long, value_parser = crate::connect::resolve)]
+        server: Option<SocketAddr>,
         #[command(flatten)]
         connect: ConnectArgs,
     },
     /// Get and check an inclusion proof.
     Prove {
-        /// The audit service.
-        #[arg(long, env = "CAIRN_AUDIT", value_parser = crate::connect::resolve)]
-        server: SocketAddr,
-        /// The log's verifier key (or a file holding it).
-        #[arg(long, env = "CAIRN_LOG_KEY")]
-        log_key: String,
+        /// The audit service (default: --audit, the profile's or the
+        /// devnet's).
+        #[arg(long, value_parser = crate::connect::resolve)]
+        server: Option<SocketAddr>,
         /// Leaf index.
         #[arg(long, conflicts_with = "leaf_hash")]
         index: Option<u64>,
@@ -66,12 +62,10 @@ pub enum AuditCommand {
         /// Where to write it (default for JSON: stdout).
         #[arg(long, short)]
         out: Option<PathBuf>,
-        /// The audit service (default: the devnet's).
-        #[arg(long, env = "CAIRN_AUDIT", value_parser = crate::connect::resolve)]
+        /// The audit service (default: --audit, the profile's or the
+        /// devnet's).
+        #[arg(long, value_parser = crate::connect::resolve)]
         server: Option<SocketAddr>,
-        /// The log's verifier key (or a file holding it); default: the devnet's.
-        #[arg(long, env = "CAIRN_LOG_KEY")]
-        log_key: Option<String>,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -80,12 +74,10 @@ pub enum AuditCommand {
     /// you trusted before, the inclusion of receipts you hold, and (with
     /// --full) every entry.
     Verify {
-        /// The log's verifier key (or a file holding it); default: the
-        /// devnet's (--devnet).
-        #[arg(long, env = "CAIRN_LOG_KEY")]
-        log_key: Option<String>,
         /// A witness verifier key (or file); repeatable. Default: the
-        /// devnet's witnesses, when the log is the devnet's.
+        /// profile's, or the devnet's witnesses when the log is the
+        /// devnet's. (The log key is --log-key, else the profile's or the
+        /// devnet's.)
         #[arg(long = "witness")]
         witnesses: Vec<String>,
         /// How many witness cosignatures must verify (default: all the
@@ -99,8 +91,8 @@ pub enum AuditCommand {
         #[arg(long, requires = "trusted")]
         update_trusted: bool,
         /// The audit service (to fetch the checkpoint and proofs); default,
-        /// without --checkpoint: the devnet's.
-        #[arg(long, env = "CAIRN_AUDIT", value_parser = crate::connect::resolve)]
+        /// without --checkpoint: --audit, the profile's or the devnet's.
+        #[arg(long, value_parser = crate::connect::resolve)]
         server: Option<SocketAddr>,
         /// Verify a C2SP tlog-tiles log from its tiles alone (cairn's or
         /// any other): a directory holding `checkpoint` and `tile/…`, or an
@@ -133,7 +125,7 @@ pub enum AuditCommand {
     },
 }
 
-fn read_key(text_or_file: &str) -> anyhow::Result<VerifierKey> {
+pub(crate) fn read_key(text_or_file: &str) -> anyhow::Result<VerifierKey> {
     let text = if std::path::Path::new(text_or_file).is_file() {
         std::fs::read_to_string(text_or_file).with_context(|| format!("reading {text_or_file}"))?
     } else {
@@ -173,34 +165,51 @@ async fn fetch_checkpoint(c: &mut AuditLogClient<Channel>) -> anyhow::Result<Str
         .checkpoint)
 }
 
+/// The audit service: `--server`, else `--audit`, the profile's or the
+/// devnet's.
+fn audit_server(server: Option<SocketAddr>, connect: &ConnectArgs) -> anyhow::Result<SocketAddr> {
+    if let Some(s) = server.or(connect.audit_setting()?) {
+        return Ok(s);
+    }
+    connect.devnet_info()?.map(|d| d.audit).ok_or_else(|| {
+        anyhow::anyhow!(
+            "where is the audit service? give --server <addr> (or --audit, a profile, --devnet)"
+        )
+    })
+}
+
 pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
     match cmd {
-        AuditCommand::Checkpoint {
-            server,
-            log_key,
-            connect,
-        } => show_checkpoint(server, log_key, connect, json).await,
+        AuditCommand::Checkpoint { server, connect } => {
+            let server = audit_server(server, &connect)?;
+            let log_key = connect.log_key_setting()?;
+            show_checkpoint(server, log_key, connect, json).await
+        }
         AuditCommand::Prove {
             server,
-            log_key,
             index,
             leaf_hash,
             connect,
-        } => prove(server, log_key, index, leaf_hash, connect, json).await,
+        } => {
+            let server = audit_server(server, &connect)?;
+            let log_key = connect.log_key_setting()?.ok_or_else(|| {
+                anyhow::anyhow!("a proof is checked against the log's key: give --log-key")
+            })?;
+            prove(server, log_key, index, leaf_hash, connect, json).await
+        }
         AuditCommand::Receipt {
             receipt: file,
             cose,
             out,
             server,
-            log_key,
             connect,
         } => {
             let args = receipt::ReceiptArgs {
                 receipt: file,
                 cose,
                 out,
-                server,
-                log_key,
+                server: server.or(connect.audit_setting()?),
+                log_key: connect.log_key_setting()?,
                 connect,
             };
             match receipt::run(args, json).await {
@@ -215,7 +224,6 @@ pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
             }
         }
         AuditCommand::Verify {
-            log_key,
             witnesses,
             quorum,
             trusted,
@@ -229,15 +237,20 @@ pub async fn run(cmd: AuditCommand, json: bool) -> anyhow::Result<u8> {
             tiles_ca,
             connect,
         } => {
+            let (profile_witnesses, profile_quorum) = connect.profile_witnesses()?;
             let args = VerifyArgs {
                 tiles,
                 tiles_ca,
-                log_key,
-                witnesses,
-                quorum,
+                log_key: connect.log_key_setting()?,
+                witnesses: if witnesses.is_empty() {
+                    profile_witnesses
+                } else {
+                    witnesses
+                },
+                quorum: quorum.or(profile_quorum),
                 trusted,
                 update_trusted,
-                server,
+                server: server.or(connect.audit_setting()?),
                 cp_file,
                 receipts,
                 full,

@@ -15,6 +15,7 @@ mod devnet;
 mod keys;
 mod lifecycle;
 mod member;
+mod profile;
 mod records;
 mod related;
 mod report;
@@ -70,6 +71,9 @@ enum Command {
     /// A member's own credentials: CA, certificates, keys, member card.
     #[command(subcommand)]
     Member(member::MemberCommand),
+    /// Named connection settings (credentials, addresses, keys).
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
             Command::Dev(cmd) => dev::run(cmd, cli.json).await,
             Command::Keys(cmd) => keys::run(cmd, cli.json),
             Command::Member(cmd) => member::run(cmd, cli.json),
+            Command::Profile(cmd) => profile::run(cmd, cli.json),
             Command::Audit(cmd) => audit::run(cmd, cli.json).await,
             Command::Incident(cmd) => records::incident(cmd, cli.json).await,
             Command::Eval(cmd) => records::eval(cmd, cli.json).await,
@@ -154,5 +159,16 @@ fn main() -> ExitCode {
             report.print();
             ExitCode::from(report.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every subcommand's arguments are well formed (no flag defined twice
+    /// where the connection flags are flattened in).
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
     }
 }

@@ -231,6 +231,8 @@ fn incident_files_are_validated_before_any_network_call() {
             "127.0.0.1:9",
             "--evals",
             "127.0.0.1:9",
+            "--audit",
+            "127.0.0.1:9",
             "--pki",
         ])
         .arg(&pki)
@@ -253,6 +255,8 @@ fn incident_files_are_validated_before_any_network_call() {
             "--intake",
             "127.0.0.1:9",
             "--evals",
+            "127.0.0.1:9",
+            "--audit",
             "127.0.0.1:9",
             "--pki",
         ])

@@ -31,6 +31,12 @@ pub enum ClientError {
     /// A log verification ran and said no.
     #[error("{0}")]
     LogFailed(#[from] crate::audit::LogFailure),
+    /// Connection settings that cannot be used.
+    #[error("settings: {detail}")]
+    Settings {
+        /// What is wrong.
+        detail: String,
+    },
     /// A sharing label that does not exist.
     #[error("label {label:?}: use clear, green, amber, amber+strict or red")]
     Label {

@@ -2,7 +2,9 @@
 //! records.
 //!
 //! - [`Credentials`]: a member's TLS identity, signing key and sealing key
-//!   from files;
+//!   from files ([`CredentialFiles`]); [`Settings`]: credentials, directory,
+//!   service addresses and log and witness keys in one struct, as a CLI
+//!   profile holds them;
 //! - [`Client`]: typed gRPC clients of intake, evals and audit over mutual
 //!   TLS; [`Client::prepare_incident`] and [`Client::prepare_result`]
 //!   validate content *before* sealing (the services cannot read sealed
@@ -50,7 +52,9 @@ pub mod prepare;
 pub mod thread;
 pub mod verify;
 
-pub use client::{Client, Credentials, Endpoints, Erased, Related, Submitted};
+pub use client::{
+    Client, CredentialFiles, Credentials, Endpoints, Erased, Related, Settings, Submitted,
+};
 pub use error::{ClientError, ReceiptProblem};
 pub use prepare::{Prepared, Share};
 pub use verify::{Opened, open_record, verify_receipt};

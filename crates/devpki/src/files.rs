@@ -105,7 +105,8 @@ impl MemberFiles {
         )
     }
 
-    fn key_ids(&self) -> Result<(String, String), Error> {
+    /// The ids of the signing and sealing keys (`key-ids.txt`).
+    pub fn key_ids(&self) -> Result<(String, String), Error> {
         let path = self.dir.join(layout::KEY_IDS);
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
