@@ -317,5 +317,29 @@ fn the_compose_file_runs_the_services_on_postgres_as_non_root() {
             name.starts_with(bin.trim_start_matches("cairn-")),
             "{name} runs {bin}"
         );
+        // Least privilege: the directory and the service's own keys only.
+        let own = bin.trim_start_matches("cairn-");
+        let volumes = s["volumes"]
+            .as_vec()
+            .unwrap_or_else(|| panic!("{name} mounts nothing"));
+        for v in volumes {
+            let host = v.as_str().unwrap().split(':').next().unwrap();
+            assert!(
+                host == "./pki/directory.toml" || host == format!("./pki/services/{own}"),
+                "{name} mounts {host}: a service gets the directory and its own keys only"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_build_context_leaves_out_targets_and_keys() {
+    let text = std::fs::read_to_string(deploy().join("../.dockerignore")).unwrap();
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    for want in ["target", "deploy/pki", ".cairn", "**/*.key.pem"] {
+        assert!(
+            lines.contains(&want),
+            ".dockerignore lacks {want}: {lines:?}"
+        );
     }
 }

@@ -199,6 +199,9 @@ fn a_member_folder_connects_as_its_own_member() {
     // Its own folder was read: the network does not list it yet.
     assert_eq!(listed.status.code(), Some(2), "{}", text(&listed));
     let out = text(&listed);
-    assert!(out.contains("member fr-inesia is not in the network's directory"), "{out}");
+    assert!(
+        out.contains("member fr-inesia is not in the network's directory"),
+        "{out}"
+    );
     assert!(out.contains("member card"), "{out}");
 }
