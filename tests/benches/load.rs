@@ -65,6 +65,8 @@ use tonic::transport::Channel;
 mod floor;
 #[path = "load/soak.rs"]
 mod soak;
+#[path = "load/transport.rs"]
+mod transport;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Service {
@@ -353,6 +355,9 @@ async fn run(args: Args) {
     }
     let build_start = Instant::now();
     let records: Vec<pb::SignedRecord> = (0..args.count).map(&build).collect();
+    // One more, sent after the timed phase for a real receipt: the echo
+    // service of the transport floor answers with one of that size.
+    let probe = build(args.count);
     let built = build_start.elapsed();
     let body_len = records[0].body.len();
     println!(
@@ -534,11 +539,45 @@ async fn run(args: Args) {
     );
     let f = floor::floor(&net, &records[0], args.in_flight);
     let floor_rate = f.rate(cores);
+    let end_to_end = done as f64 / elapsed.as_secs_f64();
     println!(
         "  floor {:.0} records/s on {cores} cores; end to end is {:.1}% of it",
         floor_rate,
-        100.0 * (done as f64 / elapsed.as_secs_f64()) / floor_rate
+        100.0 * end_to_end / floor_rate
     );
+    let receipt = real_receipt(args.service, channels[0].clone(), probe).await;
+    let t = transport::floor(
+        &net,
+        &authors,
+        records.clone(),
+        receipt,
+        args.connections,
+        args.in_flight,
+    )
+    .await;
+    let combined = f.combined_rate(t.cpu, cores);
+    println!(
+        "  combined floor (transport + cryptography + fsync) {:.0} records/s; \
+         end to end is {:.1}% of it",
+        combined,
+        100.0 * end_to_end / combined
+    );
+}
+
+/// The receipt of one real submission.
+async fn real_receipt(service: Service, ch: Channel, record: pb::SignedRecord) -> pb::Receipt {
+    let record = Some(record);
+    let receipt = match service {
+        Service::Intake => intake::incident_intake_client::IncidentIntakeClient::new(ch)
+            .submit_incident(intake::SubmitIncidentRequest { record })
+            .await
+            .map(|r| r.into_inner().receipt),
+        Service::Evals => evals::evaluation_results_client::EvaluationResultsClient::new(ch)
+            .publish_result(evals::PublishResultRequest { record })
+            .await
+            .map(|r| r.into_inner().receipt),
+    };
+    receipt.expect("the probe submission").expect("a receipt")
 }
 
 fn main() {

@@ -22,6 +22,13 @@ impl Floor {
         let by_disk = self.batch as f64 / self.fsync.as_secs_f64();
         by_cpu.min(by_disk)
     }
+
+    /// The same with `transport` CPU per record added (the echo run's).
+    pub(crate) fn combined_rate(&self, transport: Duration, cores: usize) -> f64 {
+        let by_cpu = cores as f64 / (self.cpu + transport).as_secs_f64();
+        let by_disk = self.batch as f64 / self.fsync.as_secs_f64();
+        by_cpu.min(by_disk)
+    }
 }
 
 /// Times `f` over `n` runs and returns the mean.
