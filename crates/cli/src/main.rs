@@ -9,6 +9,7 @@
 mod alerts;
 mod audit;
 mod baseline;
+mod bulk;
 mod connect;
 mod dev;
 mod devnet;

@@ -30,7 +30,9 @@ pub enum IncidentCommand {
     /// protobuf JSON mapping of cairn.intake.v1.Incident; `-` for stdin).
     /// The file is validated before any network call.
     Submit {
-        file: String,
+        /// One file, several (sent on one stream), or `-`.
+        #[arg(required = true)]
+        files: Vec<String>,
         #[command(flatten)]
         share: ShareArgs,
         /// Correct an earlier incident of yours.
@@ -117,7 +119,9 @@ pub enum EvalCommand {
     /// Validate, seal, sign and publish an evaluation result from JSON
     /// (cairn.evals.v1.EvaluationResult; `-` for stdin).
     Publish {
-        file: String,
+        /// One file, several (sent on one stream), or `-`.
+        #[arg(required = true)]
+        files: Vec<String>,
         #[command(flatten)]
         share: ShareArgs,
         /// Correct an earlier result of yours (SupersedeResult).
@@ -281,7 +285,7 @@ async fn list_all(
 pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8> {
     match cmd {
         IncidentCommand::Submit {
-            file,
+            files,
             share,
             supersedes,
             thread,
@@ -294,7 +298,7 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
                 (None, None) => Link::New,
             };
             let holder = Holder::Intake;
-            submit_file(holder, &file, share, link, dry_run, &connect, json_out).await
+            submit(holder, &files, share, link, dry_run, &connect, json_out).await
         }
         IncidentCommand::Get {
             record_id,
@@ -358,16 +362,44 @@ enum Link<'a> {
 /// `cairn incident submit` and `cairn eval publish`: validates `file` as
 /// the holder's content, seals, signs and sends it, as `link` says (or,
 /// with `dry_run`, prints what would be sent).
-async fn submit_file(
+/// One record (the unary call), or many on one stream.
+async fn submit(
     holder: Holder,
-    file: &str,
+    files: &[String],
     share: ShareArgs,
     link: Link<'_>,
     dry_run: bool,
     connect: &ConnectArgs,
     json_out: bool,
 ) -> anyhow::Result<u8> {
-    let text = read_input(file)?;
+    let mut sources = Vec::new();
+    for f in files {
+        sources.extend(crate::bulk::values(f, &read_input(f)?)?);
+    }
+    if let [(source, text)] = sources.as_slice() {
+        return submit_text(
+            holder, source, text, share, link, dry_run, connect, json_out,
+        )
+        .await;
+    }
+    if !matches!(link, Link::New) {
+        anyhow::bail!("--supersedes and --thread name one record: give one file");
+    }
+    let share = Share::parse(&share.label, share.to)?;
+    crate::bulk::submit_many(holder, sources, &share, dry_run, connect, json_out).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn submit_text(
+    holder: Holder,
+    file: &str,
+    text: &str,
+    share: ShareArgs,
+    link: Link<'_>,
+    dry_run: bool,
+    connect: &ConnectArgs,
+    json_out: bool,
+) -> anyhow::Result<u8> {
     let invalid = || match holder {
         Holder::Intake => format!("{file} is not a valid incident"),
         Holder::Evals => format!("{file} is not a valid evaluation result"),
@@ -376,7 +408,7 @@ async fn submit_file(
     let client = connect.client()?;
     let prepared = match holder {
         Holder::Intake => {
-            let incident = json::incident_from_json(&text).with_context(invalid)?;
+            let incident = json::incident_from_json(text).with_context(invalid)?;
             match link {
                 Link::Supersedes(old) => client.prepare_incident_correction(&incident, &share, old),
                 Link::Thread(first) => client.prepare_follow_up(&incident, &share, first),
@@ -384,7 +416,7 @@ async fn submit_file(
             }
         }
         Holder::Evals => {
-            let result = json::result_from_json(&text).with_context(invalid)?;
+            let result = json::result_from_json(text).with_context(invalid)?;
             match link {
                 Link::Supersedes(old) => client.prepare_result_correction(&result, &share, old),
                 Link::Thread(_) | Link::New => client.prepare_result(&result, &share),
@@ -441,7 +473,7 @@ async fn watch_incidents(
 pub async fn eval(cmd: EvalCommand, json_out: bool) -> anyhow::Result<u8> {
     match cmd {
         EvalCommand::Publish {
-            file,
+            files,
             share,
             supersedes,
             dry_run,
@@ -449,7 +481,7 @@ pub async fn eval(cmd: EvalCommand, json_out: bool) -> anyhow::Result<u8> {
         } => {
             let link = supersedes.as_deref().map_or(Link::New, Link::Supersedes);
             let holder = Holder::Evals;
-            submit_file(holder, &file, share, link, dry_run, &connect, json_out).await
+            submit(holder, &files, share, link, dry_run, &connect, json_out).await
         }
         EvalCommand::Retract(args) => lifecycle::retract(Holder::Evals, args, json_out).await,
         EvalCommand::Erase(args) => lifecycle::erase(Holder::Evals, args, json_out).await,

@@ -27,6 +27,7 @@
 mod about;
 mod ack;
 pub mod binary;
+pub mod bulk;
 mod core;
 mod erase;
 pub mod error;

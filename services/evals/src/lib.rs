@@ -15,6 +15,7 @@ use cairn_proto::evals::v1 as pb;
 use cairn_proto::evals::v1::evaluation_results_server::{
     EvaluationResults, EvaluationResultsServer,
 };
+use cairn_service_core::bulk;
 use cairn_service_core::serve::{self, Running, ServeConfig, ServeError, peer};
 use cairn_service_core::{
     RecordCore, ServiceError, ServicePolicy, ServiceSchema, SubmitKind, SubmitOutcome,
@@ -82,6 +83,32 @@ impl EvaluationResults for EvalsService {
         let peer = peer(&request)?;
         self.submit(&peer, request.into_inner().record, SubmitKind::Publish)
             .await
+    }
+
+    type PublishResultsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::PublishResultsResult, Status>> + Send>>;
+
+    async fn publish_results(
+        &self,
+        request: Request<tonic::Streaming<pb::PublishResultRequest>>,
+    ) -> Result<Response<Self::PublishResultsStream>, Status> {
+        use pb::publish_results_result::Outcome;
+        let peer = peer(&request)?;
+        let answers = bulk::submit_stream(
+            self.core.clone(),
+            peer,
+            SubmitKind::Publish,
+            request.into_inner(),
+            |r| r.record,
+            |index, outcome| pb::PublishResultsResult {
+                index,
+                outcome: Some(match outcome {
+                    Ok(o) => Outcome::Accepted(published(o).into_inner()),
+                    Err(s) => Outcome::Refused(bulk::refusal(&s)),
+                }),
+            },
+        );
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn supersede_result(

@@ -14,6 +14,7 @@ use cairn_identity::Role;
 use cairn_proto::common::v1 as common;
 use cairn_proto::intake::v1 as pb;
 use cairn_proto::intake::v1::incident_intake_server::{IncidentIntake, IncidentIntakeServer};
+use cairn_service_core::bulk;
 use cairn_service_core::serve::{self, Running, ServeConfig, ServeError, peer};
 use cairn_service_core::{
     RecordCore, ServiceError, ServicePolicy, ServiceSchema, SubmitKind, SubmitOutcome,
@@ -113,6 +114,32 @@ impl IncidentIntake for IntakeService {
             SubmitKind::SubmitOrCorrect,
         )
         .await
+    }
+
+    type SubmitIncidentsStream =
+        Pin<Box<dyn Stream<Item = Result<pb::SubmitIncidentsResult, Status>> + Send>>;
+
+    async fn submit_incidents(
+        &self,
+        request: Request<tonic::Streaming<pb::SubmitIncidentRequest>>,
+    ) -> Result<Response<Self::SubmitIncidentsStream>, Status> {
+        use pb::submit_incidents_result::Outcome;
+        let peer = peer(&request)?;
+        let answers = bulk::submit_stream(
+            self.core.clone(),
+            peer,
+            SubmitKind::SubmitOrCorrect,
+            request.into_inner(),
+            |r| r.record,
+            |index, outcome| pb::SubmitIncidentsResult {
+                index,
+                outcome: Some(match outcome {
+                    Ok(o) => Outcome::Accepted(submitted(o).into_inner()),
+                    Err(s) => Outcome::Refused(bulk::refusal(&s)),
+                }),
+            },
+        );
+        Ok(Response::new(Box::pin(answers)))
     }
 
     async fn retract_incident(

@@ -66,6 +66,13 @@ impl IncidentIntake for Echo {
     ) -> Result<Response<intake::ListIncidentsResponse>, Status> {
         Err(none())
     }
+    type SubmitIncidentsStream = tokio_stream::Empty<Result<intake::SubmitIncidentsResult, Status>>;
+    async fn submit_incidents(
+        &self,
+        _: Request<tonic::Streaming<intake::SubmitIncidentRequest>>,
+    ) -> Result<Response<Self::SubmitIncidentsStream>, Status> {
+        Err(none())
+    }
     type WatchIncidentsStream = tokio_stream::Empty<Result<pb::WatchEvent, Status>>;
     async fn watch_incidents(
         &self,
