@@ -61,6 +61,8 @@ use prost::Message as _;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
+#[path = "load/bulk.rs"]
+mod bulk;
 #[path = "load/floor.rs"]
 mod floor;
 #[path = "load/soak.rs"]
@@ -87,6 +89,7 @@ struct Args {
     replicas: usize,
     soak: Option<u32>,
     store_cache_mib: Option<u64>,
+    bulk: bool,
 }
 
 fn parse_args() -> Args {
@@ -102,6 +105,7 @@ fn parse_args() -> Args {
         replicas: 1,
         soak: None,
         store_cache_mib: None,
+        bulk: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -132,6 +136,13 @@ fn parse_args() -> Args {
             "--replicas" => a.replicas = num(&value) as usize,
             "--soak" => a.soak = Some(num(&value) as u32),
             "--store-cache-mib" => a.store_cache_mib = Some(num(&value) as u64),
+            "--mode" => {
+                a.bulk = match value.as_str() {
+                    "bulk" => true,
+                    "unary" => false,
+                    other => panic!("--mode: {other:?} is not unary or bulk"),
+                }
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -370,6 +381,35 @@ async fn run(args: Args) {
     );
 
     let records = Arc::new(records);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.bulk {
+        let cpu0 = cpu_time();
+        let b = bulk::run(args.service, &channels, records.clone()).await;
+        let cpu = cpu_time() - cpu0;
+        let done = b.accepted;
+        println!(
+            "{name} bulk: {} records on {} streams in {:.2} s total: {} accepted, {} refused{}",
+            records.len(),
+            channels.len(),
+            b.elapsed.as_secs_f64(),
+            b.accepted,
+            b.refused,
+            b.first_refusal
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
+        );
+        println!(
+            "  throughput {:.0} records/s; CPU {:.0} µs per record (client + three services)",
+            done as f64 / b.elapsed.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / done.max(1) as f64
+        );
+        let rate = done as f64 / b.elapsed.as_secs_f64();
+        report_floors(
+            &net, &args, &authors, records, probe, &channels, rate, cores,
+        )
+        .await;
+        return;
+    }
     let next = Arc::new(AtomicUsize::new(0));
     let tally = Arc::new(Mutex::new(Tally::default()));
     let cpu0 = cpu_time();
@@ -481,7 +521,6 @@ async fn run(args: Args) {
     let elapsed = start.elapsed();
     let cpu = cpu_time() - cpu0;
     let machine = machine_cpu_time() - machine0;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let t = tally.lock().await;
     let done = t.receipted + t.pending;
     let h = t.hist.as_ref().expect("histogram");
@@ -537,9 +576,28 @@ async fn run(args: Args) {
         machine.as_secs_f64() * 1e6 / done.max(1) as f64,
         100.0 * machine.as_secs_f64() / (cores as f64 * elapsed.as_secs_f64())
     );
-    let f = floor::floor(&net, &records[0], args.in_flight);
-    let floor_rate = f.rate(cores);
     let end_to_end = done as f64 / elapsed.as_secs_f64();
+    report_floors(
+        &net, &args, &authors, records, probe, &channels, end_to_end, cores,
+    )
+    .await;
+}
+
+/// The floors of this run (cryptography and fsync; transport; both) and
+/// `end_to_end` as a share of each.
+#[allow(clippy::too_many_arguments)]
+async fn report_floors(
+    net: &Net,
+    args: &Args,
+    authors: &[&str],
+    records: Arc<Vec<pb::SignedRecord>>,
+    probe: pb::SignedRecord,
+    channels: &[Channel],
+    end_to_end: f64,
+    cores: usize,
+) {
+    let f = floor::floor(net, &records[0], args.in_flight);
+    let floor_rate = f.rate(cores);
     println!(
         "  floor {:.0} records/s on {cores} cores; end to end is {:.1}% of it",
         floor_rate,
@@ -547,9 +605,9 @@ async fn run(args: Args) {
     );
     let receipt = real_receipt(args.service, channels[0].clone(), probe).await;
     let t = transport::floor(
-        &net,
-        &authors,
-        records.clone(),
+        net,
+        authors,
+        records,
         receipt,
         args.connections,
         args.in_flight,
