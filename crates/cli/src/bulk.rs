@@ -97,15 +97,16 @@ pub(crate) async fn submit_many(
         }
         return Ok(if all_ok { exit::OK } else { exit::USAGE });
     }
+    if sent.is_empty() {
+        return Ok(exit::USAGE);
+    }
     let records = sent.iter().map(|(_, p)| p.record.clone()).collect();
     match holder {
         Holder::Intake => {
             let mut answers = client.submit_incidents(records).await?;
             while let Some(a) = answers.next().await {
                 let a = a?;
-                let (source, p) = &sent[usize::try_from(a.index)
-                    .unwrap_or(usize::MAX)
-                    .min(sent.len() - 1)];
+                let (source, p) = answered(&sent, a.index)?;
                 let outcome = match a.outcome {
                     Some(intake::submit_incidents_result::Outcome::Accepted(r)) => {
                         client.incident_submitted(p, r).map_err(|e| e.to_string())
@@ -120,9 +121,7 @@ pub(crate) async fn submit_many(
             let mut answers = client.publish_results(records).await?;
             while let Some(a) = answers.next().await {
                 let a = a?;
-                let (source, p) = &sent[usize::try_from(a.index)
-                    .unwrap_or(usize::MAX)
-                    .min(sent.len() - 1)];
+                let (source, p) = answered(&sent, a.index)?;
                 let outcome = match a.outcome {
                     Some(evals::publish_results_result::Outcome::Accepted(r)) => {
                         client.result_published(p, r).map_err(|e| e.to_string())
@@ -135,6 +134,16 @@ pub(crate) async fn submit_many(
         }
     }
     Ok(if all_ok { exit::OK } else { exit::USAGE })
+}
+
+/// The record an answer is for.
+fn answered(sent: &[(String, Prepared)], index: u64) -> anyhow::Result<&(String, Prepared)> {
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| sent.get(i))
+        .ok_or_else(|| {
+            anyhow::anyhow!("the service answered for record {index}, which was not sent")
+        })
 }
 
 fn refused(r: &cairn_proto::common::v1::Refusal) -> String {
