@@ -158,6 +158,16 @@ def main():
     status = amber.add_objects({"objects": [older]})
     check(status.failure_count == 1 and "older than version" in status.failures[0]["message"], f"an older version is refused: {status.failures}")
 
+    # One envelope: a new object in two versions (one after the other) and
+    # two more new ones (together on the bulk path).
+    x1 = incident(a.ai_extension, a.member_identity, "Two versions, first", TLP_AMBER, [a.recipient])
+    x2 = dict(x1, modified="2026-12-02T12:00:00.000Z", name="Two versions, second")
+    y = incident(a.ai_extension, a.member_identity, "Another one", TLP_AMBER, [a.recipient])
+    z = incident(a.ai_extension, a.member_identity, "And one more", TLP_AMBER, [a.recipient])
+    status = amber.add_objects({"objects": [x1, y, x2, z]})
+    messages = [s["message"] for s in status.successes]
+    check(status.success_count == 4 and sum("shared as correction" in m for m in messages) == 1, f"one envelope, four records: {messages}")
+
     # Refusals: per object in the status, the rest is still shared.
     no_ext = incident(a.ai_extension, a.member_identity, "no extension", TLP_AMBER, [a.recipient])
     del no_ext["extensions"]
