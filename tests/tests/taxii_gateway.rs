@@ -5,7 +5,8 @@
 //! stix2-validator finds no error in any object it serves. The network
 //! holds incidents, a correction, a retraction, a follow-up, a sighting
 //! and an evaluation result before the gateway starts, so it catches up
-//! from its cursor, then follows.
+//! from its cursor, then follows; stopped and started again on its state,
+//! it gets the record that arrived meanwhile, and nothing twice.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -167,6 +168,36 @@ async fn taxii2_client_and_stix2_validator_use_the_gateway() {
         refused.to_string().contains("not among its recipients"),
         "{refused}"
     );
+
+    // Stopped, a record arrives; started again on the same state, the
+    // gateway picks up from its cursor: the new record and nothing twice.
     following.abort();
     serving.abort();
+    let _ = (following.await, serving.await);
+    let green = gw
+        .collections()
+        .find("incidents-tlp-green")
+        .unwrap()
+        .id
+        .clone();
+    let count = |gw: &Gateway| {
+        gw.store()
+            .scan(&green, 0, 100_000, &|_| true)
+            .unwrap()
+            .0
+            .len()
+    };
+    let before = count(&gw);
+    drop(gw);
+    let mut incident = json::incident_from_json(INCIDENT).unwrap();
+    incident.title = "While the gateway was down".into();
+    let p = jp.prepare_incident(&incident, &Share::Green).unwrap();
+    let missed = Uuid::parse_str(&jp.submit_incident(&p).await.unwrap().record_id).unwrap();
+    let (users, _) = Users::load_or_create(&state.join("users")).unwrap();
+    let gw = Gateway::new(net.client("uk-aisi"), Store::open(&state).unwrap(), users).unwrap();
+    let following = tokio::spawn(gw.clone().follow());
+    let probe = Arc::clone(&gw);
+    caught_up(&move || probe.has_record(missed)).await;
+    assert_eq!(count(&gw), before + 1, "the new record, and nothing twice");
+    following.abort();
 }

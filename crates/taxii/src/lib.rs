@@ -149,6 +149,16 @@ impl Gateway {
         self.client.member()
     }
 
+    /// Its collections.
+    pub fn collections(&self) -> &Collections {
+        &self.collections
+    }
+
+    /// Its store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Whether the gateway has served (or mapped) record `record_id`.
     pub fn has_record(&self, record_id: uuid::Uuid) -> bool {
         self.store
