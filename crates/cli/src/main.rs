@@ -16,6 +16,7 @@ mod devnet;
 mod keys;
 mod lifecycle;
 mod member;
+mod network;
 mod profile;
 mod records;
 mod related;
@@ -75,6 +76,12 @@ enum Command {
     /// Named connection settings (credentials, addresses, keys).
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
+    /// Found a network: its genesis from the founders' member cards.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// The network's directory: sign and verify its genesis.
+    #[command(subcommand)]
+    Directory(network::DirectoryCommand),
     /// Read and verify the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
@@ -139,6 +146,8 @@ fn main() -> ExitCode {
             Command::Keys(cmd) => keys::run(cmd, cli.json),
             Command::Member(cmd) => member::run(cmd, cli.json),
             Command::Profile(cmd) => profile::run(cmd, cli.json),
+            Command::Network(network::NetworkCommand::Init(a)) => network::init(a, cli.json),
+            Command::Directory(cmd) => network::directory(cmd, cli.json),
             Command::Audit(cmd) => audit::run(cmd, cli.json).await,
             Command::Incident(cmd) => records::incident(cmd, cli.json).await,
             Command::Eval(cmd) => records::eval(cmd, cli.json).await,

@@ -194,6 +194,7 @@ pub struct Directory {
     members: BTreeMap<MemberId, Member>,
     services: BTreeMap<String, ServiceEntry>,
     digest: [u8; 32],
+    quorum: Option<u32>,
 }
 
 // ---------------------------------------------------------------------------
@@ -313,7 +314,20 @@ fn parse_ca(pem: &str) -> Result<CertificateDer<'static>, String> {
 impl Directory {
     /// Parses and validates a directory document. `source_name` (usually
     /// the file name) appears in every error.
+    /// A network's signed genesis ([`crate::genesis`]) is accepted too,
+    /// only when every founder has signed it.
     pub fn parse(bytes: &[u8], source_name: &str) -> Result<Self, Error> {
+        if let Ok(text) = std::str::from_utf8(bytes)
+            && crate::genesis::is_genesis(text)
+        {
+            return crate::genesis::Genesis::parse(text, source_name)?
+                .directory_in_force(source_name);
+        }
+        Self::parse_plain(bytes, source_name)
+    }
+
+    /// A bare directory document (never a genesis).
+    pub(crate) fn parse_plain(bytes: &[u8], source_name: &str) -> Result<Self, Error> {
         let err = |field: String, detail: String| Error::Directory {
             source_name: source_name.to_owned(),
             field,
@@ -384,7 +398,18 @@ impl Directory {
             members,
             services,
             digest: [0; 32],
+            quorum: None,
         })
+    }
+
+    /// The quorum rule of a directory founded by a genesis: how many
+    /// governance members must sign a change.
+    pub fn quorum(&self) -> Option<u32> {
+        self.quorum
+    }
+
+    pub(crate) fn set_quorum(&mut self, quorum: u32) {
+        self.quorum = Some(quorum);
     }
 
     /// The network's trust domain.

@@ -23,6 +23,7 @@
 
 pub mod directory;
 mod error;
+pub mod genesis;
 pub mod keys;
 pub mod pem;
 pub mod spiffe;
