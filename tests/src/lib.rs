@@ -261,6 +261,27 @@ impl Net {
         IncidentIntakeClient::new(self.channel(member, self.intake.addr, "intake"))
     }
 
+    /// The size of the audit log's current checkpoint (its signature
+    /// verified), as `member` sees it.
+    pub async fn log_size(&self, member: &str) -> u64 {
+        use cairn_proto::audit::v1 as audit;
+        let mut log = audit::audit_log_client::AuditLogClient::new(self.channel(
+            member,
+            self.audit_addr,
+            "audit",
+        ));
+        let cp = log
+            .get_checkpoint(audit::GetCheckpointRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .checkpoint;
+        cairn_tlog::checkpoint::open(&cp, &self.log_key)
+            .unwrap()
+            .checkpoint
+            .size
+    }
+
     pub fn evals(&self, member: &str) -> EvaluationResultsClient<Channel> {
         EvaluationResultsClient::new(self.channel(member, self.evals.addr, "evals"))
     }

@@ -60,7 +60,13 @@ async fn a_stream_of_records_is_answered_in_order_with_exact_refusals() {
         })
         .collect();
     // Three bad ones: a broken signature, no record, another author's.
-    records[7].as_mut().unwrap().envelope[40] ^= 1;
+    let broken_id = cairn_client::verify::stored_id(&pb::StoredRecord {
+        record: records[7].clone(),
+        ..Default::default()
+    });
+    // The envelope ends with its signature: the header stays readable.
+    let env = &mut records[7].as_mut().unwrap().envelope;
+    *env.last_mut().unwrap() ^= 1;
     records[150] = None;
     records[299] = Some(
         net.incident(
@@ -102,10 +108,7 @@ async fn a_stream_of_records_is_answered_in_order_with_exact_refusals() {
         }
     }
     // A refused record was not stored.
-    let broken_id = cairn_client::verify::stored_id(&pb::StoredRecord {
-        record: records[7].clone(),
-        ..Default::default()
-    });
+    assert!(!broken_id.is_empty());
     let got = net
         .intake("uk-aisi")
         .get_incident(intake::GetIncidentRequest {

@@ -359,10 +359,8 @@ enum Link<'a> {
     Thread(&'a str),
 }
 
-/// `cairn incident submit` and `cairn eval publish`: validates `file` as
-/// the holder's content, seals, signs and sends it, as `link` says (or,
-/// with `dry_run`, prints what would be sent).
-/// One record (the unary call), or many on one stream.
+/// `cairn incident submit` and `cairn eval publish`: one record (the
+/// unary call), or many on one stream (`crate::bulk`).
 async fn submit(
     holder: Holder,
     files: &[String],
@@ -389,6 +387,9 @@ async fn submit(
     crate::bulk::submit_many(holder, sources, &share, dry_run, connect, json_out).await
 }
 
+/// One record: validates `text` (from `file`) as the holder's content,
+/// seals, signs and sends it, as `link` says (or, with `dry_run`, prints
+/// what would be sent).
 #[allow(clippy::too_many_arguments)]
 async fn submit_text(
     holder: Holder,

@@ -4,6 +4,10 @@
 //! member) has signed it, and a changed genesis no longer verifies.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::text;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -12,14 +16,6 @@ fn cairn(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 fn ok(args: &[&str]) -> String {

@@ -26,6 +26,21 @@ fn cairn(config: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `incident submit <file> --label green --profile jp` with `extra`.
+fn submit_as_jp(config: &Path, file: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "incident",
+        "submit",
+        file,
+        "--label",
+        "green",
+        "--profile",
+        "jp",
+    ];
+    args.extend_from_slice(extra);
+    cairn(config, &args)
+}
+
 #[test]
 fn a_profile_names_everything_and_flags_override_it() {
     let net = Devnet::start();
@@ -71,19 +86,7 @@ fn a_profile_names_everything_and_flags_override_it() {
 
     // The profile alone (no devnet anywhere): submit, receipt verified.
     let file = example("incident.json");
-    let sent = cairn(
-        cfg,
-        &[
-            "--json",
-            "incident",
-            "submit",
-            &file,
-            "--label",
-            "green",
-            "--profile",
-            "jp",
-        ],
-    );
+    let sent = submit_as_jp(cfg, &file, &["--json"]);
     assert!(sent.status.success(), "{}", text(&sent));
     assert!(text(&sent).contains("verified"), "{}", text(&sent));
     let by_env = Command::new(env!("CARGO_BIN_EXE_cairn"))
@@ -98,41 +101,14 @@ fn a_profile_names_everything_and_flags_override_it() {
     // --cert and --key are honoured: uk-aisi's certificate with jp-aisi's
     // signing key is refused by the service (author is not the connection).
     let uk = format!("{pki}/members/uk-aisi");
-    let crossed = cairn(
-        cfg,
-        &[
-            "incident",
-            "submit",
-            &file,
-            "--label",
-            "green",
-            "--profile",
-            "jp",
-            "--cert",
-            &format!("{uk}/tls.pem"),
-            "--key",
-            &format!("{uk}/tls.key.pem"),
-        ],
-    );
+    let (cert, key) = (format!("{uk}/tls.pem"), format!("{uk}/tls.key.pem"));
+    let crossed = submit_as_jp(cfg, &file, &["--cert", &cert, "--key", &key]);
     assert_eq!(crossed.status.code(), Some(2), "{}", text(&crossed));
     assert!(text(&crossed).contains("uk-aisi"), "{}", text(&crossed));
 
     // --log-key is honoured: another key, and the receipt does not verify.
     let other = "cairn.example/audit+6c304353+AYOlWrZfch+9Kg+xKhukdzbTt1unfUGF2qgAh0Q+xWb1";
-    let wrong = cairn(
-        cfg,
-        &[
-            "incident",
-            "submit",
-            &file,
-            "--label",
-            "green",
-            "--profile",
-            "jp",
-            "--log-key",
-            other,
-        ],
-    );
+    let wrong = submit_as_jp(cfg, &file, &["--log-key", other]);
     assert_ne!(wrong.status.code(), Some(0), "{}", text(&wrong));
     assert!(
         text(&wrong).to_lowercase().contains("receipt"),

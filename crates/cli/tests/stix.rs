@@ -7,8 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::process::{Command, Stdio};
+use std::io::{Read as _, Write as _};
+use std::process::Command;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -130,29 +130,21 @@ fn get(addr: &str, ca: &str, auth: &str, path: &str) -> (u16, String) {
 fn taxii_serve_gives_a_local_tool_what_arrives() {
     let net = Devnet::start();
     let state = net.dir.join("taxii-jp");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-        .args([
-            "--json",
-            "taxii",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--member",
-            "jp-aisi",
-        ])
-        .arg("--state")
-        .arg(&state)
-        .arg("--devnet")
-        .arg(&net.dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let ready: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    cmd.args([
+        "--json",
+        "taxii",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--member",
+        "jp-aisi",
+    ])
+    .arg("--state")
+    .arg(&state)
+    .arg("--devnet")
+    .arg(&net.dir);
+    let (mut child, ready) = common::spawn_ready(cmd);
     let url = ready["discovery"].as_str().unwrap();
     let addr = url
         .trim_start_matches("https://")

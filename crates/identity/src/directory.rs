@@ -197,91 +197,10 @@ pub struct Directory {
     quorum: Option<u32>,
 }
 
-// ---------------------------------------------------------------------------
-// The document form (serde).
-// ---------------------------------------------------------------------------
-
-/// The TOML document, as written to and read from disk.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DirectoryDocument {
-    /// Must be 1.
-    pub version: u32,
-    /// The network's trust domain, e.g. `cairn.example`.
-    pub trust_domain: String,
-    /// Members.
-    #[serde(default)]
-    pub members: Vec<MemberDocument>,
-    /// Services.
-    #[serde(default)]
-    pub services: Vec<ServiceDocument>,
-}
-
-/// A member in the document.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemberDocument {
-    /// Member id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// ISO 3166-1 alpha-2 or `EU`.
-    pub jurisdiction: String,
-    /// Roles.
-    pub roles: Vec<Role>,
-    /// PEM of the member's CA certificate.
-    pub ca_certificate: String,
-    /// The sealing key.
-    pub sealing_key: KeyDocument,
-    /// Signing keys.
-    pub signing_keys: Vec<SigningKeyDocument>,
-}
-
-/// A key id and base64 public key.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyDocument {
-    /// Key id.
-    pub id: String,
-    /// Base64 of the raw 32-byte public key.
-    pub public_key: String,
-}
-
-/// A signing key in the document.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SigningKeyDocument {
-    /// Key id.
-    pub id: String,
-    /// Base64 of the raw 32-byte Ed25519 public key.
-    pub public_key: String,
-    /// RFC 3339.
-    pub valid_from: String,
-    /// RFC 3339; open-ended when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub valid_until: Option<String>,
-}
-
-/// A service in the document.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceDocument {
-    /// Service name.
-    pub name: String,
-    /// PEM of the CA that issues the service's certificates.
-    pub ca_certificate: String,
-    /// Rights.
-    #[serde(default)]
-    pub rights: Vec<ServiceRight>,
-}
-
-impl DirectoryDocument {
-    /// Renders the document as TOML.
-    pub fn to_toml(&self) -> String {
-        // Serializing these plain structs cannot fail.
-        toml::to_string_pretty(self).unwrap_or_default()
-    }
-}
+mod document;
+pub use document::{
+    DirectoryDocument, KeyDocument, MemberDocument, ServiceDocument, SigningKeyDocument,
+};
 
 /// ISO 3166-1 alpha-2 codes (officially assigned), plus `EU`.
 const JURISDICTIONS: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW EU";

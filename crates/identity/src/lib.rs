@@ -2,7 +2,9 @@
 //!
 //! This crate owns the **directory** (members, their jurisdictions, roles,
 //! certificate authorities, signing keys with validity windows and sealing
-//! keys; the network's services and their rights), **key files** (Ed25519
+//! keys; the network's services and their rights), the network's signed
+//! **genesis** (its first directory, the quorum rule, the founders'
+//! signatures; [`genesis`]), **key files** (Ed25519
 //! signing keys and X25519 sealing keys as PKCS#8 PEM), the **SPIFFE-style
 //! identities** carried in certificates, and reading certificates from PEM.
 //! Mutual TLS over these identities is `cairn-mtls`; the development PKI

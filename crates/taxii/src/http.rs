@@ -322,18 +322,35 @@ async fn objects(State(gw): Gw, Path(c): Path<String>, headers: HeaderMap, q: Pa
     Ok(paged(&entries, next, "objects", items))
 }
 
+/// The entries of one object in a collection (all its versions with
+/// `all_versions`), refused when there are none.
+fn one_object(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    c: &str,
+    o: &str,
+    q: &[(String, String)],
+    all_versions: bool,
+) -> Result<(Vec<Entry>, Option<String>), Refusal> {
+    let (col, mut filter) = read_request(gw, headers, c, q)?;
+    filter.ids = vec![o.to_owned()];
+    if all_versions {
+        filter.versions = vec!["all".into()];
+    }
+    let (entries, next) = page(gw, col, &filter)?;
+    if entries.is_empty() && filter.next == 0 {
+        return Err(object_not_found(o));
+    }
+    Ok((entries, next))
+}
+
 async fn object(
     State(gw): Gw,
     Path((c, o)): Path<(String, String)>,
     headers: HeaderMap,
     q: Pairs,
 ) -> Answer {
-    let (col, mut filter) = read_request(&gw, &headers, &c, &q)?;
-    filter.ids = vec![o.clone()];
-    let (entries, next) = page(&gw, col, &filter)?;
-    if entries.is_empty() && filter.next == 0 {
-        return Err(object_not_found(&o));
-    }
+    let (entries, next) = one_object(&gw, &headers, &c, &o, &q, false)?;
     let items = entries.iter().map(|e| e.object.clone()).collect();
     Ok(paged(&entries, next, "objects", items))
 }
@@ -352,13 +369,7 @@ async fn versions(
     headers: HeaderMap,
     q: Pairs,
 ) -> Answer {
-    let (col, mut filter) = read_request(&gw, &headers, &c, &q)?;
-    filter.ids = vec![o.clone()];
-    filter.versions = vec!["all".into()];
-    let (entries, next) = page(&gw, col, &filter)?;
-    if entries.is_empty() && filter.next == 0 {
-        return Err(object_not_found(&o));
-    }
+    let (entries, next) = one_object(&gw, &headers, &c, &o, &q, true)?;
     let items = entries
         .iter()
         .map(|e| json!(version_of(&e.object)))

@@ -5,6 +5,23 @@ use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+/// Starts `cmd` in the background and waits for the JSON line it prints
+/// once it is ready (no sleeps); the child and that line.
+pub fn spawn_ready(mut cmd: Command) -> (Child, serde_json::Value) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ready = serde_json::from_str(&line)
+        .unwrap_or_else(|e| panic!("{cmd:?} did not start ({e}): {line:?}"));
+    (child, ready)
+}
+
 /// A devnet in the background, stopped when dropped.
 pub struct Devnet {
     child: Child,
@@ -17,19 +34,10 @@ impl Devnet {
     pub fn start() -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("devnet");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
-            .args(["--json", "devnet", "--base-port", "0", "--dir"])
-            .arg(&dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let info: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("devnet did not start ({e}): {line:?}"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cairn"));
+        cmd.args(["--json", "devnet", "--base-port", "0", "--dir"])
+            .arg(&dir);
+        let (child, info) = spawn_ready(cmd);
         assert!(info["intake"].is_string(), "{info}");
         Self {
             child,
