@@ -1,5 +1,8 @@
 //! Backups: a copy of everything a log is (its entries, leaf index, tiles,
-//! cosigned note and state) from one store into another. A running log
+//! cosigned note and state) from one store into another — full tiles and
+//! bundles kept as files are copied as rows, the portable form, and moved
+//! back into files when a log with a tile directory opens the restored
+//! store. A running log
 //! copies itself between two batches ([`crate::Log::backup`]), so the copy
 //! is the log as of one checkpoint; [`restore`] copies a backup into a
 //! store that holds no log. The state goes last: a copy cut short holds no
@@ -11,23 +14,46 @@
 
 use cairn_store::{Store, WriteBatch};
 
+use crate::engine::Snapshot;
 use crate::error::LogError;
+use crate::full::FullUnits;
 use crate::layout::{NS_COSIGNED, NS_ENTRIES, NS_LEAF_INDEX, NS_STATE, NS_TILES, STATE_KEY};
 
-/// The log's namespaces, the state last.
-const NAMESPACES: [&str; 5] = [NS_ENTRIES, NS_LEAF_INDEX, NS_TILES, NS_COSIGNED, NS_STATE];
+/// The log's namespaces; full tiles kept as files are copied after these,
+/// then [`LAST`].
+const NAMESPACES: [&str; 3] = [NS_ENTRIES, NS_LEAF_INDEX, NS_TILES];
+
+/// Copied last, the state last of all.
+const LAST: [&str; 2] = [NS_COSIGNED, NS_STATE];
 
 /// Keys copied per store commit.
 const PAGE: usize = 1000;
 
-/// Copies every log namespace of `from` into `to`, which must hold no log.
-/// Returns how many keys were copied.
-pub(crate) async fn copy(from: &dyn Store, to: &dyn Store) -> Result<u64, LogError> {
+/// Copies every log namespace of `from` into `to`, which must hold no log,
+/// with the full units of `files` (the tree of `snap`) as rows. Returns how
+/// many keys were copied.
+pub(crate) async fn copy(
+    from: &dyn Store,
+    to: &dyn Store,
+    files: Option<(&FullUnits, &Snapshot)>,
+) -> Result<u64, LogError> {
     if to.get(NS_STATE, STATE_KEY).await?.is_some() {
         return Err(LogError::TargetHoldsLog);
     }
+    let mut copied = copy_namespaces(from, to, &NAMESPACES).await?;
+    if let Some((full, snap)) = files {
+        copied += full.export(from, snap, to).await?;
+    }
+    Ok(copied + copy_namespaces(from, to, &LAST).await?)
+}
+
+async fn copy_namespaces(
+    from: &dyn Store,
+    to: &dyn Store,
+    namespaces: &[&'static str],
+) -> Result<u64, LogError> {
     let mut copied = 0u64;
-    for ns in NAMESPACES {
+    for &ns in namespaces {
         let mut start: Vec<u8> = Vec::new();
         loop {
             let page = from.scan(ns, &start, None, PAGE).await?;
@@ -57,7 +83,7 @@ pub async fn restore(from: &dyn Store, to: &dyn Store) -> Result<u64, LogError> 
     if from.get(NS_STATE, STATE_KEY).await?.is_none() {
         return Err(LogError::NotABackup);
     }
-    copy(from, to).await
+    copy(from, to, None).await
 }
 
 #[cfg(test)]

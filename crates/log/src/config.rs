@@ -22,6 +22,10 @@ pub struct LogConfig {
     /// ([`crate::lease::Lease::fence`]). A commit that finds it changed is
     /// [`crate::LogError::Fenced`].
     pub fence: Option<(&'static str, Vec<u8>, Vec<u8>)>,
+    /// Where full tiles and entry bundles are kept as immutable files (the
+    /// C2SP tlog-tiles layout); `None` keeps them as rows of the store (a
+    /// database shared by replicas). Only one log may use a directory.
+    pub tile_dir: Option<std::path::PathBuf>,
 }
 
 /// A callback given the size of each integrated batch.
@@ -35,7 +39,8 @@ impl std::fmt::Debug for BatchObserver {
 }
 
 impl LogConfig {
-    /// Defaults: leaves up to 4 KiB, batches up to 1024 leaves, 4096 cached tiles.
+    /// Defaults: leaves up to 4 KiB, batches up to 1024 leaves, 4096 cached
+    /// tiles, full tiles in the store.
     pub fn new(signer: Arc<NoteSigner>) -> Self {
         Self {
             signer,
@@ -44,6 +49,7 @@ impl LogConfig {
             tile_cache: 4096,
             on_batch: None,
             fence: None,
+            tile_dir: None,
         }
     }
 }

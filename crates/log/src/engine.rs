@@ -58,6 +58,8 @@ pub(crate) struct Inner {
     pub(crate) config: LogConfig,
     pub(crate) snapshot: watch::Sender<Snapshot>,
     pub(crate) cache: Mutex<TileCache>,
+    /// Where full tiles and bundles are.
+    pub(crate) full: crate::full::FullUnits,
     /// The state bytes last committed (the fencing precondition).
     pub(crate) committed: Mutex<Vec<u8>>,
     /// Held by the sequencer for each batch and by a backup while it
@@ -93,10 +95,14 @@ impl Log {
     /// Opens the log in `store`, creating an empty one (with a signed
     /// checkpoint of size 0) if there is none, and starts its sequencer.
     pub async fn open(store: Arc<dyn Store>, config: LogConfig) -> Result<Self, LogError> {
+        let full = crate::full::from_config(config.tile_dir.as_deref())?;
         let (snapshot, committed) = crate::recovery::load(&*store, &config).await?;
+        full.migrate(&*store, &snapshot).await?;
+        crate::recovery::check_last_units(&*store, &full, &snapshot).await?;
         let (snapshot_tx, _) = watch::channel(snapshot);
         let inner = Arc::new(Inner {
             store,
+            full,
             cache: Mutex::new(TileCache::new(config.tile_cache)),
             config,
             snapshot: snapshot_tx,
@@ -143,8 +149,10 @@ impl Log {
     /// Returns the size of the tree copied.
     pub async fn backup(&self, to: &dyn Store) -> Result<u64, LogError> {
         let _between_batches = self.inner.batches.lock().await;
-        let size = self.snapshot().size;
-        let keys = crate::backup::copy(self.inner.store.as_ref(), to).await?;
+        let snap = self.snapshot();
+        let size = snap.size;
+        let files = Some((&self.inner.full, &snap));
+        let keys = crate::backup::copy(self.inner.store.as_ref(), to, files).await?;
         tracing::info!(size, keys, "log backed up");
         Ok(size)
     }
@@ -234,9 +242,16 @@ mod tests {
     }
 
     async fn open(dir: &std::path::Path) -> Log {
+        open_with(dir, false).await
+    }
+
+    /// A log in `dir`, its full tiles as files in `dir/tiles` or as rows.
+    async fn open_with(dir: &std::path::Path, files: bool) -> Log {
         let store: Arc<dyn Store> =
             Arc::new(EmbeddedStore::open(EmbeddedStoreConfig::new(dir)).unwrap());
-        Log::open(store, LogConfig::new(signer())).await.unwrap()
+        let mut config = LogConfig::new(signer());
+        config.tile_dir = files.then(|| dir.join("tiles"));
+        Log::open(store, config).await.unwrap()
     }
 
     fn leaf(i: u64) -> Vec<u8> {
@@ -245,11 +260,20 @@ mod tests {
 
     #[tokio::test]
     async fn appends_give_verifiable_receipts_across_tile_boundaries_and_reopen() {
+        appends_and_reopen(true).await;
+    }
+
+    #[tokio::test]
+    async fn the_same_with_full_tiles_as_rows_of_the_store() {
+        appends_and_reopen(false).await;
+    }
+
+    async fn appends_and_reopen(files: bool) {
         let dir = tempfile::tempdir().unwrap();
         let mut all: Vec<Hash> = Vec::new();
         let mut checkpoints = Vec::new();
         {
-            let log = open(dir.path()).await;
+            let log = open_with(dir.path(), files).await;
             let reader = log.clone();
             assert_eq!(log.snapshot().size, 0);
             // Sizes chosen to cross level-0 and level-1 tile boundaries.
@@ -285,7 +309,7 @@ mod tests {
             drop(reader);
         }
         // Reopen: same head, proofs between every pair of checkpoints.
-        let log = open(dir.path()).await;
+        let log = open_with(dir.path(), files).await;
         let snap = log.snapshot();
         assert_eq!(snap.size, all.len() as u64);
         assert_eq!(snap.root, naive_root(&all));
@@ -382,9 +406,18 @@ mod tests {
         let hashes: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
         assert_eq!(out.next.root, naive_root(&hashes));
         assert_eq!(out.next.size, 300);
-        // Tile 0/0 complete (one write), tile 0/1 partial (44), tile 1/0 (1
-        // hash), bundles 0 and 1, 300 index entries.
+        // Tile 0/0 and bundle 0 complete (placed apart from the batch), tile
+        // 0/1 partial (44), tile 1/0 (1 hash), bundle 1 partial, 300 index
+        // entries.
         assert!(out.fresh.contains_key(&(0, 0)));
+        let units: Vec<_> = out.completed.iter().map(|c| c.unit).collect();
+        assert_eq!(
+            units,
+            [
+                crate::files::Unit::Tile { level: 0, index: 0 },
+                crate::files::Unit::Bundle { index: 0 }
+            ]
+        );
         let puts = |ns: &str| {
             batch
                 .ops()
@@ -392,8 +425,8 @@ mod tests {
                 .filter(|o| matches!(o, cairn_store::Op::Put { namespace, .. } if *namespace == ns))
                 .count()
         };
-        assert_eq!(puts(NS_TILES), 3);
-        assert_eq!(puts(NS_ENTRIES), 2);
+        assert_eq!(puts(NS_TILES), 2);
+        assert_eq!(puts(NS_ENTRIES), 1);
         assert_eq!(puts(NS_LEAF_INDEX), 300);
         // The checkpoint of the result is signed over exactly that head.
         let text = publish(&signer(), "test.example/log", &out.next).unwrap();

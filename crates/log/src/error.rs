@@ -81,6 +81,14 @@ pub enum LogError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A file of full tiles or entries could not be read or written.
+    #[error("tile file {}: {source}", path.display())]
+    TileFile {
+        /// The file (or directory).
+        path: std::path::PathBuf,
+        /// What the filesystem said.
+        source: std::io::Error,
+    },
     /// A proof, note or checkpoint problem.
     #[error(transparent)]
     Tlog(#[from] TlogError),

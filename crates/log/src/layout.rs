@@ -5,11 +5,19 @@
 //! | `log_state` | `state` | tree size (u64 BE), root (32), checkpoint note |
 //! | `log_tiles` | tile level (u8), tile index (u64 BE), first offset (u16 BE) | hashes from that offset |
 //! | `log_entries` | bundle index (u64 BE), first offset (u16 BE) | C2SP bundle of entries from that offset |
-//! | `log_leaf_index` | leaf hash (32) | leaf index (u64 BE) |
+//! | `log_leaf_index` | the leaf hash's first 8 bytes, leaf index (u64 BE) | empty |
 //! | `log_cosigned` | `latest` | the latest checkpoint note with witness cosignatures |
 //!
-//! A tile (or bundle) that fills up is rewritten as one value at offset 0
-//! and its other segments are deleted, in the same batch.
+//! A tile (or bundle) that fills up is, with tile files
+//! ([`crate::files`]), written as a file and its segments deleted; without,
+//! rewritten as one value at offset 0 and its other segments deleted, in
+//! the same batch.
+//!
+//! The leaf index names candidates only: a lookup confirms each against
+//! the leaf hashes of level 0 (8 bytes of key prefix keep the index at
+//! about 16 bytes a leaf; two leaves sharing a prefix are both listed).
+//! Logs written before held `leaf hash (32) → index (u64 BE)`; those rows
+//! are read the same way.
 
 use cairn_tlog::Hash;
 
@@ -33,6 +41,17 @@ pub fn tile_prefix(level: u8, index: u64) -> Vec<u8> {
 pub fn tile_key(level: u8, index: u64, offset: u16) -> Vec<u8> {
     let mut k = tile_prefix(level, index);
     k.extend_from_slice(&offset.to_be_bytes());
+    k
+}
+
+/// Bytes of a leaf hash that key the leaf index.
+pub const LEAF_KEY_PREFIX: usize = 8;
+
+/// The leaf index's key for the leaf with `hash` at `index`.
+pub fn leaf_index_key(hash: &Hash, index: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(LEAF_KEY_PREFIX + 8);
+    k.extend_from_slice(&hash[..LEAF_KEY_PREFIX]);
+    k.extend_from_slice(&index.to_be_bytes());
     k
 }
 

@@ -1,5 +1,6 @@
-//! The audit log engine: an RFC 9162 Merkle log kept as C2SP tiles in a
-//! [`cairn_store::Store`], grown by a pipeline with named stages, and the
+//! The audit log engine: an RFC 9162 Merkle log kept as C2SP tiles — full
+//! tiles and entry bundles as immutable files (or rows of a database), the
+//! right edge and the leaf index in a [`cairn_store::Store`] — grown by a pipeline with named stages, and the
 //! witness that cosigns other logs.
 //!
 //! - [`Log`]: appends go through **sequence** (assign indexes to a batch),
@@ -12,6 +13,7 @@
 //!   advanced only with a valid consistency proof, atomically.
 //!
 //! Modules follow the pipeline: `config`, `cache` (full tiles in memory),
+//! `files` and `full` (where full tiles and bundles live),
 //! `recovery` (the head and right edge read back at open), `sequencer` (the
 //! batching task), `stages` (sequence, integrate, publish, commit,
 //! receipts), `reads` (proofs, entries, tiles), `engine` (the handle).
@@ -26,6 +28,8 @@ mod cache;
 mod config;
 mod engine;
 mod error;
+mod files;
+mod full;
 mod layout;
 pub mod lease;
 mod nodes;

@@ -11,11 +11,41 @@ use cairn_tlog::tiles::{self, TILE_WIDTH, TilePath, tile_width};
 
 use crate::engine::{Inner, Log, Snapshot};
 use crate::error::LogError;
+use crate::files::Unit;
+use crate::full::missing;
 use crate::layout::*;
 use crate::nodes::{NodeHasher, TileHashes, needed_tiles};
 use crate::stages::hashes_bytes;
 
 impl Log {
+    /// A full tile asked for whole, as it is stored (a file, served as it
+    /// lies); `None` for anything else.
+    async fn full_as_stored(
+        &self,
+        snap: &Snapshot,
+        level: u8,
+        index: u64,
+        width: u16,
+    ) -> Result<Option<Vec<u8>>, LogError> {
+        let behind_edge = snap
+            .edge
+            .get(usize::from(level))
+            .is_some_and(|e| index < e.index);
+        if !behind_edge || u64::from(width) != TILE_WIDTH {
+            return Ok(None);
+        }
+        let unit = Unit::Tile { level, index };
+        let bytes = self.inner.full_unit(unit).await?;
+        if bytes.len() as u64 != TILE_WIDTH * 32 {
+            return Err(LogError::corrupt(format!(
+                "{} is {} bytes",
+                unit.path().to_path(),
+                bytes.len()
+            )));
+        }
+        Ok(Some(bytes))
+    }
+
     fn check_size(snap: &Snapshot, size: u64) -> Result<u64, LogError> {
         let size = if size == 0 { snap.size } else { size };
         if size > snap.size {
@@ -44,20 +74,30 @@ impl Log {
         Ok((size, proof))
     }
 
-    /// The index of the leaf with `leaf_hash`.
+    /// The index of the leaf with `leaf_hash` (the first, if it was
+    /// appended more than once).
     pub async fn index_of(&self, leaf_hash: &[u8]) -> Result<u64, LogError> {
-        if leaf_hash.len() != 32 {
-            return Err(LogError::LeafHashLength {
-                len: leaf_hash.len(),
-            });
-        }
+        let hash: Hash = leaf_hash.try_into().map_err(|_| LogError::LeafHashLength {
+            len: leaf_hash.len(),
+        })?;
         let snap = self.snapshot();
-        let found = self.inner.store.get(NS_LEAF_INDEX, leaf_hash).await?;
-        match found.as_deref().map(<[u8; 8]>::try_from) {
-            Some(Ok(b)) if u64::from_be_bytes(b) < snap.size => Ok(u64::from_be_bytes(b)),
-            Some(Err(_)) => Err(LogError::corrupt("leaf index entry")),
-            _ => Err(LogError::UnknownLeaf),
+        let prefix = &hash[..LEAF_KEY_PREFIX];
+        let rows = self
+            .inner
+            .store
+            .scan(NS_LEAF_INDEX, prefix, Some(&prefix_end(prefix)), 64)
+            .await?;
+        let mut candidates = rows
+            .iter()
+            .map(|(k, v)| candidate(k, v, &hash))
+            .collect::<Result<Vec<_>, _>>()?;
+        candidates.sort_unstable();
+        for index in candidates.into_iter().flatten() {
+            if index < snap.size && self.inner.leaf_hash_at(&snap, index).await? == hash {
+                return Ok(index);
+            }
         }
+        Err(LogError::UnknownLeaf)
     }
 
     /// The consistency proof between `old` and `new` (0: latest).
@@ -153,6 +193,12 @@ impl Log {
                         size: snap.size,
                     });
                 }
+                if let Some(bytes) = self
+                    .full_as_stored(&snap, t.level, t.index, t.width)
+                    .await?
+                {
+                    return Ok(bytes);
+                }
                 let mut wanted = BTreeSet::new();
                 wanted.insert((t.level, t.index));
                 let tiles = self
@@ -175,6 +221,10 @@ impl Log {
                         size: snap.size,
                     });
                 }
+                let full = index < snap.bundle.index && u64::from(width) == TILE_WIDTH;
+                if full {
+                    return self.inner.full_unit(Unit::Bundle { index }).await;
+                }
                 let entries = self.inner.bundle_entries(&snap, index).await?;
                 Ok(tiles::encode_bundle(
                     entries.iter().take(usize::from(width)).map(|e| &e[..]),
@@ -184,7 +234,36 @@ impl Log {
     }
 }
 
+/// The index a leaf-index row names for `hash`, if any: `prefix || index`
+/// (or, written before, `hash → index`).
+fn candidate(key: &[u8], value: &[u8], hash: &Hash) -> Result<Option<u64>, LogError> {
+    let be = |b: &[u8]| {
+        <[u8; 8]>::try_from(b)
+            .map(u64::from_be_bytes)
+            .map_err(|_| LogError::corrupt("leaf index entry"))
+    };
+    match key.len() {
+        n if n == LEAF_KEY_PREFIX + 8 => be(&key[LEAF_KEY_PREFIX..]).map(Some),
+        32 if key == hash => be(value).map(Some),
+        32 => Ok(None),
+        _ => Err(LogError::corrupt("leaf index key")),
+    }
+}
+
 impl Inner {
+    /// The hash of leaf `index` (below the snapshot's size), from level 0.
+    async fn leaf_hash_at(&self, snap: &Snapshot, index: u64) -> Result<Hash, LogError> {
+        let key = (0u8, index / TILE_WIDTH);
+        let tiles = self
+            .load_tiles(snap, &BTreeSet::from([key]), &HashMap::new())
+            .await?;
+        tiles
+            .get(&key)
+            .and_then(|t| t.get((index % TILE_WIDTH) as usize))
+            .copied()
+            .ok_or_else(|| LogError::corrupt(format!("leaf {index} is not in its tile")))
+    }
+
     pub(crate) async fn bundle_entries(
         &self,
         snap: &Snapshot,
@@ -193,15 +272,20 @@ impl Inner {
         if index == snap.bundle.index {
             return Ok(snap.bundle.entries.clone());
         }
-        let bytes = self
-            .store
-            .get(NS_ENTRIES, &bundle_key(index, 0))
-            .await?
-            .ok_or_else(|| LogError::corrupt(format!("entry bundle {index} is missing")))?;
+        let unit = Unit::Bundle { index };
+        let bytes = self.full_unit(unit).await?;
         Ok(tiles::decode_bundle(&bytes)?
             .into_iter()
             .map(Arc::from)
             .collect())
+    }
+
+    /// The bytes of a full unit of the committed tree.
+    pub(crate) async fn full_unit(&self, unit: Unit) -> Result<Vec<u8>, LogError> {
+        self.full
+            .read(&*self.store, unit)
+            .await?
+            .ok_or_else(|| missing(unit))
     }
 
     pub(crate) async fn load_tiles(
@@ -228,13 +312,7 @@ impl Inner {
             {
                 t
             } else {
-                let bytes = self
-                    .store
-                    .get(NS_TILES, &tile_key(level, index, 0))
-                    .await?
-                    .ok_or_else(|| {
-                        LogError::corrupt(format!("full tile {level}/{index} is missing"))
-                    })?;
+                let bytes = self.full_unit(Unit::Tile { level, index }).await?;
                 let hashes = tiles::tile_hashes(&bytes)?;
                 if hashes.len() as u64 != TILE_WIDTH {
                     return Err(LogError::corrupt(format!(

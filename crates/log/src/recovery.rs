@@ -9,13 +9,15 @@ use std::sync::Arc;
 
 use cairn_store::{Store, WriteBatch};
 use cairn_tlog::checkpoint::Checkpoint;
-use cairn_tlog::hash::{Hash, empty_root};
+use cairn_tlog::hash::{Hash, empty_root, leaf_hash, perfect_root};
 use cairn_tlog::proof::{self, fold_range};
 use cairn_tlog::tiles::{self, TILE_WIDTH};
 
 use crate::config::LogConfig;
 use crate::engine::{EdgeBundle, EdgeTile, Snapshot};
 use crate::error::LogError;
+use crate::files::Unit;
+use crate::full::{FullUnits, missing};
 use crate::layout::*;
 use crate::nodes::{NodeHasher, TileHashes};
 
@@ -90,6 +92,63 @@ pub(crate) async fn load(
         ));
     }
     Ok((snapshot, state.encode()))
+}
+
+/// The last full tile of each level and the last full bundle must be there
+/// and agree with the tree: each tile's root with the level above's right
+/// edge, the bundle's leaf hashes with the last full tile of level 0. (The
+/// right edge alone reproduces the root; this catches full units lost
+/// behind it, e.g. tile files not carried over with the store.)
+pub(crate) async fn check_last_units(
+    store: &dyn Store,
+    full: &FullUnits,
+    snap: &Snapshot,
+) -> Result<(), LogError> {
+    let mut last_tile0 = None;
+    for (level, edge) in snap.edge.iter().enumerate() {
+        let Some(last) = edge.index.checked_sub(1) else {
+            continue;
+        };
+        let unit = Unit::Tile {
+            level: level as u8,
+            index: last,
+        };
+        let hashes =
+            tiles::tile_hashes(&full.read(store, unit).await?.ok_or_else(|| missing(unit))?)?;
+        if hashes.len() as u64 != TILE_WIDTH {
+            return Err(LogError::corrupt(format!(
+                "{} is not full",
+                unit.path().to_path()
+            )));
+        }
+        let root = perfect_root(&hashes);
+        let above = snap
+            .edge
+            .get(level + 1)
+            .filter(|up| up.index == last / TILE_WIDTH);
+        if above.is_some_and(|up| up.hashes.get((last % TILE_WIDTH) as usize) != Some(&root)) {
+            return Err(LogError::corrupt(format!(
+                "{} does not match the tree",
+                unit.path().to_path()
+            )));
+        }
+        if level == 0 {
+            last_tile0 = Some(hashes);
+        }
+    }
+    let (Some(last), Some(hashes)) = (snap.bundle.index.checked_sub(1), last_tile0) else {
+        return Ok(());
+    };
+    let unit = Unit::Bundle { index: last };
+    let entries =
+        tiles::decode_bundle(&full.read(store, unit).await?.ok_or_else(|| missing(unit))?)?;
+    if !entries.iter().map(|e| leaf_hash(e)).eq(hashes) {
+        return Err(LogError::corrupt(format!(
+            "{} does not match the tree",
+            unit.path().to_path()
+        )));
+    }
+    Ok(())
 }
 
 /// The stored head; an empty store gets the signed checkpoint of size 0.

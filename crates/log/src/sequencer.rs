@@ -26,7 +26,7 @@ fn same_error(e: &LogError) -> LogError {
             len: *len,
             max: *max,
         },
-        LogError::Store(e) => LogError::NotStored {
+        LogError::Store(_) | LogError::TileFile { .. } => LogError::NotStored {
             detail: e.to_string(),
         },
         other => LogError::corrupt(format!("batch failed: {other}")),

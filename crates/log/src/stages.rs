@@ -3,7 +3,10 @@
 //! complete tiles and entry bundles, compute the root), **publish** (sign
 //! the C2SP checkpoint), **commit** (one atomic, durable store commit with
 //! the fencing precondition), **receipts** (inclusion proofs in the new
-//! checkpoint, hashes shared across the batch). [`run_batch`] chains them.
+//! checkpoint, hashes shared across the batch). [`run_batch`] chains them;
+//! between integrate and publish, the batch's completed tiles and bundles
+//! are placed ([`crate::full::FullUnits::place`]: as files, synced before
+//! the checkpoint that covers them is signed).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +20,8 @@ use cairn_tlog::tiles::{self, TILE_WIDTH};
 
 use crate::engine::{EdgeBundle, EdgeTile, Inner, Receipt, Snapshot};
 use crate::error::LogError;
+use crate::files::Unit;
+use crate::full::Completed;
 use crate::layout::*;
 use crate::nodes::TileHashes;
 use crate::recovery::root_from_edge;
@@ -32,7 +37,12 @@ pub(crate) async fn run_batch(inner: &Inner, leaves: &[&[u8]]) -> Result<Vec<Rec
     let snap = inner.snapshot.borrow().clone();
     let indexes = sequence(&snap, leaves.len());
     let mut batch = WriteBatch::new();
-    let Integrated { mut next, fresh } = integrate(&snap, indexes.clone(), leaves, &mut batch)?;
+    let Integrated {
+        mut next,
+        fresh,
+        completed,
+    } = integrate(&snap, indexes.clone(), leaves, &mut batch)?;
+    inner.full.place(&mut batch, completed).await?;
     let checkpoint = publish(&inner.config.signer, inner.origin(), &next)?;
     next.checkpoint = Arc::from(checkpoint.as_str());
     commit(inner, batch, &next, checkpoint, &fresh).await?;
@@ -117,26 +127,28 @@ pub(crate) struct Integrated {
     pub(crate) next: Snapshot,
     /// Tiles completed by this batch.
     pub(crate) fresh: HashMap<(u8, u64), TileHashes>,
+    /// Tiles and bundles completed by this batch, to be placed
+    /// ([`crate::full::FullUnits::place`]).
+    pub(crate) completed: Vec<Completed>,
 }
 
 /// Stage 2, integrate: extend the right edge of the tree with the batch's
 /// leaf hashes level by level, complete tiles and entry bundles, compute the
-/// new root, and add every write to `batch`.
+/// new root, and add every write of the right edge and the leaf index to
+/// `batch`; the completed units are returned.
 pub(crate) fn integrate(
     snap: &Snapshot,
     indexes: std::ops::Range<u64>,
     leaves: &[&[u8]],
     batch: &mut WriteBatch,
 ) -> Result<Integrated, LogError> {
-    let (edge, fresh) = grow_tiles(snap, leaves, batch);
-    let bundle = grow_bundle(&snap.bundle, leaves, batch)?;
-    for (i, l) in indexes.clone().zip(leaves) {
-        batch.put(
-            NS_LEAF_INDEX,
-            leaf_hash(l).to_vec(),
-            i.to_be_bytes().to_vec(),
-        );
+    let mut completed = Vec::new();
+    let hashes: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
+    for (i, h) in indexes.clone().zip(&hashes) {
+        batch.put(NS_LEAF_INDEX, leaf_index_key(h, i), Vec::new());
     }
+    let (edge, fresh) = grow_tiles(snap, hashes, batch, &mut completed);
+    let bundle = grow_bundle(&snap.bundle, leaves, batch, &mut completed)?;
     let mut next = Snapshot {
         size: indexes.end,
         root: [0; 32],
@@ -145,7 +157,11 @@ pub(crate) fn integrate(
         bundle: Arc::new(bundle),
     };
     next.root = root_from_edge(&next)?;
-    Ok(Integrated { next, fresh })
+    Ok(Integrated {
+        next,
+        fresh,
+        completed,
+    })
 }
 
 /// The hash tiles: each level's partial tile grows by the level below's
@@ -153,12 +169,13 @@ pub(crate) fn integrate(
 /// right edge and the tiles completed.
 fn grow_tiles(
     snap: &Snapshot,
-    leaves: &[&[u8]],
+    leaf_hashes: Vec<Hash>,
     batch: &mut WriteBatch,
+    completed: &mut Vec<Completed>,
 ) -> (Vec<EdgeTile>, HashMap<(u8, u64), TileHashes>) {
     let mut edge: Vec<EdgeTile> = (*snap.edge).clone();
     let mut fresh: HashMap<(u8, u64), TileHashes> = HashMap::new();
-    let mut incoming: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
+    let mut incoming = leaf_hashes;
     let mut level: u8 = 0;
     while !incoming.is_empty() {
         if edge.len() <= usize::from(level) {
@@ -171,12 +188,17 @@ fn grow_tiles(
         let tile = &mut edge[usize::from(level)];
         let growth = grow(tile.index, &tile.hashes, &tile.segments, incoming);
         for (index, hashes) in growth.completed {
-            batch.put(NS_TILES, tile_key(level, index, 0), hashes_bytes(&hashes));
-            if index == tile.index {
+            let edge_unit = index == tile.index;
+            if edge_unit {
                 for seg in tile.segments.iter().filter(|s| **s != 0) {
                     batch.delete(NS_TILES, tile_key(level, index, *seg));
                 }
             }
+            completed.push(Completed {
+                unit: Unit::Tile { level, index },
+                bytes: hashes_bytes(&hashes),
+                stored_at_zero: edge_unit && tile.segments.contains(&0),
+            });
             fresh.insert((level, index), Arc::new(hashes));
         }
         if let Some((offset, part)) = growth.write {
@@ -209,17 +231,22 @@ fn grow_bundle(
     bundle: &EdgeBundle,
     leaves: &[&[u8]],
     batch: &mut WriteBatch,
+    completed: &mut Vec<Completed>,
 ) -> Result<EdgeBundle, LogError> {
     let entries: Vec<Arc<[u8]>> = leaves.iter().map(|l| Arc::<[u8]>::from(*l)).collect();
     let growth = grow(bundle.index, &bundle.entries, &bundle.segments, entries);
     for (index, content) in growth.completed {
-        let bytes = tiles::encode_bundle(content.iter().map(|e| &e[..]))?;
-        batch.put(NS_ENTRIES, bundle_key(index, 0), bytes);
-        if index == bundle.index {
+        let edge_unit = index == bundle.index;
+        if edge_unit {
             for seg in bundle.segments.iter().filter(|s| **s != 0) {
                 batch.delete(NS_ENTRIES, bundle_key(index, *seg));
             }
         }
+        completed.push(Completed {
+            unit: Unit::Bundle { index },
+            bytes: tiles::encode_bundle(content.iter().map(|e| &e[..]))?,
+            stored_at_zero: edge_unit && bundle.segments.contains(&0),
+        });
     }
     if let Some((offset, part)) = growth.write {
         let bytes = tiles::encode_bundle(part.iter().map(|e| &e[..]))?;

@@ -260,6 +260,9 @@ fn note_signer(
     })
 }
 
+/// The folder of the data directory that holds the log's full tiles.
+pub const TILE_DIR: &str = "tiles";
+
 /// Opens the log with its metrics; on a shared store, first takes the
 /// sequencer lease (a standby waits here) and fences every commit by it.
 async fn open_log(
@@ -288,6 +291,12 @@ async fn open_log(
     } else {
         None
     };
+    // Embedded: full tiles and bundles are immutable files beside the
+    // store (`<data-dir>/tiles`, the C2SP layout); a database keeps them
+    // as rows, which replicas share.
+    if let StoreLocation::Embedded(embedded) = &config.store {
+        log_config.tile_dir = Some(embedded.path.join(TILE_DIR));
+    }
     log_config.on_batch = Some(cairn_log::BatchObserver(Arc::new(move |n| {
         batch_size.observe(n as f64)
     })));

@@ -41,9 +41,11 @@ fn log_code(e: &LogError) -> Code {
     match e {
         e if e.is_invalid_argument() => Code::InvalidArgument,
         e if e.is_not_found() => Code::NotFound,
-        LogError::Fenced | LogError::NotStored { .. } | LogError::Stopped | LogError::Store(_) => {
-            Code::Unavailable
-        }
+        LogError::Fenced
+        | LogError::NotStored { .. }
+        | LogError::Stopped
+        | LogError::Store(_)
+        | LogError::TileFile { .. } => Code::Unavailable,
         _ => Code::Internal,
     }
 }
