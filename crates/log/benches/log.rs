@@ -250,7 +250,21 @@ async fn proofs(size: u64) {
             con.record(s.elapsed().as_micros().max(1) as u64)
                 .expect("record");
         }
+        let mut by_hash = Histogram::<u64>::new(3).expect("hist");
+        for i in 0..500u64 {
+            let idx = (i * 104_729) % size;
+            let hash = cairn_tlog::hash::leaf_hash(&leaf(idx));
+            let s = Instant::now();
+            assert_eq!(log.index_of(&hash).await.expect("index"), idx);
+            by_hash
+                .record(s.elapsed().as_micros().max(1) as u64)
+                .expect("record");
+        }
         report(&format!("inclusion proof ({cache} tile cache)"), &inc);
+        report(
+            &format!("leaf index by hash ({cache} tile cache)"),
+            &by_hash,
+        );
         report(&format!("consistency proof ({cache} tile cache)"), &con);
         log.close().await;
     }

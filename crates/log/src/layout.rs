@@ -5,7 +5,7 @@
 //! | `log_state` | `state` | tree size (u64 BE), root (32), checkpoint note |
 //! | `log_tiles` | tile level (u8), tile index (u64 BE), first offset (u16 BE) | hashes from that offset |
 //! | `log_entries` | bundle index (u64 BE), first offset (u16 BE) | C2SP bundle of entries from that offset |
-//! | `log_leaf_index` | the leaf hash's first 8 bytes, leaf index (u64 BE) | empty |
+//! | `log_leaf_index` | epoch (leaf index / 2^16, u32 BE), the leaf hash's first 8 bytes, leaf index (u64 BE) | empty |
 //! | `log_cosigned` | `latest` | the latest checkpoint note with witness cosignatures |
 //!
 //! A tile (or bundle) that fills up is, with tile files
@@ -13,9 +13,10 @@
 //! rewritten as one value at offset 0 and its other segments deleted, in
 //! the same batch.
 //!
-//! The leaf index names candidates only: a lookup confirms each against
-//! the leaf hashes of level 0 (8 bytes of key prefix keep the index at
-//! about 16 bytes a leaf; two leaves sharing a prefix are both listed).
+//! The leaf index names candidates only: a lookup probes each epoch and
+//! confirms each candidate against the leaf hashes of level 0 (8 bytes of
+//! hash keep the index at 20 bytes a leaf; two leaves sharing a prefix
+//! are both listed).
 //! Logs written before held `leaf hash (32) → index (u64 BE)`; those rows
 //! are read the same way.
 
@@ -47,10 +48,30 @@ pub fn tile_key(level: u8, index: u64, offset: u16) -> Vec<u8> {
 /// Bytes of a leaf hash that key the leaf index.
 pub const LEAF_KEY_PREFIX: usize = 8;
 
+/// Leaves per epoch of the leaf index: a batch's index rows all fall in
+/// the newest epoch's part of the store's tree, so the pages one batch
+/// rewrites stay as few as an epoch holds, however large the log grows.
+pub const LEAF_EPOCH_BITS: u32 = 16;
+
+/// Length of a leaf-index key: epoch (u32 BE), hash prefix, index.
+pub const LEAF_KEY_LEN: usize = 4 + LEAF_KEY_PREFIX + 8;
+
+/// The leaf index's key prefix for a leaf with `hash` in `epoch`.
+pub fn leaf_index_prefix(epoch: u32, hash: &Hash) -> Vec<u8> {
+    let mut k = Vec::with_capacity(LEAF_KEY_LEN);
+    k.extend_from_slice(&epoch.to_be_bytes());
+    k.extend_from_slice(&hash[..LEAF_KEY_PREFIX]);
+    k
+}
+
+/// The epoch of leaf `index`.
+pub fn leaf_epoch(index: u64) -> u32 {
+    u32::try_from(index >> LEAF_EPOCH_BITS).unwrap_or(u32::MAX)
+}
+
 /// The leaf index's key for the leaf with `hash` at `index`.
 pub fn leaf_index_key(hash: &Hash, index: u64) -> Vec<u8> {
-    let mut k = Vec::with_capacity(LEAF_KEY_PREFIX + 8);
-    k.extend_from_slice(&hash[..LEAF_KEY_PREFIX]);
+    let mut k = leaf_index_prefix(leaf_epoch(index), hash);
     k.extend_from_slice(&index.to_be_bytes());
     k
 }

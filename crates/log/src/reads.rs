@@ -81,20 +81,30 @@ impl Log {
             len: leaf_hash.len(),
         })?;
         let snap = self.snapshot();
-        let prefix = &hash[..LEAF_KEY_PREFIX];
-        let rows = self
-            .inner
-            .store
-            .scan(NS_LEAF_INDEX, prefix, Some(&prefix_end(prefix)), 64)
-            .await?;
-        let mut candidates = rows
-            .iter()
-            .map(|(k, v)| candidate(k, v, &hash))
-            .collect::<Result<Vec<_>, _>>()?;
-        candidates.sort_unstable();
-        for index in candidates.into_iter().flatten() {
-            if index < snap.size && self.inner.leaf_hash_at(&snap, index).await? == hash {
-                return Ok(index);
+        // Written before epochs: the whole hash, its index as the value.
+        if let Some(v) = self.inner.store.get(NS_LEAF_INDEX, &hash).await? {
+            let index = candidate(&hash, &v, &hash)?;
+            if let Some(i) = index.filter(|i| *i < snap.size) {
+                return Ok(i);
+            }
+        }
+        let epochs = snap.size.div_ceil(1 << LEAF_EPOCH_BITS);
+        for epoch in 0..u32::try_from(epochs).unwrap_or(u32::MAX) {
+            let prefix = leaf_index_prefix(epoch, &hash);
+            let rows = self
+                .inner
+                .store
+                .scan(NS_LEAF_INDEX, &prefix, Some(&prefix_end(&prefix)), 64)
+                .await?;
+            let mut candidates = rows
+                .iter()
+                .map(|(k, v)| candidate(k, v, &hash))
+                .collect::<Result<Vec<_>, _>>()?;
+            candidates.sort_unstable();
+            for index in candidates.into_iter().flatten() {
+                if index < snap.size && self.inner.leaf_hash_at(&snap, index).await? == hash {
+                    return Ok(index);
+                }
             }
         }
         Err(LogError::UnknownLeaf)
@@ -234,8 +244,8 @@ impl Log {
     }
 }
 
-/// The index a leaf-index row names for `hash`, if any: `prefix || index`
-/// (or, written before, `hash → index`).
+/// The index a leaf-index row names for `hash`, if any: `epoch || prefix
+/// || index` (or, written before epochs, `hash → index`).
 fn candidate(key: &[u8], value: &[u8], hash: &Hash) -> Result<Option<u64>, LogError> {
     let be = |b: &[u8]| {
         <[u8; 8]>::try_from(b)
@@ -243,7 +253,7 @@ fn candidate(key: &[u8], value: &[u8], hash: &Hash) -> Result<Option<u64>, LogEr
             .map_err(|_| LogError::corrupt("leaf index entry"))
     };
     match key.len() {
-        n if n == LEAF_KEY_PREFIX + 8 => be(&key[LEAF_KEY_PREFIX..]).map(Some),
+        LEAF_KEY_LEN => be(&key[LEAF_KEY_LEN - 8..]).map(Some),
         32 if key == hash => be(value).map(Some),
         32 => Ok(None),
         _ => Err(LogError::corrupt("leaf index key")),

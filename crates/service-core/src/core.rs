@@ -86,6 +86,17 @@ pub struct RecordCore {
     /// Other processes write the same store (replicas on a database).
     shared: bool,
     pub(crate) limiter: RateLimiter,
+    /// The outbox's delivery task, which runs for as long as the core.
+    outbox_task: tokio::task::AbortHandle,
+}
+
+/// A core that is gone (its service stopped) stops delivering its outbox,
+/// so that nothing holds its store open any longer; what was not yet
+/// delivered stays in the outbox for the next start.
+impl Drop for RecordCore {
+    fn drop(&mut self) {
+        self.outbox_task.abort();
+    }
 }
 
 impl std::fmt::Debug for RecordCore {
@@ -231,7 +242,7 @@ impl RecordCore {
         let durable = (!shared).then(|| frontier.subscribe());
         let outbox = Outbox::new(store.clone(), audit.clone(), replica, durable)
             .map_err(|e| ServiceError::Metrics(e.to_string()))?;
-        tokio::spawn(outbox.clone().run());
+        let outbox_task = tokio::spawn(outbox.clone().run()).abort_handle();
         let limiter = RateLimiter::new(config.rate_per_member, config.burst_per_member);
         let (group_tx, group_rx) = tokio::sync::mpsc::channel(4096);
         let core = Arc::new(Self {
@@ -246,6 +257,7 @@ impl RecordCore {
             group: group_tx,
             shared,
             limiter,
+            outbox_task,
         });
         let weak = Arc::downgrade(&core);
         tokio::spawn(group::run(
