@@ -19,6 +19,11 @@
 //! (within the 10 s receipt wait) its audit receipt is back. A call that
 //! answers `receipt_pending` is counted apart.
 //!
+//! `--mode bulk --audit` then times what the stored records cost an
+//! auditor (`cairn audit verify --full`'s recomputation of every entry)
+//! and an operator (the record service reopened on its store), e.g.
+//! `--mode bulk --count 1000000 --body 1024 --audit` (`load/audit.rs`).
+//!
 //! `--soak MINUTES --rate R` is the soak mode (`load/soak.rs`): R/s for
 //! that long, records built before it starts, one line a minute with
 //! latency percentiles, resident memory, open files and store size, e.g.
@@ -61,6 +66,8 @@ use prost::Message as _;
 use tokio::sync::Mutex;
 use tonic::transport::Channel;
 
+#[path = "load/audit.rs"]
+mod audit;
 #[path = "load/bulk.rs"]
 mod bulk;
 #[path = "load/floor.rs"]
@@ -90,6 +97,9 @@ struct Args {
     soak: Option<u32>,
     store_cache_mib: Option<u64>,
     bulk: bool,
+    /// After a bulk run: time the auditor's full verification and the
+    /// record service's reopening (`load/audit.rs`).
+    audit: bool,
 }
 
 fn parse_args() -> Args {
@@ -106,11 +116,16 @@ fn parse_args() -> Args {
         soak: None,
         store_cache_mib: None,
         bulk: false,
+        audit: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         // `cargo bench` passes `--bench`; ignore it.
         if flag == "--bench" {
+            continue;
+        }
+        if flag == "--audit" {
+            a.audit = true;
             continue;
         }
         let value = it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
@@ -156,6 +171,10 @@ fn parse_args() -> Args {
         "--soak needs --rate: a soak runs paced (at half of a measured peak)"
     );
     a
+}
+
+fn cores_now() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn name_of(s: Service) -> &'static str {
@@ -279,7 +298,7 @@ async fn run(args: Args) {
         burst_per_member: 1e9,
         ..RecordCoreConfig::default()
     };
-    let net = match &args.postgres {
+    let mut net = match &args.postgres {
         None => match args.store_cache_mib {
             Some(mib) => {
                 println!("store caches: {mib} MiB each");
@@ -365,7 +384,24 @@ async fn run(args: Args) {
         return;
     }
     let build_start = Instant::now();
-    let records: Vec<pb::SignedRecord> = (0..args.count).map(&build).collect();
+    // Built on every core (in order: record i is the i-th).
+    let records: Vec<pb::SignedRecord> = {
+        let chunk = args.count.div_ceil(cores_now());
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = (0..args.count)
+                .step_by(chunk.max(1))
+                .map(|from| {
+                    let build = &build;
+                    let to = (from + chunk).min(args.count);
+                    scope.spawn(move || (from..to).map(build).collect::<Vec<_>>())
+                })
+                .collect();
+            parts
+                .into_iter()
+                .flat_map(|p| p.join().expect("builder"))
+                .collect()
+        })
+    };
     // One more, sent after the timed phase for a real receipt: the echo
     // service of the transport floor answers with one of that size.
     let probe = build(args.count);
@@ -398,8 +434,10 @@ async fn run(args: Args) {
                 .map(|e| format!(" (first: {e})"))
                 .unwrap_or_default()
         );
+        let (rss, peak) = audit::resident_mib();
         println!(
-            "  throughput {:.0} records/s; CPU {:.0} µs per record (client + three services)",
+            "  throughput {:.0} records/s; CPU {:.0} µs per record (client + three services); \
+             resident {rss:.0} MiB, peak {peak:.0} MiB (this process: client and services)",
             done as f64 / b.elapsed.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / done.max(1) as f64
         );
@@ -408,6 +446,9 @@ async fn run(args: Args) {
             &net, &args, &authors, records, probe, &channels, rate, cores,
         )
         .await;
+        if args.audit {
+            audit::run(&mut net, name, authors[0], done as u64).await;
+        }
         return;
     }
     let next = Arc::new(AtomicUsize::new(0));
@@ -544,8 +585,10 @@ async fn run(args: Args) {
             .map(|e| format!(" (first: {e})"))
             .unwrap_or_default()
     );
+    let (rss, peak) = audit::resident_mib();
     println!(
-        "  throughput {:.0} records/s; receipt latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}",
+        "  throughput {:.0} records/s; receipt latency ms p50 {:.2} p90 {:.2} p99 {:.2} max {:.2}; \
+         resident {rss:.0} MiB, peak {peak:.0} MiB",
         done as f64 / elapsed.as_secs_f64(),
         ms(0.5),
         ms(0.9),

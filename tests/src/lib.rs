@@ -126,18 +126,7 @@ impl Net {
     /// Another replica of record service `name` (`intake` or `evals`) on
     /// the same store (a database: see [`Net::start_postgres`]).
     pub async fn start_replica(&self, name: &str) -> Running {
-        let config = record_service(
-            &self.pki,
-            self.store(name),
-            self.audit_addr,
-            &self.core,
-            name,
-        );
-        match name {
-            "intake" => cairn_intake::start(config).await.unwrap(),
-            "evals" => cairn_evals::start(config).await.unwrap(),
-            other => panic!("no record service {other}"),
-        }
+        self.start_service(name, self.store(name)).await
     }
 
     async fn start_full(
@@ -213,6 +202,53 @@ impl Net {
         config.store = self.store("audit");
         let a = cairn_audit::start(config).await.unwrap();
         self.audit = Some(a);
+    }
+
+    /// Stops record service `name` and starts it again on the same store
+    /// (on a new port); returns how long the start took — opening its
+    /// store and everything it reads back — until it serves. (A service on
+    /// a scratch store holds its place meanwhile: the store's lock must be
+    /// free before the timed start.)
+    pub async fn reopen(&mut self, name: &str) -> std::time::Duration {
+        let scratch = StoreLocation::embedded(self.tmp.path().join("scratch"));
+        let scratch = self.start_service(name, scratch).await;
+        std::mem::replace(self.slot(name), scratch)
+            .stop()
+            .await
+            .unwrap();
+        // The stopped service's tasks let go of the store as they end
+        // (bounded: 5 s).
+        let store = self.store(name);
+        for _ in 0..1000 {
+            if store.open(name).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let begun = std::time::Instant::now();
+        let fresh = self.start_service(name, store).await;
+        let took = begun.elapsed();
+        std::mem::replace(self.slot(name), fresh)
+            .stop()
+            .await
+            .unwrap();
+        took
+    }
+
+    async fn start_service(&self, name: &str, store: StoreLocation) -> Running {
+        let config = record_service(&self.pki, store, self.audit_addr, &self.core, name);
+        match name {
+            "intake" => cairn_intake::start(config).await.unwrap(),
+            "evals" => cairn_evals::start(config).await.unwrap(),
+            other => panic!("no record service {other}"),
+        }
+    }
+
+    fn slot(&mut self, name: &str) -> &mut Running {
+        match name {
+            "intake" => &mut self.intake,
+            _ => &mut self.evals,
+        }
     }
 
     pub fn files(&self, member: &str) -> MemberFiles {
