@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use cairn_identity::Error;
+use cairn_identity::genesis::Genesis;
 use cairn_identity::keys::{SealingKey, SigningKey};
 use cairn_mtls::TlsIdentity;
 
@@ -38,13 +39,37 @@ pub mod layout {
 }
 
 impl DevPki {
+    /// The directory as the network is founded with it: a genesis signed
+    /// by every governance member (the founders), a majority of them the
+    /// quorum for later changes — the same document `cairn network init`
+    /// and `cairn directory sign` produce. A directory without governance
+    /// members cannot be founded (nobody could change it) and is written
+    /// bare.
+    pub fn founding_document(&self) -> Result<String, Error> {
+        let text = self.directory.to_toml();
+        let founders: Vec<&crate::DevMember> = self
+            .members
+            .iter()
+            .filter(|m| m.spec.roles.contains(&cairn_identity::Role::Governance))
+            .collect();
+        if founders.is_empty() {
+            return Ok(text);
+        }
+        let quorum = founders.len() as u32 / 2 + 1;
+        let mut genesis = Genesis::new(text, quorum, layout::DIRECTORY)?;
+        for m in founders {
+            genesis.sign(&m.spec.id, &m.signing_key, layout::DIRECTORY)?;
+        }
+        Ok(genesis.to_toml())
+    }
+
     /// Writes everything under `dir` (see [`layout`]); private keys are
     /// readable by their owner only.
     pub fn write_to(&self, dir: &Path) -> Result<(), Error> {
         use layout::*;
         write_file(
             &dir.join(DIRECTORY),
-            self.directory.to_toml().as_bytes(),
+            self.founding_document()?.as_bytes(),
             false,
         )?;
         for m in &self.members {

@@ -497,6 +497,13 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         pki.write_to(tmp.path()).unwrap();
         let dir = Directory::load(&tmp.path().join(layout::DIRECTORY)).unwrap();
+        // The network is founded through a genesis every governance member
+        // signed, a majority of them the quorum.
+        let text = std::fs::read_to_string(tmp.path().join(layout::DIRECTORY)).unwrap();
+        let genesis = cairn_identity::genesis::Genesis::parse(&text, "directory.toml").unwrap();
+        assert!(genesis.missing("directory.toml").unwrap().is_empty());
+        assert_eq!(genesis.quorum, 2, "2 of the example's 3 founders");
+        assert_eq!(dir.quorum(), Some(2));
         for m in dir.members() {
             let files = MemberFiles::new(tmp.path(), m.id.as_str());
             let sk = files.signing_key().unwrap();
