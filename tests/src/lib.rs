@@ -6,6 +6,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 pub mod fuzz;
+pub mod governance;
 pub mod python;
 pub mod small_fs;
 
@@ -119,7 +120,8 @@ impl Net {
         .await
     }
 
-    fn store(&self, name: &str) -> StoreLocation {
+    /// Where service `name` keeps its data.
+    pub fn store(&self, name: &str) -> StoreLocation {
         store_for(self.tmp.path(), &self.backing, name)
     }
 
@@ -403,4 +405,15 @@ fn store_for(tmp: &std::path::Path, backing: &Backing, name: &str) -> StoreLocat
             ca_file: cairn_store::conformance::postgres_test_ca(),
         },
     }
+}
+
+/// Whether a call failed in the transport, no handler answering it: what a
+/// client sees when the TLS handshake refuses its certificate (an alert or
+/// a closed connection, depending on timing; the reason is checked in
+/// crates/identity/tests/mtls.rs).
+pub fn refused_in_transport(s: &tonic::Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Unavailable
+    ) && std::error::Error::source(s).is_some()
 }

@@ -154,6 +154,9 @@ fn evaluation(author: &str) -> evals::EvaluationResult {
 /// Sends the broken request named `input`; returns the outcome and the id
 /// of the record it tried to store, if any.
 async fn send(net: &Net, input: &str, as_: &str) -> (Result<(), Status>, Option<String>) {
+    if let Some(outcome) = cairn_tests::governance::send_bad_change(net, input, as_).await {
+        return (outcome, None);
+    }
     let (draft, rec) = base(net);
     let same = |r: pb::SignedRecord| (Some(r.clone()), record_id_of(&r));
     let intake_case = |r: pb::SignedRecord| same(r);
@@ -728,6 +731,9 @@ async fn every_catalogued_bad_input_is_refused_precisely_and_stores_nothing() {
             }
         }
     }
+    // …no directory change was accepted…
+    let (governed, _) = net.governed("uk-aisi").await;
+    assert!(governed.is_empty(), "a refused directory change was stored");
     // …and nothing reached the audit log.
     assert_eq!(
         net.log_size("eu-aio").await,

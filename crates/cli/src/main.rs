@@ -13,6 +13,7 @@ mod bulk;
 mod connect;
 mod dev;
 mod devnet;
+mod governance;
 mod keys;
 mod lifecycle;
 mod member;
@@ -147,7 +148,7 @@ fn main() -> ExitCode {
             Command::Member(cmd) => member::run(cmd, cli.json),
             Command::Profile(cmd) => profile::run(cmd, cli.json),
             Command::Network(network::NetworkCommand::Init(a)) => network::init(a, cli.json),
-            Command::Directory(cmd) => network::directory(cmd, cli.json),
+            Command::Directory(cmd) => network::directory(cmd, cli.json).await,
             Command::Audit(cmd) => audit::run(cmd, cli.json).await,
             Command::Incident(cmd) => records::incident(cmd, cli.json).await,
             Command::Eval(cmd) => records::eval(cmd, cli.json).await,

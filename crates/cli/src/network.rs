@@ -1,7 +1,8 @@
 //! `cairn network init` and `cairn directory sign|verify`: founding a
 //! network from its founders' member cards — a genesis (the first
 //! directory and the quorum rule for later changes) that is in force once
-//! every founder has signed it (`cairn_identity::genesis`).
+//! every founder has signed it (`cairn_identity::genesis`). Changes after
+//! the genesis go through the log: [`crate::governance`].
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ use cairn_member::{MemberCard, MemberDir, layout};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use crate::connect::ConnectArgs;
 use crate::exit;
 
 #[derive(Args, Debug)]
@@ -65,6 +67,30 @@ pub enum DirectoryCommand {
     Verify {
         /// The genesis file.
         genesis: PathBuf,
+    },
+    /// Propose a change of the directory in force (as a governance member);
+    /// it takes effect once the quorum has signed it.
+    Propose(crate::governance::ProposeArgs),
+    /// Approve a pending proposal (as another governance member).
+    Approve {
+        /// The proposal's record id.
+        proposal: String,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Print the directory in force (or as of a tree size), replayed from
+    /// the genesis through the log.
+    Show {
+        /// The directory in force in the log's tree of this size.
+        #[arg(long)]
+        at: Option<u64>,
+        #[command(flatten)]
+        connect: ConnectArgs,
+    },
+    /// Print every version of the directory and every proposal.
+    History {
+        #[command(flatten)]
+        connect: ConnectArgs,
     },
 }
 
@@ -151,8 +177,15 @@ fn signer(
     }
 }
 
-pub fn directory(cmd: DirectoryCommand, json_out: bool) -> anyhow::Result<u8> {
+pub async fn directory(cmd: DirectoryCommand, json_out: bool) -> anyhow::Result<u8> {
+    use crate::governance as gov;
     match cmd {
+        DirectoryCommand::Propose(a) => gov::propose(a, json_out).await,
+        DirectoryCommand::Approve { proposal, connect } => {
+            gov::approve(proposal, connect, json_out).await
+        }
+        DirectoryCommand::Show { at, connect } => gov::show(at, connect, json_out).await,
+        DirectoryCommand::History { connect } => gov::history(connect, json_out).await,
         DirectoryCommand::Sign {
             genesis,
             member_dir,

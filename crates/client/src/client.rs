@@ -7,6 +7,7 @@ use cairn_devpki::MemberFiles;
 use cairn_identity::{Directory, DirectoryHandle, SealingKey, SigningKey};
 use cairn_mtls::{self as tls, TlsIdentity};
 use cairn_proto::audit::v1::audit_log_client::AuditLogClient;
+use cairn_proto::audit::v1::governance_client::GovernanceClient;
 use cairn_proto::evals::v1 as evals;
 use cairn_proto::evals::v1::evaluation_results_client::EvaluationResultsClient;
 use cairn_proto::intake::v1 as intake;
@@ -22,10 +23,12 @@ use crate::prepare::{self, Prepared, Share};
 use crate::verify::{self, Opened};
 
 mod bulk;
+mod governance;
 mod lifecycle;
 mod related;
 mod settings;
 mod threads;
+pub use governance::{ChangeSubmitted, DirectoryHistory};
 pub use lifecycle::Erased;
 pub use related::Related;
 pub use settings::{CredentialFiles, Settings};
@@ -100,6 +103,7 @@ pub struct Client {
     intake: IncidentIntakeClient<Channel>,
     evals: EvaluationResultsClient<Channel>,
     audit: AuditLogClient<Channel>,
+    governance: GovernanceClient<Channel>,
 }
 
 impl std::fmt::Debug for Client {
@@ -126,10 +130,12 @@ impl Client {
                 tls::client_config(&creds.tls, handle.clone(), service)?,
             )?)
         };
+        let audit = chan(endpoints.audit, "audit")?;
         Ok(Self {
             intake: IncidentIntakeClient::new(chan(endpoints.intake, "intake")?),
             evals: EvaluationResultsClient::new(chan(endpoints.evals, "evals")?),
-            audit: AuditLogClient::new(chan(endpoints.audit, "audit")?),
+            audit: AuditLogClient::new(audit.clone()),
+            governance: GovernanceClient::new(audit),
             creds,
             directory,
             log_key,

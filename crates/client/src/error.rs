@@ -2,6 +2,14 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
+    /// The directory's history does not replay.
+    #[error("directory history, change {at}: {problem}")]
+    History {
+        /// The change record's ordinal.
+        at: usize,
+        /// What is wrong.
+        problem: String,
+    },
     /// Identity, keys, directory or TLS.
     #[error(transparent)]
     Identity(#[from] cairn_identity::Error),

@@ -53,7 +53,8 @@ pub mod thread;
 pub mod verify;
 
 pub use client::{
-    Client, CredentialFiles, Credentials, Endpoints, Erased, Related, Settings, Submitted,
+    ChangeSubmitted, Client, CredentialFiles, Credentials, DirectoryHistory, Endpoints, Erased,
+    Related, Settings, Submitted,
 };
 pub use error::{ClientError, ReceiptProblem};
 pub use prepare::{Prepared, Share};

@@ -178,13 +178,29 @@ pub fn verify_receipt(
     leaf_salt: Option<&[u8]>,
 ) -> Result<Checkpoint, ClientError> {
     let (cp, leaf) = verify_receipt_of_bytes(receipt, envelope, log_key)?;
+    leaf_names_record(&leaf, envelope, leaf_salt)?;
+    Ok(cp)
+}
+
+/// That `leaf` names the record of `envelope`: its digest, and its record
+/// id and author (in the clear, or salted with `leaf_salt` when known).
+pub fn leaf_names_record(
+    leaf: &pb::LogLeaf,
+    envelope: &[u8],
+    leaf_salt: Option<&[u8]>,
+) -> Result<(), ClientError> {
+    if leaf.envelope_digest != cairn_record::record::sha256(envelope).to_vec() {
+        return Err(ReceiptProblem::OtherEnvelope.into());
+    }
     let env = cairn_record::record::decode_envelope(envelope)?;
     let header = cairn_record::record::decode_header(&env.payload)?;
     let id = header.record_id.map(|r| r.uuid).unwrap_or_default();
     let author = header.author.map(|a| a.id).unwrap_or_default();
-    match leaf.subject {
+    match &leaf.subject {
         Some(pb::log_leaf::Subject::Clear(s)) => {
-            if s.record_id.map(|r| r.uuid) != Some(id) || s.author.map(|a| a.id) != Some(author) {
+            if s.record_id.as_ref().map(|r| &r.uuid) != Some(&id)
+                || s.author.as_ref().map(|a| &a.id) != Some(&author)
+            {
                 return Err(ReceiptProblem::OtherRecord.into());
             }
         }
@@ -198,5 +214,5 @@ pub fn verify_receipt(
         }
         None => return Err(ReceiptProblem::NoSubject.into()),
     }
-    Ok(cp)
+    Ok(())
 }

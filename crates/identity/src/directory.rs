@@ -245,8 +245,9 @@ impl Directory {
         Self::parse_plain(bytes, source_name)
     }
 
-    /// A bare directory document (never a genesis).
-    pub(crate) fn parse_plain(bytes: &[u8], source_name: &str) -> Result<Self, Error> {
+    /// A bare directory document (never a genesis): what a genesis
+    /// carries and what a directory change proposes.
+    pub fn parse_plain(bytes: &[u8], source_name: &str) -> Result<Self, Error> {
         let err = |field: String, detail: String| Error::Directory {
             source_name: source_name.to_owned(),
             field,
@@ -327,8 +328,19 @@ impl Directory {
         self.quorum
     }
 
-    pub(crate) fn set_quorum(&mut self, quorum: u32) {
+    /// The directory under the quorum rule `quorum` (set by a genesis or
+    /// by the directory change that made this directory).
+    pub fn with_quorum(mut self, quorum: u32) -> Self {
         self.quorum = Some(quorum);
+        self
+    }
+
+    /// How many members hold the governance role.
+    pub fn governance_count(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.has_role(Role::Governance))
+            .count()
     }
 
     /// The network's trust domain.

@@ -242,8 +242,6 @@ impl Genesis {
                 ),
             ));
         }
-        let mut dir = Directory::parse_plain(self.directory.as_bytes(), source)?;
-        dir.set_quorum(self.quorum);
-        Ok(dir)
+        Ok(Directory::parse_plain(self.directory.as_bytes(), source)?.with_quorum(self.quorum))
     }
 }

@@ -57,6 +57,9 @@ pub enum RecordError {
     /// A log leaf is malformed.
     #[error("log leaf: {0}")]
     Leaf(crate::leaf::LeafProblem),
+    /// A directory change that cannot be accepted.
+    #[error("{0}")]
+    Change(crate::governance::ChangeProblem),
     /// The recipient's key or a suite is not usable.
     #[error("{0}")]
     Unsupported(String),

@@ -3,14 +3,50 @@
 //! runs on every entry it reads. A leaf that passes has one encoding (the
 //! canonical protobuf one), a known kind, a subject (clear: a record id and
 //! a member id; salted: two SHA-256 digests), a receive time, a SHA-256
-//! envelope digest and a service name.
+//! envelope digest and a service name. [`encode`] builds one.
 
 use cairn_identity::spiffe::{MemberId, is_valid_name};
 use prost::Message as _;
 
 use crate::error::RecordError;
-use crate::header::{parse_record_id, timestamp_to_time};
+use time::OffsetDateTime;
+
+use crate::header::{parse_record_id, time_to_timestamp, timestamp_to_time};
 use crate::pb;
+use crate::pb::RecordKind;
+use crate::record::sha256;
+
+/// A leaf subject in the clear: the record id and its author.
+pub fn clear_subject(record_id: &str, author: &str) -> pb::log_leaf::Subject {
+    pb::log_leaf::Subject::Clear(pb::LeafSubject {
+        record_id: Some(pb::RecordId {
+            uuid: record_id.to_owned(),
+        }),
+        author: Some(pb::MemberId {
+            id: author.to_owned(),
+        }),
+    })
+}
+
+/// The encoded leaf of a `kind` record (or erasure order) accepted by
+/// `service` at `received_at`, `signed_bytes` being the envelope (or order)
+/// bytes exactly as received.
+pub fn encode(
+    kind: RecordKind,
+    subject: pb::log_leaf::Subject,
+    received_at: OffsetDateTime,
+    signed_bytes: &[u8],
+    service: &str,
+) -> Vec<u8> {
+    pb::LogLeaf {
+        kind: kind as i32,
+        subject: Some(subject),
+        received_at: Some(time_to_timestamp(received_at)),
+        envelope_digest: sha256(signed_bytes).to_vec(),
+        service: service.to_owned(),
+    }
+    .encode_to_vec()
+}
 
 /// What is wrong with a log leaf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

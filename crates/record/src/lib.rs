@@ -14,7 +14,9 @@
 //!   HPKE key wrapping (RFC 9180 through the `hpke` crate);
 //! - [`record`]: building, verifying and opening whole records;
 //! - [`header`]: structural checks of a header;
-//! - [`leaf`]: parsing and checking an audit log leaf.
+//! - [`leaf`]: parsing and checking an audit log leaf;
+//! - [`governance`]: the directory rebuilt from a genesis and the
+//!   `directory_change` records after it (proposals, approvals, quorum).
 //!
 //! This crate must not do I/O, talk to services or know storage; its
 //! parsing entry points ([`record::decode_envelope`],
@@ -28,6 +30,7 @@ pub mod commitment;
 pub mod content;
 pub mod dsse;
 mod error;
+pub mod governance;
 pub mod header;
 pub mod leaf;
 pub mod record;

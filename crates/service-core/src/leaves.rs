@@ -4,9 +4,9 @@
 //! TLP:RED), the receive time, the digest of the exact envelope (or order)
 //! bytes, and the accepting service.
 
-use cairn_record::header::{CheckedHeader, time_to_timestamp};
+use cairn_record::header::CheckedHeader;
+use cairn_record::leaf::{clear_subject, encode};
 use cairn_record::pb::{self, RecordKind, SharingLabel};
-use prost::Message as _;
 use time::OffsetDateTime;
 
 use crate::error::ServiceError;
@@ -18,13 +18,6 @@ pub struct Leaf {
     pub bytes: Vec<u8>,
     /// The salt of a salted subject (empty: clear subject).
     pub salt: Vec<u8>,
-}
-
-/// SHA-256 of `b`.
-pub fn sha256(b: &[u8]) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, b).as_ref());
-    out
 }
 
 /// `SHA-256(salt || text)`: a salted subject field.
@@ -41,34 +34,6 @@ pub fn random32() -> Result<[u8; 32], ServiceError> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut out)
         .map_err(|_| ServiceError::Random)?;
     Ok(out)
-}
-
-fn clear_subject(record_id: &str, author: &str) -> pb::log_leaf::Subject {
-    pb::log_leaf::Subject::Clear(pb::LeafSubject {
-        record_id: Some(pb::RecordId {
-            uuid: record_id.to_owned(),
-        }),
-        author: Some(pb::MemberId {
-            id: author.to_owned(),
-        }),
-    })
-}
-
-fn encode(
-    kind: RecordKind,
-    subject: pb::log_leaf::Subject,
-    received_at: OffsetDateTime,
-    signed_bytes: &[u8],
-    service: &str,
-) -> Vec<u8> {
-    pb::LogLeaf {
-        kind: kind as i32,
-        subject: Some(subject),
-        received_at: Some(time_to_timestamp(received_at)),
-        envelope_digest: sha256(signed_bytes).to_vec(),
-        service: service.to_owned(),
-    }
-    .encode_to_vec()
 }
 
 /// The leaf of a record accepted by `service` at `received_at`: a TLP:RED
@@ -125,6 +90,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use cairn_identity::MemberId;
+    use cairn_record::header::time_to_timestamp;
+    use cairn_record::record::sha256;
     use time::macros::datetime;
 
     fn header(label: SharingLabel) -> CheckedHeader {

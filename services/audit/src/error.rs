@@ -93,6 +93,32 @@ pub enum AuditError {
         /// The largest page.
         max: u32,
     },
+    /// A Governance call without its record.
+    #[error("record: is required")]
+    NoRecord,
+    /// A directory change signed by another member than the one connected.
+    #[error(
+        "record signed by {signer:?} arrived on {peer}'s connection; members submit their own directory changes"
+    )]
+    SignerNotPeer {
+        /// The record's signer.
+        signer: String,
+        /// The connection's identity.
+        peer: String,
+    },
+    /// A directory change record that cannot be accepted (its signature,
+    /// its form, or its place in the history).
+    #[error("directory change: {0}")]
+    Change(cairn_record::RecordError),
+    /// A stored directory change that no longer replays: the store was
+    /// altered.
+    #[error("directory history, change {ordinal}: {problem}")]
+    GovernanceCorrupt {
+        /// Its ordinal.
+        ordinal: u64,
+        /// What is wrong.
+        problem: String,
+    },
     /// The log refused or failed.
     #[error(transparent)]
     Log(#[from] LogError),

@@ -86,7 +86,7 @@ fn check_leaves<'a>(
     Ok(())
 }
 
-fn receipt(leaf: Vec<u8>, r: Receipt) -> common::Receipt {
+pub(crate) fn receipt(leaf: Vec<u8>, r: Receipt) -> common::Receipt {
     common::Receipt {
         leaf,
         leaf_index: r.leaf_index,

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod error;
+pub mod governance;
 mod grpc;
 pub mod guard;
 pub mod status;
@@ -29,6 +30,7 @@ use cairn_log::witness::Witness;
 use cairn_log::{Log, LogConfig};
 use cairn_mtls::{self as tls, TlsIdentity, TlsIncoming};
 use cairn_proto::audit::v1::audit_log_server::AuditLogServer;
+use cairn_proto::audit::v1::governance_server::GovernanceServer;
 use cairn_proto::audit::v1::witness_server::WitnessServer;
 use cairn_store::{Store, StoreLocation};
 use cairn_telemetry::metrics::{BATCH_BUCKETS, Metrics, OpsEndpoint};
@@ -36,6 +38,7 @@ use cairn_tlog::note::{ALG_COSIGNATURE_V1, ALG_ED25519, NoteSigner, VerifierKey}
 use tokio::net::TcpListener;
 
 pub use error::AuditError;
+pub use governance::GovernanceService;
 pub use grpc::{AuditService, WitnessService};
 
 /// Everything `cairn-audit` needs to run.
@@ -102,6 +105,7 @@ pub struct RunningAudit {
     ops: Option<OpsEndpoint>,
     /// The sequencer lease, on a shared store.
     pub lease: Option<Arc<Lease>>,
+    store: Arc<dyn Store>,
     /// Whether the witnesses let this log sequence (the fork guard).
     pub gate: guard::Gate,
     witnessing: Option<tokio::task::JoinHandle<()>>,
@@ -125,7 +129,9 @@ impl RunningAudit {
     /// appends wait for the copy. Returns the tree size backed up.
     pub async fn backup(&self, dir: &std::path::Path) -> Result<u64, AuditError> {
         let to = StoreLocation::embedded(dir).open("audit").await?;
-        Ok(self.log.backup(to.as_ref()).await?)
+        let size = self.log.backup(to.as_ref()).await?;
+        governance::copy_history(self.store.as_ref(), to.as_ref(), size).await?;
+        Ok(size)
     }
 
     /// Stops serving and waits for the server and the sequencer.
@@ -164,12 +170,19 @@ pub async fn restore(from: &std::path::Path, to: &StoreLocation) -> Result<u64, 
     }
     let source = StoreLocation::embedded(from).open("audit").await?;
     let target = to.open("audit").await?;
-    Ok(cairn_log::backup::restore(source.as_ref(), target.as_ref()).await?)
+    let copied = cairn_log::backup::restore(source.as_ref(), target.as_ref()).await?;
+    let changes = governance::copy_history(source.as_ref(), target.as_ref(), u64::MAX).await?;
+    Ok(copied + changes)
 }
 
 /// Opens the store and the log and starts serving.
 pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
-    let directory = DirectoryHandle::new(Directory::load(&config.directory)?);
+    let directory_text = std::fs::read_to_string(&config.directory)
+        .map_err(|e| cairn_identity::Error::io(&config.directory, e))?;
+    let directory = DirectoryHandle::new(Directory::parse(
+        directory_text.as_bytes(),
+        &config.directory.display().to_string(),
+    )?);
     let identity = TlsIdentity::load(&config.tls_cert, &config.tls_key)?;
     let signer = Arc::new(note_signer(
         &config.log_key,
@@ -213,6 +226,15 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
             gate.clone(),
         ))
     });
+    let governance = open_governance(
+        store.clone(),
+        &log,
+        &gate,
+        &directory,
+        &directory_text,
+        &metrics,
+    )
+    .await?;
     health.set_serving::<AuditLogServer<AuditService>>().await;
     if witness.is_some() {
         health.set_serving::<WitnessServer<WitnessService>>().await;
@@ -223,6 +245,7 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
         gate: &gate,
         signer,
         witness,
+        governance,
     };
     let routes = routes(health_service, served)?;
     let (addr, shutdown, server) =
@@ -238,6 +261,7 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
         metrics_addr: ops.as_ref().map(|o| o.addr),
         ops,
         lease,
+        store,
         gate,
         witnessing,
         shutdown,
@@ -314,6 +338,43 @@ async fn open_log(
     Ok((log, lease))
 }
 
+/// The directory's history from the genesis (`directory_text`, when the
+/// directory file is one) and the stored change records; the version in
+/// force is exported as `directory_version`, and a change left in flight by
+/// a crash is completed in the background once appends are admitted.
+async fn open_governance(
+    store: Arc<dyn Store>,
+    log: &Log,
+    gate: &guard::Gate,
+    directory: &DirectoryHandle,
+    directory_text: &str,
+    metrics: &Metrics,
+) -> Result<GovernanceService, AuditError> {
+    let version = prometheus::IntGauge::new(
+        "directory_version",
+        "The directory version in force (0: the genesis; +1 for each change that took effect)",
+    )
+    .map_err(Metrics::error)?;
+    metrics.register(&version)?;
+    let genesis = cairn_identity::genesis::is_genesis(directory_text).then_some(directory_text);
+    let governance = GovernanceService::open(
+        store,
+        log.clone(),
+        gate.clone(),
+        directory.clone(),
+        genesis,
+        version,
+    )
+    .await?;
+    let recovering = governance.clone();
+    tokio::spawn(async move {
+        if let Err(e) = recovering.recover().await {
+            tracing::warn!(error = %e, "could not yet complete a directory change left in flight");
+        }
+    });
+    Ok(governance)
+}
+
 /// The witness of witness mode, if configured.
 fn open_witness(
     config: &AuditConfig,
@@ -343,6 +404,7 @@ struct Served<'a> {
     gate: &'a guard::Gate,
     signer: Arc<NoteSigner>,
     witness: Option<Arc<Witness>>,
+    governance: GovernanceService,
 }
 
 /// What the port serves: health, the log, the witness if any, reflection
@@ -359,12 +421,19 @@ fn routes(
         gate,
         signer,
         witness,
+        governance,
     } = served_by;
-    let mut routes = tonic::service::Routes::new(health).add_service(AuditLogServer::new(
-        AuditService::new(log.clone(), directory.clone(), gate.clone(), signer),
-    ));
+    let mut routes = tonic::service::Routes::new(health)
+        .add_service(AuditLogServer::new(AuditService::new(
+            log.clone(),
+            directory.clone(),
+            gate.clone(),
+            signer,
+        )))
+        .add_service(GovernanceServer::new(governance));
     let mut served = vec![
         <AuditLogServer<AuditService> as tonic::server::NamedService>::NAME,
+        <GovernanceServer<GovernanceService> as tonic::server::NamedService>::NAME,
         cairn_proto::HEALTH_SERVICE,
     ];
     if let Some(w) = &witness {

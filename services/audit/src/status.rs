@@ -4,6 +4,8 @@
 
 use cairn_log::LogError;
 use cairn_log::witness::WitnessError;
+use cairn_record::RecordError;
+use cairn_record::governance::ChangeProblem;
 use tonic::{Code, Status};
 
 use crate::error::AuditError;
@@ -23,6 +25,9 @@ pub fn code(e: &AuditError) -> Code {
             Code::InvalidArgument
         }
         E::CosignerSpec { .. } => Code::InvalidArgument,
+        E::NoRecord => Code::InvalidArgument,
+        E::SignerNotPeer { .. } => Code::PermissionDenied,
+        E::Change(r) => change_code(r),
         E::Log(l) => log_code(l),
         E::Witness(w) => witness_code(w),
         E::Store(_)
@@ -34,6 +39,23 @@ pub fn code(e: &AuditError) -> Code {
         | E::WitnessesUnconfirmed { .. } => Code::Unavailable,
         E::BehindWitness { .. } => Code::FailedPrecondition,
         _ => Code::Internal,
+    }
+}
+
+fn change_code(e: &RecordError) -> Code {
+    use ChangeProblem as P;
+    match e {
+        RecordError::UnknownAuthor(_) | RecordError::SigningKey(_) | RecordError::BadSignature => {
+            Code::PermissionDenied
+        }
+        RecordError::Change(p) => match p {
+            P::NotGovernance { .. } => Code::PermissionDenied,
+            P::Stale { .. } | P::AlreadyEffective { .. } | P::NoGenesis => Code::FailedPrecondition,
+            P::UnknownProposal { .. } => Code::NotFound,
+            P::AlreadyApproved { .. } | P::Conflict { .. } => Code::AlreadyExists,
+            _ => Code::InvalidArgument,
+        },
+        _ => Code::InvalidArgument,
     }
 }
 

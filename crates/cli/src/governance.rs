@@ -1,0 +1,293 @@
+//! `cairn directory propose|approve|show|history`: changing a running
+//! network's directory through the log, and reading its history — always
+//! replayed from the genesis here (`cairn_client::Client::directory_history`),
+//! never taken on the audit service's word.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, anyhow, bail};
+use cairn_client::{ChangeSubmitted, DirectoryHistory};
+use cairn_identity::Role;
+use cairn_identity::directory::DirectoryDocument;
+use cairn_member::MemberCard;
+use cairn_record::governance::Version;
+use clap::Args;
+use serde_json::json;
+
+use crate::connect::ConnectArgs;
+use crate::exit;
+
+/// What `cairn directory propose` changes in the directory in force.
+#[derive(Args, Debug)]
+pub struct ProposeArgs {
+    /// Admit the member of this card (from `cairn member init`); repeatable.
+    #[arg(long = "add-member")]
+    add: Vec<PathBuf>,
+    /// Remove this member; repeatable.
+    #[arg(long = "remove-member")]
+    remove: Vec<String>,
+    /// Set a member's roles: <id>=<role>[,<role>…]; repeatable.
+    #[arg(long = "set-roles")]
+    roles: Vec<String>,
+    /// The quorum rule after the change (default: the one in force).
+    #[arg(long)]
+    quorum: Option<u32>,
+    /// Or propose this whole directory document (bare TOML).
+    #[arg(long, conflicts_with_all = ["add", "remove", "roles"])]
+    document: Option<PathBuf>,
+    /// What changes, for people (default: said from the edits).
+    #[arg(long)]
+    summary: Option<String>,
+    #[command(flatten)]
+    connect: ConnectArgs,
+}
+
+fn edit(current: &str, a: &ProposeArgs, said: &mut Vec<String>) -> anyhow::Result<String> {
+    if let Some(path) = &a.document {
+        said.push(format!("replaced the directory with {}", path.display()));
+        return std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()));
+    }
+    let mut doc: DirectoryDocument =
+        toml::from_str(current).context("the directory in force does not parse")?;
+    for path in &a.add {
+        let label = path.display().to_string();
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {label}"))?;
+        let card = MemberCard::parse(&text, &label)?;
+        if card.trust_domain != doc.trust_domain {
+            bail!(
+                "{label} is for network {}, not {}",
+                card.trust_domain,
+                doc.trust_domain
+            );
+        }
+        if doc.members.iter().any(|m| m.id == card.member.id) {
+            bail!("{label}: {} is already a member", card.member.id);
+        }
+        said.push(format!("added member {}", card.member.id));
+        doc.members.push(card.member);
+    }
+    for id in &a.remove {
+        let before = doc.members.len();
+        doc.members.retain(|m| &m.id != id);
+        if doc.members.len() == before {
+            bail!("--remove-member {id}: no such member in the directory in force");
+        }
+        said.push(format!("removed member {id}"));
+    }
+    for spec in &a.roles {
+        let (id, list) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set-roles {spec:?}: give <id>=<role>[,<role>…]"))?;
+        let roles = list
+            .split(',')
+            .map(|r| {
+                serde_json::from_value::<Role>(json!(r.trim()))
+                    .map_err(|_| anyhow!("--set-roles {spec:?}: {r:?} is not a role"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let m = doc
+            .members
+            .iter_mut()
+            .find(|m| m.id == id)
+            .ok_or_else(|| anyhow!("--set-roles {spec:?}: no member {id}"))?;
+        m.roles = roles;
+        said.push(format!("set the roles of {id} to {list}"));
+    }
+    Ok(doc.to_toml())
+}
+
+pub async fn propose(a: ProposeArgs, json_out: bool) -> anyhow::Result<u8> {
+    let client = a.connect.client()?;
+    let history = client.directory_history().await?;
+    let now = history.governed.current();
+    let mut said = Vec::new();
+    let document = edit(&now.document, &a, &mut said)?;
+    let quorum = match a.quorum {
+        Some(q) => {
+            said.push(format!("quorum {q}"));
+            q
+        }
+        None => now.directory.quorum().unwrap_or(1),
+    };
+    let summary = a.summary.clone().unwrap_or_else(|| said.join("; "));
+    let out = client
+        .propose_directory_change(&history.governed, &document, quorum, &summary)
+        .await?;
+    print_submitted(&out, json_out);
+    Ok(exit::OK)
+}
+
+pub async fn approve(proposal: String, connect: ConnectArgs, json_out: bool) -> anyhow::Result<u8> {
+    let client = connect.client()?;
+    let history = client.directory_history().await?;
+    let out = client
+        .approve_directory_change(&history.governed, &proposal)
+        .await?;
+    print_submitted(&out, json_out);
+    Ok(exit::OK)
+}
+
+fn print_submitted(out: &ChangeSubmitted, json_out: bool) {
+    if json_out {
+        println!(
+            "{}",
+            json!({
+                "record_id": out.record_id,
+                "proposal": out.proposal,
+                "effective": out.effective,
+                "approvals": out.approvals,
+                "quorum": out.quorum,
+                "version": out.version,
+                "receipt_verified_in_tree_of": out.verified_in_tree_of,
+            })
+        );
+    } else if out.effective {
+        println!(
+            "proposal {} is in force: directory version {} ({} of {} approvals)",
+            out.proposal, out.version, out.approvals, out.quorum
+        );
+    } else {
+        println!(
+            "proposal {}: {} of {} approvals; other governance members approve it with: cairn directory approve {}",
+            out.proposal, out.approvals, out.quorum, out.proposal
+        );
+    }
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn version_json(v: &Version) -> serde_json::Value {
+    json!({
+        "version": v.version,
+        "digest": hex(v.directory.digest()),
+        "quorum": v.directory.quorum(),
+        "effective_at_leaf": v.effective_at,
+        "proposal": v.proposal.map(|p| p.hyphenated().to_string()),
+        "members": v.directory.members().map(|m| json!({
+            "id": m.id.to_string(),
+            "name": m.name,
+            "jurisdiction": m.jurisdiction,
+            "roles": m.roles.iter().map(|r| format!("{r:?}").to_lowercase()).collect::<Vec<_>>(),
+            "signing_keys": m.signing_keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+        "services": v.directory.services().map(|s| s.name.clone()).collect::<Vec<_>>(),
+    })
+}
+
+pub async fn show(at: Option<u64>, connect: ConnectArgs, json_out: bool) -> anyhow::Result<u8> {
+    let history = connect.client()?.directory_history().await?;
+    let g = &history.governed;
+    let v = match at {
+        Some(size) => g.at_tree_size(size),
+        None => g.current(),
+    };
+    if json_out {
+        let mut out = version_json(v);
+        out["document"] = json!(v.document.as_ref());
+        println!("{out}");
+        return Ok(exit::OK);
+    }
+    let when = v.effective_at.map_or("the genesis".to_owned(), |i| {
+        format!("in force from leaf {i}")
+    });
+    println!(
+        "directory version {} ({when}), quorum {} of {} governance members, sha256 {}",
+        v.version,
+        v.directory.quorum().unwrap_or(0),
+        v.directory.governance_count(),
+        hex(v.directory.digest())
+    );
+    for m in v.directory.members() {
+        let roles: Vec<String> = m
+            .roles
+            .iter()
+            .map(|r| format!("{r:?}").to_lowercase())
+            .collect();
+        let keys: Vec<&str> = m.signing_keys.iter().map(|k| k.id.as_str()).collect();
+        println!(
+            "  {:<16} {}  {:<40} keys {}",
+            m.id.to_string(),
+            m.jurisdiction,
+            roles.join(","),
+            keys.join(",")
+        );
+    }
+    for s in v.directory.services() {
+        println!("  service {}", s.name);
+    }
+    print_pending(&history);
+    Ok(exit::OK)
+}
+
+fn print_pending(history: &DirectoryHistory) {
+    for p in history.governed.pending() {
+        println!(
+            "  pending proposal {} by {} ({} of {} approvals): {}",
+            p.id.hyphenated(),
+            p.proposer,
+            p.approvers.len(),
+            history.governed.current().directory.quorum().unwrap_or(0),
+            p.summary
+        );
+    }
+}
+
+pub async fn history(connect: ConnectArgs, json_out: bool) -> anyhow::Result<u8> {
+    let history = connect.client()?.directory_history().await?;
+    let g = &history.governed;
+    if json_out {
+        let proposals: Vec<_> = g
+            .proposals()
+            .map(|p| {
+                json!({
+                    "id": p.id.hyphenated().to_string(),
+                    "proposer": p.proposer,
+                    "approvers": p.approvers,
+                    "summary": p.summary,
+                    "proposed_at_leaf": p.leaf_index,
+                    "against_version": p.base_version,
+                    "made_version": p.made,
+                })
+            })
+            .collect();
+        let versions: Vec<_> = g.versions().iter().map(version_json).collect();
+        println!("{}", json!({"versions": versions, "proposals": proposals}));
+        return Ok(exit::OK);
+    }
+    println!(
+        "version 0: the genesis (quorum {})",
+        g.versions()[0].directory.quorum().unwrap_or(0)
+    );
+    for v in &g.versions()[1..] {
+        let p = g.proposals().find(|p| Some(p.id) == v.proposal);
+        if let Some(p) = p {
+            println!(
+                "version {} at leaf {}: proposed by {}, signed by {}: {}",
+                v.version,
+                v.effective_at.unwrap_or_default(),
+                p.proposer,
+                p.approvers.join(", "),
+                p.summary
+            );
+        }
+    }
+    for p in g.proposals().filter(|p| p.made.is_none()) {
+        let state = if p.base_version == g.current().version {
+            "pending"
+        } else {
+            "stale (another change took effect first)"
+        };
+        println!(
+            "proposal {} by {} against version {}: {state}; signed by {}: {}",
+            p.id.hyphenated(),
+            p.proposer,
+            p.base_version,
+            p.approvers.join(", "),
+            p.summary
+        );
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,94 @@
+//! Changing a running network's directory from the CLI: a governance
+//! member proposes admitting a new member by its card, a second approves,
+//! and every member reads the directory as of any tree size and its
+//! history, replayed from the genesis through the log.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{Devnet, text};
+
+fn new_member(root: &std::path::Path) -> String {
+    let dir = root.join("fr-inesia").display().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["member", "init", "--dir", &dir, "--id", "fr-inesia"])
+        .args([
+            "--name",
+            "INESIA",
+            "--jurisdiction",
+            "FR",
+            "--roles",
+            "submitter",
+        ])
+        .args(["--trust-domain", "cairn.example"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    format!("{dir}/card.toml")
+}
+
+#[test]
+fn a_member_is_admitted_by_quorum_and_the_history_says_so() {
+    let net = Devnet::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let card = new_member(tmp.path());
+
+    let proposed = net.ok("uk-aisi", &["directory", "propose", "--add-member", &card]);
+    assert_eq!(proposed["effective"], false, "{proposed}");
+    assert_eq!(
+        (proposed["approvals"].as_u64(), proposed["quorum"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let id = proposed["proposal"].as_str().unwrap().to_owned();
+    assert!(
+        proposed["receipt_verified_in_tree_of"].is_u64(),
+        "{proposed}"
+    );
+
+    // Under quorum the directory in force is still the genesis.
+    let shown = net.ok("jp-aisi", &["directory", "show"]);
+    assert_eq!(shown["version"], 0);
+    // The proposer cannot approve its own proposal a second time.
+    let twice = net.refused("uk-aisi", &["directory", "approve", &id]);
+    assert!(twice.contains("uk-aisi has already signed"), "{twice}");
+
+    let approved = net.ok("eu-aio", &["directory", "approve", &id]);
+    assert_eq!(
+        (
+            approved["effective"].as_bool(),
+            approved["version"].as_u64()
+        ),
+        (Some(true), Some(1))
+    );
+
+    let shown = net.ok("jp-aisi", &["directory", "show"]);
+    assert_eq!(shown["version"], 1);
+    let ids: Vec<&str> = shown["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"fr-inesia"), "{shown}");
+    assert!(shown["document"].as_str().unwrap().contains("fr-inesia"));
+    // As of a tree that does not hold the approval: the genesis.
+    let leaf = shown["effective_at_leaf"].as_u64().unwrap();
+    let before = net.ok("jp-aisi", &["directory", "show", "--at", &leaf.to_string()]);
+    assert_eq!(before["version"], 0);
+
+    let history = net.ok("jp-aisi", &["directory", "history"]);
+    assert_eq!(
+        history["versions"].as_array().unwrap().len(),
+        2,
+        "{history}"
+    );
+    let p = &history["proposals"][0];
+    assert_eq!(p["approvers"], serde_json::json!(["uk-aisi", "eu-aio"]));
+    assert_eq!(p["summary"], "added member fr-inesia");
+
+    // Approving it now is refused: it is in force already.
+    let again = net.refused("jp-aisi", &["directory", "approve", &id]);
+    assert!(again.contains("already took effect"), "{again}");
+}
