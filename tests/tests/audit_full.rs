@@ -4,7 +4,8 @@
 //! auditing member may read is served as it was logged — envelope digest
 //! and signature for records, order digest and signature for erasures.
 //! What the member may not read, and TLP:RED leaves, are counted; a served
-//! record that is not the one logged fails, naming the entry.
+//! record that is not the one logged fails, naming the entry; so does a
+//! directory history that does not match the log's directory changes.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
@@ -27,8 +28,10 @@ async fn full_audit_as(net: &Net, member: &str) -> (Vec<pb::LogLeaf>, RecordsChe
     let text = v.latest().await.unwrap();
     let head = v.head(&text).unwrap();
     let leaves = v.recompute(&head, |_| {}).await.unwrap();
+    let client = net.client(member);
+    let history = client.directory_history().await.unwrap();
     let seen = v
-        .check_records(&leaves, &net.client(member), |_| {})
+        .check_records(&leaves, &client, Some(&history), |_| {})
         .await
         .unwrap();
     (leaves, seen)
@@ -66,17 +69,30 @@ async fn a_full_audit_checks_every_record_it_may_read() {
         .await
         .unwrap();
 
+    // A directory change (proposal and approval): two leaves of the audit
+    // service's, matched by the history.
+    let mut doc = net.genesis_document();
+    doc.members[0].name = "renamed".into();
+    let digest = *net.directory.digest();
+    let proposal = net.proposal("uk-aisi", &doc, &digest, 2);
+    net.submit_change("uk-aisi", proposal.clone())
+        .await
+        .unwrap();
+    let approval = net.approval("jp-aisi", &proposal, &doc, &digest);
+    net.submit_change("jp-aisi", approval).await.unwrap();
+
     // eu-aio reads the GREEN incident and the erased result; not the AMBER
     // one; the RED one names nothing.
     let (leaves, seen) = full_audit_as(&net, "eu-aio").await;
-    assert_eq!(leaves.len(), 5);
+    assert_eq!(leaves.len(), 7);
     assert_eq!(
         seen,
         RecordsChecked {
             records: 2,
             erasures: 1,
             unreadable: 1,
-            salted: 1
+            salted: 1,
+            directory_changes: 2,
         }
     );
     // jp-aisi, a recipient of the AMBER incident, checks it too.
@@ -88,10 +104,14 @@ async fn a_full_audit_checks_every_record_it_may_read() {
     // leaf whose orderer is not the order's signer.
     let v = LogVerifier::new(net.log_key.clone(), vec![], 0).unwrap();
     let auditor = net.client("eu-aio");
+    let history = auditor.directory_history().await.unwrap();
     let failure = |tampered: Vec<pb::LogLeaf>| {
-        let (v, auditor) = (&v, &auditor);
+        let (v, auditor, history) = (&v, &auditor, &history);
         async move {
-            match v.check_records(&tampered, auditor, |_| {}).await {
+            match v
+                .check_records(&tampered, auditor, Some(history), |_| {})
+                .await
+            {
                 Err(ClientError::LogFailed(f)) => f,
                 other => panic!("expected a failed check, got {other:?}"),
             }
@@ -119,6 +139,21 @@ async fn a_full_audit_checks_every_record_it_may_read() {
     let f = failure(with_author(4, "uk-aisi")).await;
     assert!(
         matches!(f, LogFailure::OtherSubject { index: 4, .. }),
+        "{f}"
+    );
+    // A history that hides a directory change the log holds fails at that
+    // leaf: key history is checked against the log, not taken on trust.
+    let mut hidden = history.clone();
+    hidden.entries.pop();
+    let f = match v
+        .check_records(&leaves, &auditor, Some(&hidden), |_| {})
+        .await
+    {
+        Err(ClientError::LogFailed(f)) => f,
+        other => panic!("expected a failed check, got {other:?}"),
+    };
+    assert!(
+        matches!(f, LogFailure::HistoryMismatch { index: 6, .. }),
         "{f}"
     );
 }

@@ -3,9 +3,12 @@
 //! quorum, takes effect at the approval that reaches it — on the audit
 //! service's own connections at once — is in the log and in the history an
 //! auditor replays, survives a restart, and a change left in flight by a
-//! crash is completed. Refusals that need a history (a second approval, a
+//! crash is completed; intake follows it from the log, admitting a new
+//! member and closing a removed one's open connection within 5 s, and
+//! keeps what it followed across a restart. Refusals that need a history (a second approval, a
 //! stale approval, a signer without governance) are here; the stateless
 //! ones are in `tests/bad-input.toml`.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
@@ -248,4 +251,110 @@ async fn a_change_left_in_flight_by_a_crash_is_completed() {
     // The proposer, never answered, sends it again and gets its answer.
     let again = net.submit_change("uk-aisi", proposal).await.unwrap();
     assert_eq!(again.standing(), audit::ChangeStanding::Effective);
+}
+
+/// Proposes `doc` as uk-aisi and approves it as eu-aio: in force.
+async fn change_to(net: &Net, doc: &cairn_identity::directory::DirectoryDocument) {
+    let (g, _) = net.governed("uk-aisi").await;
+    let previous = *g.current().directory.digest();
+    let proposal = net.proposal("uk-aisi", doc, &previous, 2);
+    net.submit_change("uk-aisi", proposal.clone())
+        .await
+        .unwrap();
+    let approval = net.approval("eu-aio", &proposal, doc, &previous);
+    let r = net.submit_change("eu-aio", approval).await.unwrap();
+    assert_eq!(r.standing(), audit::ChangeStanding::Effective);
+}
+
+/// Waits (at most 10 s) until intake runs directory `version`.
+async fn intake_at(net: &Net, version: u64) {
+    let mut v = net.intake.directory_version().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), v.wait_for(|v| *v >= version))
+        .await
+        .expect("intake did not follow the directory within 10 s")
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_services_follow_the_log_admitting_and_closing_at_once() {
+    use cairn_proto::intake::v1 as intake;
+    let mut net = Net::start(Duration::from_secs(5)).await;
+
+    // A fourth organisation, with its own CA and keys.
+    let spec = cairn_devpki::DevPkiSpec {
+        trust_domain: "cairn.example".into(),
+        members: vec![cairn_devpki::MemberSpec {
+            id: "fr-inesia".into(),
+            name: "INESIA".into(),
+            jurisdiction: "FR".into(),
+            roles: vec![cairn_identity::Role::Submitter],
+        }],
+        services: vec![],
+    };
+    let fr = cairn_devpki::DevPki::generate(&spec).unwrap();
+    let fr_dir = net.tmp.path().join("fr-pki");
+    fr.write_to(&fr_dir).unwrap();
+    let fr_tls = cairn_devpki::MemberFiles::new(&fr_dir, "fr-inesia")
+        .tls_identity()
+        .unwrap();
+    let fr_intake = || {
+        let config = cairn_mtls::client_config(&fr_tls, net.handle.clone(), "intake").unwrap();
+        intake::incident_intake_client::IncidentIntakeClient::new(
+            cairn_mtls::channel(net.intake.addr, config).unwrap(),
+        )
+    };
+    let before = fr_intake()
+        .list_incidents(intake::ListIncidentsRequest::default())
+        .await
+        .unwrap_err();
+    assert!(refused_in_transport(&before), "{before:?}");
+
+    let mut doc = net.genesis_document();
+    doc.members.push(fr.directory.members[0].clone());
+    change_to(&net, &doc).await;
+    intake_at(&net, 1).await;
+    fr_intake()
+        .list_incidents(intake::ListIncidentsRequest::default())
+        .await
+        .expect("the admitted member connects");
+
+    // jp-aisi holds a watch open, then is removed: new handshakes are
+    // refused and the open connection is closed within 5 s.
+    let mut watch = net
+        .intake("jp-aisi")
+        .watch_incidents(intake::WatchIncidentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    without_member(&mut doc, "jp-aisi");
+    change_to(&net, &doc).await;
+    intake_at(&net, 2).await;
+    let refused = net
+        .intake("jp-aisi")
+        .list_incidents(intake::ListIncidentsRequest::default())
+        .await
+        .unwrap_err();
+    assert!(refused_in_transport(&refused), "{refused:?}");
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match watch.message().await {
+                Ok(Some(_)) => continue,
+                other => return other.map(drop),
+            }
+        }
+    })
+    .await
+    .expect("the removed member's open connection was not closed within 5 s");
+    assert!(closed.is_err(), "the stream ended without an error");
+    let metrics = net.intake.metrics.render();
+    assert!(
+        metrics.contains("cairn_directory_version{service=\"intake\"} 2"),
+        "{metrics}"
+    );
+
+    // A restart of intake applies what it followed before it serves, even
+    // with the audit service out of reach.
+    net.stop_audit().await;
+    net.reopen("intake").await;
+    assert_eq!(*net.intake.directory_version().unwrap().borrow(), 2);
 }

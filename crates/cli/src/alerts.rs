@@ -130,7 +130,7 @@ fn subscription(args: &WatchArgs) -> anyhow::Result<Subscription> {
 
 async fn watch(args: WatchArgs, json_out: bool) -> anyhow::Result<u8> {
     let sub = subscription(&args)?;
-    let client = args.connect.client()?;
+    let client = args.connect.client().await?;
     let path = args
         .state
         .clone()

@@ -203,7 +203,7 @@ pub async fn run(cmd: BaselineCommand, json_out: bool) -> anyhow::Result<u8> {
             publish,
             connect,
         } => {
-            let client = connect.client()?;
+            let client = connect.client().await?;
             let model = ModelRef::parse(&model);
             let b = client.baseline(&baseline).await?;
             let a = client.assess(&baseline, &model).await?;
@@ -227,7 +227,7 @@ pub async fn run(cmd: BaselineCommand, json_out: bool) -> anyhow::Result<u8> {
             csv,
             connect,
         } => {
-            let client = connect.client()?;
+            let client = connect.client().await?;
             let model = ModelRef::parse(&model);
             let rows = matrix_rows(&client, &model)
                 .await
@@ -248,7 +248,7 @@ async fn publish(
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
     let baseline: evals::Baseline = json::from_json("cairn.evals.v1.Baseline", &text)
         .with_context(|| format!("{file} is not a valid baseline"))?;
-    let client = connect.client()?;
+    let client = connect.client().await?;
     let prepared = client
         .prepare_baseline(&baseline, &Share::parse(label, vec![])?)
         .with_context(|| format!("{file} is not a valid baseline"))?;
@@ -274,7 +274,7 @@ async fn verify_assessment(
     connect: &ConnectArgs,
     json_out: bool,
 ) -> anyhow::Result<u8> {
-    let client = connect.client()?;
+    let client = connect.client().await?;
     let (a, verdict) = client.verify_assessment(assessment_id).await?;
     match verdict {
         Ok(()) => {

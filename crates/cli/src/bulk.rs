@@ -82,7 +82,7 @@ pub(crate) async fn submit_many(
     connect: &ConnectArgs,
     json_out: bool,
 ) -> anyhow::Result<u8> {
-    let client = connect.client()?;
+    let client = connect.client().await?;
     let mut all_ok = true;
     let mut sent: Vec<(String, Prepared)> = Vec::with_capacity(sources.len());
     for (source, text) in &sources {

@@ -337,20 +337,36 @@ impl ConnectArgs {
         })
     }
 
-    /// An SDK client acting as the member.
-    pub fn client(&self) -> anyhow::Result<Client> {
+    /// An SDK client acting as the member. A member that the directory
+    /// file does not list (admitted after the genesis it holds) gets the
+    /// directory in force in the log, replayed from that genesis.
+    pub async fn client(&self) -> anyhow::Result<Client> {
         let settings = self.settings()?;
         let who = settings.credentials.member.clone();
         let directory = Directory::load(&settings.directory)?;
-        if directory.member(&who).is_none() {
-            bail!(
+        let client = settings
+            .connect()
+            .with_context(|| format!("loading {who}'s credentials"))?;
+        if directory.member(&who).is_some() {
+            return Ok(client);
+        }
+        let not_in = || {
+            anyhow!(
                 "member {who} is not in the network's directory ({}): send your member card to its governance members, and connect once its addition is in force",
                 settings.directory.display()
-            );
+            )
+        };
+        if directory.quorum().is_none() {
+            return Err(not_in());
         }
-        settings
-            .connect()
-            .with_context(|| format!("loading {who}'s credentials"))
+        match client.follow_directory().await {
+            Ok(client) if client.directory().member(&who).is_some() => Ok(client),
+            Ok(_) => Err(not_in()),
+            Err(e) => Err(anyhow!(
+                "{}; nor could the directory in force be read from the audit log as {who} ({e})",
+                not_in()
+            )),
+        }
     }
 }
 

@@ -98,7 +98,7 @@ fn edit(current: &str, a: &ProposeArgs, said: &mut Vec<String>) -> anyhow::Resul
 }
 
 pub async fn propose(a: ProposeArgs, json_out: bool) -> anyhow::Result<u8> {
-    let client = a.connect.client()?;
+    let client = a.connect.client().await?;
     let history = client.directory_history().await?;
     let now = history.governed.current();
     let mut said = Vec::new();
@@ -119,7 +119,7 @@ pub async fn propose(a: ProposeArgs, json_out: bool) -> anyhow::Result<u8> {
 }
 
 pub async fn approve(proposal: String, connect: ConnectArgs, json_out: bool) -> anyhow::Result<u8> {
-    let client = connect.client()?;
+    let client = connect.client().await?;
     let history = client.directory_history().await?;
     let out = client
         .approve_directory_change(&history.governed, &proposal)
@@ -178,7 +178,7 @@ fn version_json(v: &Version) -> serde_json::Value {
 }
 
 pub async fn show(at: Option<u64>, connect: ConnectArgs, json_out: bool) -> anyhow::Result<u8> {
-    let history = connect.client()?.directory_history().await?;
+    let history = connect.client().await?.directory_history().await?;
     let g = &history.governed;
     let v = match at {
         Some(size) => g.at_tree_size(size),
@@ -236,7 +236,7 @@ fn print_pending(history: &DirectoryHistory) {
 }
 
 pub async fn history(connect: ConnectArgs, json_out: bool) -> anyhow::Result<u8> {
-    let history = connect.client()?.directory_history().await?;
+    let history = connect.client().await?.directory_history().await?;
     let g = &history.governed;
     if json_out {
         let proposals: Vec<_> = g

@@ -48,7 +48,7 @@ pub struct EraseArgs {
 /// Fetches the record, signs its retraction (shared as the record is) and
 /// sends it to the service that holds it.
 pub async fn retract(holder: Holder, args: RetractArgs, json_out: bool) -> anyhow::Result<u8> {
-    let client = args.connect.client()?;
+    let client = args.connect.client().await?;
     let target = match holder {
         Holder::Intake => client.get_incident(&args.record_id, false).await?,
         Holder::Evals => client.get_result(&args.record_id, false).await?,
@@ -73,7 +73,7 @@ pub async fn retract(holder: Holder, args: RetractArgs, json_out: bool) -> anyho
 
 /// Signs an erasure order for the record and sends it.
 pub async fn erase(holder: Holder, args: EraseArgs, json_out: bool) -> anyhow::Result<u8> {
-    let client: Client = args.connect.client()?;
+    let client: Client = args.connect.client().await?;
     let order = client.prepare_erasure(&args.record_id, &args.reason)?;
     let erased = match holder {
         Holder::Intake => client.erase_incident(&args.record_id, &order).await?,

@@ -306,7 +306,7 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
             proof,
             connect,
         } => {
-            let client = connect.client()?;
+            let client = connect.client().await?;
             let stored = client.get_incident(&record_id, proof).await?;
             if open {
                 print_opened(&client, &stored, json_out)?
@@ -318,7 +318,7 @@ pub async fn incident(cmd: IncidentCommand, json_out: bool) -> anyhow::Result<u8
         IncidentCommand::Export(args) => crate::stix::export(args, json_out).await,
         IncidentCommand::Import(args) => crate::stix::import(args, json_out).await,
         IncidentCommand::List { filter, connect } => {
-            let client = connect.client()?;
+            let client = connect.client().await?;
             list_all(
                 &client,
                 filter_of(&filter, true)?,
@@ -406,7 +406,7 @@ async fn submit_text(
         Holder::Evals => format!("{file} is not a valid evaluation result"),
     };
     let share = Share::parse(&share.label, share.to)?;
-    let client = connect.client()?;
+    let client = connect.client().await?;
     let prepared = match holder {
         Holder::Intake => {
             let incident = json::incident_from_json(text).with_context(invalid)?;
@@ -446,7 +446,7 @@ async fn watch_incidents(
     connect: &ConnectArgs,
     json_out: bool,
 ) -> anyhow::Result<u8> {
-    let client = connect.client()?;
+    let client = connect.client().await?;
     let mut stream = client
         .watch_incidents(pb::RecordFilter::default(), cursor)
         .await?;
@@ -492,7 +492,7 @@ pub async fn eval(cmd: EvalCommand, json_out: bool) -> anyhow::Result<u8> {
             proof,
             connect,
         } => {
-            let client = connect.client()?;
+            let client = connect.client().await?;
             let stored = client.get_result(&record_id, proof).await?;
             if open {
                 print_opened(&client, &stored, json_out)?
@@ -502,7 +502,7 @@ pub async fn eval(cmd: EvalCommand, json_out: bool) -> anyhow::Result<u8> {
             Ok(exit::OK)
         }
         EvalCommand::List { filter, connect } => {
-            let client = connect.client()?;
+            let client = connect.client().await?;
             list_all(
                 &client,
                 filter_of(&filter, false)?,
@@ -523,7 +523,7 @@ pub async fn record(cmd: RecordCommand, json_out: bool) -> anyhow::Result<u8> {
             service,
             connect,
         } => {
-            let client = connect.client()?;
+            let client = connect.client().await?;
             let stored = match service.as_str() {
                 "intake" => client.get_incident(&record_id, false).await?,
                 "evals" => client.get_result(&record_id, false).await?,

@@ -29,7 +29,7 @@ pub struct ObservationArgs {
 pub async fn observe(args: ObservationArgs, sighting: bool, json_out: bool) -> anyhow::Result<u8> {
     let text = read_input(&args.file)?;
     let share = Share::parse(&args.share.label, args.share.to.clone())?;
-    let client = args.connect.client()?;
+    let client = args.connect.client().await?;
     let about = args.about.as_deref();
     let invalid = || {
         format!(
@@ -52,7 +52,7 @@ pub async fn observe(args: ObservationArgs, sighting: bool, json_out: bool) -> a
 
 /// Prints what is related to an incident.
 pub async fn related(record_id: &str, connect: &ConnectArgs, json_out: bool) -> anyhow::Result<u8> {
-    let client = connect.client()?;
+    let client = connect.client().await?;
     let r = client.related(record_id).await?;
     if json_out {
         let mut sightings = Vec::new();

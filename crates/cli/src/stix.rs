@@ -45,7 +45,7 @@ pub struct ImportArgs {
 
 /// Every record the member may list, oldest first, opened and mapped.
 pub async fn export(args: ExportArgs, json_out: bool) -> anyhow::Result<u8> {
-    let client = args.connect.client()?;
+    let client = args.connect.client().await?;
     let records = if args.record_ids.is_empty() {
         all_incident_records(&client).await?
     } else {
@@ -154,7 +154,7 @@ pub async fn import(args: ImportArgs, json_out: bool) -> anyhow::Result<u8> {
     let objects = bundle["objects"]
         .as_array()
         .ok_or_else(|| anyhow!("{}: the bundle has no objects list", args.file))?;
-    let client = args.connect.client()?;
+    let client = args.connect.client().await?;
     let mut prepared = Vec::new();
     let mut refused = Vec::new();
     for obj in objects {

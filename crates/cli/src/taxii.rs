@@ -48,7 +48,7 @@ pub async fn run(cmd: TaxiiCommand, json_out: bool) -> anyhow::Result<u8> {
 }
 
 async fn serve(args: ServeArgs, json_out: bool) -> anyhow::Result<u8> {
-    let client = args.connect.client()?;
+    let client = args.connect.client().await?;
     let member = client.member().to_owned();
     let state = args
         .state

@@ -46,7 +46,7 @@ pub async fn ack(args: AckArgs, json_out: bool) -> anyhow::Result<u8> {
             args.state
         )
     })?;
-    let client = args.connect.client()?;
+    let client = args.connect.client().await?;
     let report = client.get_incident(&args.record_id, false).await?;
     let prepared = client.prepare_acknowledgement(&report, state, &args.note, &args.to)?;
     let sent = client.submit_incident(&prepared).await?;
@@ -83,7 +83,7 @@ pub async fn timeline(
     connect: &ConnectArgs,
     json_out: bool,
 ) -> anyhow::Result<u8> {
-    let client = connect.client()?;
+    let client = connect.client().await?;
     let t = client.timeline(record_id).await?;
     if json_out {
         println!("{}", to_json(&t));

@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Devnet, text};
+use common::{Devnet, example, text};
 
 fn new_member(root: &std::path::Path) -> String {
     let dir = root.join("fr-inesia").display().to_string();
@@ -87,6 +87,21 @@ fn a_member_is_admitted_by_quorum_and_the_history_says_so() {
     let p = &history["proposals"][0];
     assert_eq!(p["approvers"], serde_json::json!(["uk-aisi", "eu-aio"]));
     assert_eq!(p["summary"], "added member fr-inesia");
+
+    // The new member, with its own folder and the genesis it was given,
+    // submits an incident: its CLI reads the directory in force from the
+    // log, and intake (following the log) admits it.
+    let fr_dir = tmp.path().join("fr-inesia");
+    let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["--json", "incident", "submit", &example("incident.json")])
+        .args(["--label", "amber", "--to", "uk-aisi", "--devnet"])
+        .arg(&net.dir)
+        .arg("--member-dir")
+        .arg(&fr_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("record_id"), "{}", text(&out));
 
     // Approving it now is refused: it is in force already.
     let again = net.refused("jp-aisi", &["directory", "approve", &id]);

@@ -116,6 +116,16 @@ pub enum LogFailure {
         /// The record id.
         record: String,
     },
+    /// The directory's history and the log disagree: a directory change
+    /// leaf the history lacks, or a history entry the log does not hold at
+    /// its index.
+    #[error("entry {index}: {problem}")]
+    HistoryMismatch {
+        /// The leaf's index.
+        index: u64,
+        /// What disagrees.
+        problem: &'static str,
+    },
     /// A fetched record's envelope does not verify, or names another
     /// record or author than its leaf.
     #[error("entry {index}: record {record}: {problem}")]

@@ -481,6 +481,35 @@ impl Governed {
     }
 }
 
+/// That `leaf` (as the history gives it) is the leaf of `record` accepted
+/// by the audit service as a directory change: kind, service, envelope
+/// digest, record id and author in the clear.
+pub fn check_entry_leaf(leaf: &[u8], record: &pb::SignedRecord) -> Result<(), RecordError> {
+    let l = crate::leaf::check_leaf(leaf)?;
+    let named = |what: &str| {
+        RecordError::field(
+            "leaf",
+            format!("names another {what} than its directory change record"),
+        )
+    };
+    if l.kind != RecordKind::DirectoryChange as i32 || l.service != "audit" {
+        return Err(named("kind or service"));
+    }
+    if l.envelope_digest != sha256(&record.envelope) {
+        return Err(named("envelope"));
+    }
+    let envelope = crate::record::decode_envelope(&record.envelope)?;
+    let header = crate::record::decode_header(&envelope.payload)?;
+    match l.subject {
+        Some(pb::log_leaf::Subject::Clear(s))
+            if s.record_id == header.record_id && s.author == header.author =>
+        {
+            Ok(())
+        }
+        _ => Err(named("record")),
+    }
+}
+
 fn bad_directory(e: cairn_identity::Error) -> RecordError {
     change(ChangeProblem::BadDirectory {
         detail: e.to_string(),

@@ -32,6 +32,7 @@ mod core;
 mod erase;
 pub mod error;
 mod filter;
+pub mod follow;
 mod frontier;
 mod group;
 pub mod labels;

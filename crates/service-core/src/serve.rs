@@ -72,13 +72,21 @@ pub struct Running {
     /// if they are.
     pub metrics_addr: Option<SocketAddr>,
     ops: Option<OpsEndpoint>,
+    follower: Option<crate::follow::Follower>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 impl Running {
+    /// The directory version in force, as it follows the log (`None`: the
+    /// directory file is not a genesis, so there is nothing to follow).
+    pub fn directory_version(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.follower.as_ref().map(|f| f.version())
+    }
+
     /// Stops accepting connections, finishes in-flight requests, returns.
     pub async fn stop(self) -> Result<(), ServeError> {
+        drop(self.follower);
         let _ = self.shutdown.send(());
         if let Some(ops) = self.ops {
             ops.stop().await;
@@ -109,12 +117,32 @@ pub async fn start(
     health_name: &'static str,
     routes: impl FnOnce(Arc<RecordCore>) -> tonic::service::Routes,
 ) -> Result<Running, ServeError> {
-    let directory = DirectoryHandle::new(Directory::load(&config.directory)?);
+    let directory_text = std::fs::read_to_string(&config.directory)
+        .map_err(|e| cairn_identity::Error::io(&config.directory, e))?;
+    let directory = DirectoryHandle::new(Directory::parse(
+        directory_text.as_bytes(),
+        &config.directory.display().to_string(),
+    )?);
     let identity = TlsIdentity::load(&config.tls_cert, &config.tls_key)?;
     let store: Arc<dyn Store> = config.store.open(policy.service).await?;
     let audit_tls = tls::client_config(&identity, directory.clone(), "audit")?;
-    let audit = AuditLogClient::new(tls::channel_to(&config.audit, audit_tls)?);
+    let audit_channel = tls::channel_to(&config.audit, audit_tls)?;
+    let audit = AuditLogClient::new(audit_channel.clone());
     let metrics = Metrics::new(policy.service)?;
+    let version_gauge = prometheus::IntGauge::new(
+        "directory_version",
+        "The directory version in force (0: the genesis; +1 for each change that took effect)",
+    )
+    .map_err(Metrics::error)?;
+    metrics.register(&version_gauge)?;
+    let follower = crate::follow::start(
+        &directory_text,
+        store.clone(),
+        directory.clone(),
+        audit_channel,
+        version_gauge,
+    )
+    .await?;
     let core =
         RecordCore::open(store, directory.clone(), policy, config.core.clone(), audit).await?;
     core.register_metrics(&metrics)?;
@@ -167,6 +195,7 @@ pub async fn start(
         metrics,
         metrics_addr: ops.as_ref().map(|o| o.addr),
         ops,
+        follower,
         shutdown,
         server,
     })

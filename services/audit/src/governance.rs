@@ -63,6 +63,11 @@ struct Inner {
     directory: DirectoryHandle,
     version: prometheus::IntGauge,
     state: Mutex<Option<State>>,
+    /// How many change records are stored, for watchers.
+    count: tokio::sync::watch::Sender<u64>,
+    /// Set when the service stops: watch streams end, so that a graceful
+    /// stop does not wait for followers forever.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 struct State {
@@ -98,6 +103,7 @@ impl GovernanceService {
             Some(text) => Some(load(store.as_ref(), text).await?),
             None => None,
         };
+        let count = state.as_ref().map_or(0, |s| s.governed.len() as u64);
         let svc = Self {
             inner: Arc::new(Inner {
                 store,
@@ -106,12 +112,19 @@ impl GovernanceService {
                 directory,
                 version,
                 state: Mutex::new(state),
+                count: tokio::sync::watch::channel(count).0,
+                stopping: tokio::sync::watch::channel(false).0,
             }),
         };
         if let Some(s) = svc.inner.state.lock().await.as_ref() {
             svc.put_in_force(&s.governed)?;
         }
         Ok(svc)
+    }
+
+    /// Ends every watch stream (the service is stopping).
+    pub fn close(&self) {
+        self.inner.stopping.send_replace(true);
     }
 
     /// Completes a change left in flight by a crash, once appends are
@@ -193,6 +206,7 @@ impl GovernanceService {
             .ordinals
             .insert(checked.record_id.hyphenated().to_string(), ordinal);
         let standing = state.governed.apply(checked, entry.leaf_index);
+        self.inner.count.send_replace(state.governed.len() as u64);
         self.put_in_force(&state.governed)?;
         Ok(standing)
     }
@@ -327,21 +341,69 @@ impl GovernanceService {
             )
         };
         let from = from.min(total);
-        let rows = self
-            .inner
-            .store
-            .scan(NS_CHANGES, &key(from), Some(&key(total)), page as usize)
-            .await?;
-        let mut changes = Vec::with_capacity(rows.len());
-        for (i, row) in rows.iter().enumerate() {
-            changes.push(decode_entry(&row.1, from + i as u64)?);
-        }
+        let changes = read_entries(self.inner.store.as_ref(), from, total, page).await?;
         Ok(pb::GetDirectoryHistoryResponse {
             genesis: genesis.into_bytes(),
             next: from + changes.len() as u64,
             changes,
             total,
         })
+    }
+}
+
+/// The stored entries with ordinals in `[from, end)`, at most `limit`.
+async fn read_entries(
+    store: &dyn Store,
+    from: u64,
+    end: u64,
+    limit: u32,
+) -> Result<Vec<pb::DirectoryChangeEntry>, AuditError> {
+    let rows = store
+        .scan(NS_CHANGES, &key(from), Some(&key(end)), limit as usize)
+        .await?;
+    let mut changes = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        changes.push(decode_entry(&row.1, from + i as u64)?);
+    }
+    Ok(changes)
+}
+
+/// Sends the entries from `next` on, then each new one, until the
+/// watcher goes away or the service stops.
+async fn feed(
+    inner: Arc<Inner>,
+    mut next: u64,
+    tx: tokio::sync::mpsc::Sender<Result<pb::DirectoryChangeEntry, Status>>,
+) {
+    let mut count = inner.count.subscribe();
+    let mut stopping = inner.stopping.subscribe();
+    loop {
+        if *stopping.borrow_and_update() {
+            return;
+        }
+        let total = *count.borrow_and_update();
+        while next < total {
+            let page = match read_entries(inner.store.as_ref(), next, total, MAX_HISTORY_PAGE).await
+            {
+                Ok(page) if !page.is_empty() => page,
+                Ok(_) => return,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into())).await;
+                    return;
+                }
+            };
+            for entry in page {
+                if tx.send(Ok(entry)).await.is_err() {
+                    return;
+                }
+                next += 1;
+            }
+        }
+        tokio::select! {
+            changed = count.changed() => if changed.is_err() { return },
+            () = tx.closed() => return,
+            _ = stopping.changed() => return,
+        }
     }
 }
 
@@ -435,6 +497,23 @@ impl GovernanceApi for GovernanceService {
             .clone();
         let record = request.into_inner().record.ok_or(AuditError::NoRecord)?;
         Ok(Response::new(self.submit(&peer, record).await?))
+    }
+
+    type WatchDirectoryStream =
+        tokio_stream::wrappers::ReceiverStream<Result<pb::DirectoryChangeEntry, Status>>;
+
+    async fn watch_directory(
+        &self,
+        request: Request<pb::WatchDirectoryRequest>,
+    ) -> Result<Response<Self::WatchDirectoryStream>, Status> {
+        if self.inner.state.lock().await.is_none() {
+            return Err(AuditError::Change(RecordError::Change(ChangeProblem::NoGenesis)).into());
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(feed(self.inner.clone(), request.into_inner().from, tx));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 
     async fn get_directory_history(

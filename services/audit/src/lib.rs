@@ -106,6 +106,7 @@ pub struct RunningAudit {
     /// The sequencer lease, on a shared store.
     pub lease: Option<Arc<Lease>>,
     store: Arc<dyn Store>,
+    governance: GovernanceService,
     /// Whether the witnesses let this log sequence (the fork guard).
     pub gate: guard::Gate,
     witnessing: Option<tokio::task::JoinHandle<()>>,
@@ -136,6 +137,7 @@ impl RunningAudit {
 
     /// Stops serving and waits for the server and the sequencer.
     pub async fn stop(self) -> Result<(), AuditError> {
+        self.governance.close();
         let _ = self.shutdown.send(());
         // The witnessing task holds the log (and its store) until stopped.
         if let Some(w) = self.witnessing {
@@ -239,6 +241,7 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
     if witness.is_some() {
         health.set_serving::<WitnessServer<WitnessService>>().await;
     }
+    let stopper = governance.clone();
     let served = Served {
         log: &log,
         directory: &directory,
@@ -262,6 +265,7 @@ pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
         ops,
         lease,
         store,
+        governance: stopper,
         gate,
         witnessing,
         shutdown,

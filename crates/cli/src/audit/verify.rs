@@ -109,13 +109,30 @@ async fn full(
     if !a.records {
         return Ok(());
     }
-    let client = a.connect.client()?;
+    let client = a.connect.client().await?;
+    let history = if client.directory().quorum().is_some() {
+        Some(
+            client
+                .directory_history()
+                .await
+                .map_err(check(String::new))?,
+        )
+    } else {
+        None
+    };
     let bar = progress_bar("records", size, json);
     let seen = v
-        .check_records(&leaves, &client, |n| bar.set_position(n))
+        .check_records(&leaves, &client, history.as_ref(), |n| bar.set_position(n))
         .await
         .map_err(check(String::new))?;
     bar.finish_and_clear();
+    if let Some(h) = &history {
+        say(format!(
+            "directory history replayed from the genesis: {} change records, all in the log at their places; version {} in force; every signature checked against the directory in force at its leaf",
+            seen.directory_changes,
+            h.governed.current().version
+        ));
+    }
     say(format!(
         "{} records and {} erasures served as logged, signatures verified ({} not readable by {}, {} TLP:RED)",
         seen.records,

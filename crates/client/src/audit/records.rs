@@ -5,6 +5,12 @@
 //! signature verifies (or, for an erasure, the order's digest is the
 //! leaf's and the order's signature verifies). A record the member may not
 //! read, and a TLP:RED leaf, are counted, not checked.
+//!
+//! Key transparency: on a network founded by a genesis, every signature is
+//! checked against the directory in force at its leaf's place, rebuilt from
+//! the genesis and the directory change records (the history), never
+//! against today's directory file; and the history must be exactly the
+//! log's directory change leaves, each at its index.
 
 use cairn_identity::Directory;
 use cairn_proto::common::v1 as common;
@@ -17,7 +23,7 @@ use prost::Message as _;
 use tonic::Code;
 
 use super::{LogFailure, LogVerifier, failed};
-use crate::client::Client;
+use crate::client::{Client, DirectoryHistory};
 use crate::error::ClientError;
 
 /// What [`LogVerifier::check_records`] found.
@@ -32,6 +38,9 @@ pub struct RecordsChecked {
     pub unreadable: u64,
     /// TLP:RED leaves: their subject is salted, so they name no record.
     pub salted: u64,
+    /// Directory change leaves matched by the history (each record checked
+    /// when the history was replayed).
+    pub directory_changes: u64,
 }
 
 /// One clear leaf, as the checks need it.
@@ -45,16 +54,30 @@ struct Named<'a> {
 impl LogVerifier {
     /// Checks every record that `leaves` (as [`LogVerifier::recompute`]
     /// returned them) name in the clear against what `client`'s member is
-    /// served, and the signatures against `client`'s directory.
+    /// served. With the directory's `history`, every signature is checked
+    /// against the directory in force at its leaf and the history against
+    /// the log's directory change leaves; without (a network with no
+    /// genesis), against `client`'s directory.
     pub async fn check_records(
         &self,
         leaves: &[common::LogLeaf],
         client: &Client,
+        history: Option<&DirectoryHistory>,
         mut progress: impl FnMut(u64),
     ) -> Result<RecordsChecked, ClientError> {
         let mut seen = RecordsChecked::default();
+        if let Some(h) = history {
+            seen.directory_changes = history_matches_log(h, leaves)?;
+        }
         for (index, leaf) in (0u64..).zip(leaves) {
             progress(index + 1);
+            let directory = match history {
+                Some(h) => &h.governed.at_tree_size(index).directory,
+                None => client.directory(),
+            };
+            if leaf.service == "audit" && leaf.kind == common::RecordKind::DirectoryChange as i32 {
+                continue;
+            }
             let Some(common::log_leaf::Subject::Clear(s)) = &leaf.subject else {
                 seen.salted += 1;
                 continue;
@@ -75,12 +98,12 @@ impl LogVerifier {
             };
             let envelope = stored.record.as_ref().map_or(&[][..], |r| &r.envelope);
             if sha256(envelope).as_slice() == named.digest {
-                check_envelope(&named, envelope, client.directory())?;
+                check_envelope(&named, envelope, directory)?;
                 seen.records += 1;
             } else if !stored.erasure_order.is_empty()
                 && sha256(&stored.erasure_order).as_slice() == named.digest
             {
-                check_order(&named, &stored.erasure_order, client.directory())?;
+                check_order(&named, &stored.erasure_order, directory)?;
                 seen.erasures += 1;
             } else {
                 return Err(failed(LogFailure::OtherEnvelope {
@@ -90,6 +113,48 @@ impl LogVerifier {
             }
         }
         Ok(seen)
+    }
+}
+
+/// That the history's entries are exactly the log's directory change
+/// leaves, each at its index; how many.
+fn history_matches_log(
+    history: &DirectoryHistory,
+    leaves: &[common::LogLeaf],
+) -> Result<u64, ClientError> {
+    let mismatch = |index, problem| failed(LogFailure::HistoryMismatch { index, problem });
+    let mut entries = history.entries.iter().peekable();
+    let mut matched = 0;
+    for (index, leaf) in (0u64..).zip(leaves) {
+        let is_change =
+            leaf.service == "audit" && leaf.kind == common::RecordKind::DirectoryChange as i32;
+        match entries.peek() {
+            Some(e) if e.leaf_index == index => {
+                let logged = common::LogLeaf::decode(e.leaf.as_slice()).ok();
+                if !is_change || logged.as_ref() != Some(leaf) {
+                    return Err(mismatch(
+                        index,
+                        "the directory history's entry here is not the log's leaf",
+                    ));
+                }
+                entries.next();
+                matched += 1;
+            }
+            _ if is_change => {
+                return Err(mismatch(
+                    index,
+                    "a directory change the directory history does not hold",
+                ));
+            }
+            _ => {}
+        }
+    }
+    match entries.next() {
+        Some(e) => Err(mismatch(
+            e.leaf_index,
+            "a directory history entry beyond the log, or out of order",
+        )),
+        None => Ok(matched),
     }
 }
 

@@ -11,7 +11,7 @@ use cairn_record::record::sha256;
 use prost::Message as _;
 
 use super::Client;
-use crate::error::{ClientError, ReceiptProblem};
+use crate::error::ClientError;
 
 /// The directory's history, replayed.
 #[derive(Clone, Debug)]
@@ -48,14 +48,12 @@ fn check_entry(entry: &audit::DirectoryChangeEntry, i: usize) -> Result<(), Clie
         .record
         .as_ref()
         .ok_or(ClientError::NoRecord("a directory history entry"))?;
-    let leaf = pb::LogLeaf::decode(entry.leaf.as_slice()).map_err(ReceiptProblem::Leaf)?;
-    if leaf.kind != RecordKind::DirectoryChange as i32 || leaf.service != "audit" {
-        return Err(ClientError::History {
+    cairn_record::governance::check_entry_leaf(&entry.leaf, record).map_err(|e| {
+        ClientError::History {
             at: i,
-            problem: "its leaf is not a directory change accepted by the audit service".into(),
-        });
-    }
-    crate::verify::leaf_names_record(&leaf, &record.envelope, None)
+            problem: e.to_string(),
+        }
+    })
 }
 
 impl Client {
@@ -201,5 +199,16 @@ impl Client {
             version: out.version,
             verified_in_tree_of,
         })
+    }
+}
+
+impl Client {
+    /// This client with the directory in force in the log, replayed from
+    /// the directory it was given: for a member admitted after the
+    /// genesis it holds, and to seal to members added since.
+    pub async fn follow_directory(mut self) -> Result<Self, ClientError> {
+        let history = self.directory_history().await?;
+        self.directory = (*history.governed.current().directory).clone();
+        Ok(self)
     }
 }
