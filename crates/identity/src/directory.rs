@@ -263,6 +263,14 @@ impl Directory {
         Ok(dir)
     }
 
+    /// Reads and validates a directory file; also returns its text (a
+    /// genesis, for a service to follow the directory from).
+    pub fn load_with_text(path: &Path) -> Result<(String, Self), Error> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let dir = Self::parse(text.as_bytes(), &path.display().to_string())?;
+        Ok((text, dir))
+    }
+
     /// Reads and validates a directory file.
     pub fn load(path: &Path) -> Result<Self, Error> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;

@@ -117,24 +117,15 @@ pub async fn start(
     health_name: &'static str,
     routes: impl FnOnce(Arc<RecordCore>) -> tonic::service::Routes,
 ) -> Result<Running, ServeError> {
-    let directory_text = std::fs::read_to_string(&config.directory)
-        .map_err(|e| cairn_identity::Error::io(&config.directory, e))?;
-    let directory = DirectoryHandle::new(Directory::parse(
-        directory_text.as_bytes(),
-        &config.directory.display().to_string(),
-    )?);
+    let (directory_text, directory) = Directory::load_with_text(&config.directory)?;
+    let directory = DirectoryHandle::new(directory);
     let identity = TlsIdentity::load(&config.tls_cert, &config.tls_key)?;
     let store: Arc<dyn Store> = config.store.open(policy.service).await?;
     let audit_tls = tls::client_config(&identity, directory.clone(), "audit")?;
     let audit_channel = tls::channel_to(&config.audit, audit_tls)?;
     let audit = AuditLogClient::new(audit_channel.clone());
     let metrics = Metrics::new(policy.service)?;
-    let version_gauge = prometheus::IntGauge::new(
-        "directory_version",
-        "The directory version in force (0: the genesis; +1 for each change that took effect)",
-    )
-    .map_err(Metrics::error)?;
-    metrics.register(&version_gauge)?;
+    let version_gauge = metrics.directory_version()?;
     let follower = crate::follow::start(
         &directory_text,
         store.clone(),

@@ -156,6 +156,19 @@ impl Metrics {
         prom(e)
     }
 
+    /// The `directory_version` gauge every service exports, registered: the
+    /// directory version in force (0 the genesis, then one more for each
+    /// change that took effect).
+    pub fn directory_version(&self) -> Result<prometheus::IntGauge, TelemetryError> {
+        let gauge = prometheus::IntGauge::new(
+            "directory_version",
+            "The directory version in force (0: the genesis; +1 for each change that took effect)",
+        )
+        .map_err(prom)?;
+        self.register(&gauge)?;
+        Ok(gauge)
+    }
+
     /// Registers a metric of the service's own (a gauge, a histogram).
     pub fn register<C: prometheus::core::Collector + Clone + 'static>(
         &self,

@@ -179,12 +179,8 @@ pub async fn restore(from: &std::path::Path, to: &StoreLocation) -> Result<u64, 
 
 /// Opens the store and the log and starts serving.
 pub async fn start(config: AuditConfig) -> Result<RunningAudit, AuditError> {
-    let directory_text = std::fs::read_to_string(&config.directory)
-        .map_err(|e| cairn_identity::Error::io(&config.directory, e))?;
-    let directory = DirectoryHandle::new(Directory::parse(
-        directory_text.as_bytes(),
-        &config.directory.display().to_string(),
-    )?);
+    let (directory_text, directory) = Directory::load_with_text(&config.directory)?;
+    let directory = DirectoryHandle::new(directory);
     let identity = TlsIdentity::load(&config.tls_cert, &config.tls_key)?;
     let signer = Arc::new(note_signer(
         &config.log_key,
@@ -354,12 +350,7 @@ async fn open_governance(
     directory_text: &str,
     metrics: &Metrics,
 ) -> Result<GovernanceService, AuditError> {
-    let version = prometheus::IntGauge::new(
-        "directory_version",
-        "The directory version in force (0: the genesis; +1 for each change that took effect)",
-    )
-    .map_err(Metrics::error)?;
-    metrics.register(&version)?;
+    let version = metrics.directory_version()?;
     let genesis = cairn_identity::genesis::is_genesis(directory_text).then_some(directory_text);
     let governance = GovernanceService::open(
         store,
