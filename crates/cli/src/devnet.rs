@@ -172,7 +172,9 @@ impl Network {
 }
 
 pub async fn run(args: DevnetArgs, json: bool) -> anyhow::Result<u8> {
-    let net = start(&args.dir, args.base_port).await?;
+    // Absolute, so that devnet.json and the hints work from any directory.
+    let dir = std::path::absolute(&args.dir).unwrap_or_else(|_| args.dir.clone());
+    let net = start(&dir, args.base_port).await?;
     if args.demo {
         let result = demo(&net, json).await;
         net.stop().await?;
@@ -184,7 +186,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> anyhow::Result<u8> {
             }
         };
     }
-    let d = args.dir.display();
+    let d = dir.display();
     // Other commands find a devnet in the default place by themselves.
     let devnet = if args.dir == Path::new(DEFAULT_DIR) {
         String::new()
@@ -217,6 +219,7 @@ pub async fn run(args: DevnetArgs, json: bool) -> anyhow::Result<u8> {
         );
         println!("  cairn incident list --member jp-aisi{devnet}");
         println!("  cairn eval publish examples/result.json --member jp-aisi{devnet}");
+        println!("  cairn directory show --member eu-aio{devnet}");
         println!("  cairn audit verify --full --member eu-aio{devnet}");
     }
     tokio::signal::ctrl_c()

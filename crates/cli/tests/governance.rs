@@ -107,3 +107,50 @@ fn a_member_is_admitted_by_quorum_and_the_history_says_so() {
     let again = net.refused("jp-aisi", &["directory", "approve", &id]);
     assert!(again.contains("already took effect"), "{again}");
 }
+
+/// `cairn devnet --dir <relative>` prints hints that work as printed, from
+/// the repository root (where `examples/` is), not only from where the
+/// devnet was started.
+#[test]
+fn the_devnets_hints_work_as_printed_with_a_relative_dir() {
+    use std::io::{BufRead as _, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(["devnet", "--base-port", "0", "--dir", "here"])
+        .current_dir(tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut hints = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(hint) = line.strip_prefix("  cairn ") {
+            hints.push(hint.to_owned());
+            if hint.starts_with("audit verify") {
+                break;
+            }
+        }
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let ran: Vec<(String, std::process::Output)> = hints
+        .iter()
+        .map(|hint| {
+            let out = Command::new(env!("CARGO_BIN_EXE_cairn"))
+                .args(hint.split_whitespace())
+                .current_dir(&root)
+                .output()
+                .unwrap();
+            (hint.clone(), out)
+        })
+        .collect();
+    // Stopped before any assertion, so a failure leaves no devnet behind.
+    let _ = child.kill();
+    let _ = child.wait();
+    for (hint, out) in &ran {
+        assert!(out.status.success(), "cairn {hint}: {}", text(out));
+    }
+    let ran: Vec<&String> = ran.iter().map(|(h, _)| h).collect();
+    assert!(ran.len() >= 5, "{ran:?}");
+    assert!(ran.iter().all(|h| h.contains("--devnet /")), "{ran:?}");
+}
