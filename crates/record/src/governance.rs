@@ -354,6 +354,16 @@ impl Governed {
                 version,
             }));
         }
+        let now = self.current();
+        if p.base_version != now.version {
+            // Whatever digest the approval claims: the proposal changes an
+            // older directory, and only a new proposal can change this one.
+            return Err(change(ChangeProblem::Stale {
+                against: hex(self.versions[p.base_version as usize].directory.digest()),
+                version: now.version,
+                current: hex(now.directory.digest()),
+            }));
+        }
         if digest != sha256(p.document.as_bytes()) {
             return Err(change(ChangeProblem::DigestMismatch {
                 proposal: approves.uuid.clone(),

@@ -176,6 +176,16 @@ fn a_second_concurrent_proposal_is_stale_once_the_first_wins() {
         problem(g.check(&late_approval)),
         ChangeProblem::Stale { version: 1, .. }
     ));
+    // So is one that claims the version now in force: the proposal itself
+    // was made against version 0, and cannot take effect over version 1.
+    let current_claimed = net.approve(&g, "uk-aisi", &second);
+    assert!(
+        matches!(
+            problem(g.check(&current_claimed)),
+            ChangeProblem::Stale { version: 1, .. }
+        ),
+        "a stale proposal was approvable with the current digest"
+    );
     // A proposal made against version 0 now is stale too.
     let stale = Governed::from_genesis(&net.genesis, "genesis").unwrap();
     let again = net.propose(

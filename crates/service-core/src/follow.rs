@@ -125,7 +125,8 @@ impl Following {
                         %problem,
                         "the audit service sent a directory change that does not check; not applied"
                     );
-                    return Ok(());
+                    // An error, so that retries back off.
+                    return Err(problem);
                 }
             };
             // Kept before it is in force: a restart applies it too.

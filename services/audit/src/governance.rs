@@ -270,7 +270,12 @@ impl GovernanceService {
         state: &State,
         record_id: &str,
     ) -> Result<pb::SubmitDirectoryChangeResponse, AuditError> {
-        let ordinal = state.ordinals.get(record_id).copied().unwrap_or_default();
+        let ordinal = state.ordinals.get(record_id).copied().ok_or_else(|| {
+            AuditError::GovernanceCorrupt {
+                ordinal: state.governed.len() as u64,
+                problem: format!("accepted record {record_id} has no stored entry"),
+            }
+        })?;
         let bytes = self
             .inner
             .store
