@@ -10,6 +10,7 @@ use cairn_record::governance::Governed;
 use cairn_record::pb::{self, RecordKind, SharingLabel};
 use cairn_record::record::sha256;
 use prost::Message as _;
+use time::format_description::well_known::Rfc3339;
 use tonic::transport::Channel;
 
 use crate::Net;
@@ -124,6 +125,31 @@ impl Net {
     }
 
     /// Submits a directory change as `as_`.
+    /// Proposes `doc` as uk-aisi and approves it as eu-aio: in force.
+    pub async fn change_to(&self, doc: &DirectoryDocument) {
+        let (g, _) = self.governed("uk-aisi").await;
+        let previous = *g.current().directory.digest();
+        let proposal = self.proposal("uk-aisi", doc, &previous, 2);
+        self.submit_change("uk-aisi", proposal.clone())
+            .await
+            .unwrap();
+        let approval = self.approval("eu-aio", &proposal, doc, &previous);
+        let r = self.submit_change("eu-aio", approval).await.unwrap();
+        assert_eq!(r.standing(), audit::ChangeStanding::Effective);
+    }
+
+    /// Waits (at most 10 s) until intake runs directory `version`.
+    pub async fn intake_at(&self, version: u64) {
+        let mut v = self.intake.directory_version().unwrap();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            v.wait_for(|v| *v >= version),
+        )
+        .await
+        .expect("intake did not follow the directory within 10 s")
+        .unwrap();
+    }
+
     pub async fn submit_change(
         &self,
         as_: &str,
@@ -210,6 +236,10 @@ pub async fn send_bad_change(
         "change_genesis_proposed" => Some(clear(content(&|c| {
             c.directory = net.genesis_text().into_bytes()
         }))),
+        "change_key_rebound"
+        | "change_window_in_past"
+        | "change_compromise_in_future"
+        | "change_new_key_compromised" => Some(proposal(&key_edit(&doc, input), 2)),
         "change_summary_too_long" => Some(clear(content(&|c| c.summary = "s".repeat(1001)))),
         "change_bad_signature" => {
             let mut r = clear(content(&|_| {}));
@@ -246,4 +276,34 @@ pub async fn send_bad_change(
         .submit_directory_change(audit::SubmitDirectoryChangeRequest { record })
         .await;
     Some(r.map(drop))
+}
+
+/// `doc` with jp-aisi's signing keys changed the way bad-input case
+/// `input` names.
+fn key_edit(doc: &DirectoryDocument, input: &str) -> DirectoryDocument {
+    let mut doc = doc.clone();
+    let other_key = doc.members[0].signing_keys[0].public_key.clone();
+    let Some(m) = doc.members.iter_mut().find(|m| m.id == "jp-aisi") else {
+        return doc;
+    };
+    let key = &mut m.signing_keys[0];
+    let later = |hours| {
+        let from = time::OffsetDateTime::parse(&key.valid_from, &Rfc3339).unwrap();
+        (from + time::Duration::hours(hours))
+            .format(&Rfc3339)
+            .unwrap()
+    };
+    match input {
+        "change_key_rebound" => key.public_key = other_key,
+        "change_window_in_past" => key.valid_until = Some(later(1)),
+        "change_compromise_in_future" => key.compromised_since = Some(later(24 * 365)),
+        _ => {
+            let mut fresh = key.clone();
+            fresh.id = "jp-aisi-sign-new".into();
+            fresh.public_key = other_key;
+            fresh.compromised_since = Some(later(1));
+            m.signing_keys.push(fresh);
+        }
+    }
+    doc
 }

@@ -93,6 +93,7 @@ async fn a_full_audit_checks_every_record_it_may_read() {
             unreadable: 1,
             salted: 1,
             directory_changes: 2,
+            flagged: vec![],
         }
     );
     // jp-aisi, a recipient of the AMBER incident, checks it too.

@@ -253,28 +253,6 @@ async fn a_change_left_in_flight_by_a_crash_is_completed() {
     assert_eq!(again.standing(), audit::ChangeStanding::Effective);
 }
 
-/// Proposes `doc` as uk-aisi and approves it as eu-aio: in force.
-async fn change_to(net: &Net, doc: &cairn_identity::directory::DirectoryDocument) {
-    let (g, _) = net.governed("uk-aisi").await;
-    let previous = *g.current().directory.digest();
-    let proposal = net.proposal("uk-aisi", doc, &previous, 2);
-    net.submit_change("uk-aisi", proposal.clone())
-        .await
-        .unwrap();
-    let approval = net.approval("eu-aio", &proposal, doc, &previous);
-    let r = net.submit_change("eu-aio", approval).await.unwrap();
-    assert_eq!(r.standing(), audit::ChangeStanding::Effective);
-}
-
-/// Waits (at most 10 s) until intake runs directory `version`.
-async fn intake_at(net: &Net, version: u64) {
-    let mut v = net.intake.directory_version().unwrap();
-    tokio::time::timeout(Duration::from_secs(10), v.wait_for(|v| *v >= version))
-        .await
-        .expect("intake did not follow the directory within 10 s")
-        .unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_services_follow_the_log_admitting_and_closing_at_once() {
     use cairn_proto::intake::v1 as intake;
@@ -311,8 +289,8 @@ async fn record_services_follow_the_log_admitting_and_closing_at_once() {
 
     let mut doc = net.genesis_document();
     doc.members.push(fr.directory.members[0].clone());
-    change_to(&net, &doc).await;
-    intake_at(&net, 1).await;
+    net.change_to(&doc).await;
+    net.intake_at(1).await;
     fr_intake()
         .list_incidents(intake::ListIncidentsRequest::default())
         .await
@@ -327,8 +305,8 @@ async fn record_services_follow_the_log_admitting_and_closing_at_once() {
         .unwrap()
         .into_inner();
     without_member(&mut doc, "jp-aisi");
-    change_to(&net, &doc).await;
-    intake_at(&net, 2).await;
+    net.change_to(&doc).await;
+    net.intake_at(2).await;
     let refused = net
         .intake("jp-aisi")
         .list_incidents(intake::ListIncidentsRequest::default())

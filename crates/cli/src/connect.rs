@@ -337,9 +337,10 @@ impl ConnectArgs {
         })
     }
 
-    /// An SDK client acting as the member. A member that the directory
-    /// file does not list (admitted after the genesis it holds) gets the
-    /// directory in force in the log, replayed from that genesis.
+    /// An SDK client acting as the member, with the directory in force: on
+    /// a network founded by a genesis, replayed from it through the log
+    /// (so keys rotated, added or revoked since are known). A member the
+    /// file lists still works on the file when the log cannot be read.
     pub async fn client(&self) -> anyhow::Result<Client> {
         let settings = self.settings()?;
         let who = settings.credentials.member.clone();
@@ -347,9 +348,7 @@ impl ConnectArgs {
         let client = settings
             .connect()
             .with_context(|| format!("loading {who}'s credentials"))?;
-        if directory.member(&who).is_some() {
-            return Ok(client);
-        }
+        let listed = directory.member(&who).is_some();
         let not_in = || {
             anyhow!(
                 "member {who} is not in the network's directory ({}): send your member card to its governance members, and connect once its addition is in force",
@@ -357,11 +356,17 @@ impl ConnectArgs {
             )
         };
         if directory.quorum().is_none() {
-            return Err(not_in());
+            return if listed { Ok(client) } else { Err(not_in()) };
         }
-        match client.follow_directory().await {
-            Ok(client) if client.directory().member(&who).is_some() => Ok(client),
+        match client.directory_history().await {
+            Ok(h) if h.governed.current().directory.member(&who).is_some() => {
+                Ok(client.with_history(&h))
+            }
             Ok(_) => Err(not_in()),
+            Err(e) if listed => {
+                tracing::warn!(error = %e, "the directory in force could not be read from the audit log; using {}", settings.directory.display());
+                Ok(client)
+            }
             Err(e) => Err(anyhow!(
                 "{}; nor could the directory in force be read from the audit log as {who} ({e})",
                 not_in()

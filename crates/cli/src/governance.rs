@@ -29,11 +29,24 @@ pub struct ProposeArgs {
     /// Set a member's roles: <id>=<role>[,<role>…]; repeatable.
     #[arg(long = "set-roles")]
     roles: Vec<String>,
+    /// Take a member's keys from its updated card (`cairn member
+    /// rotate-key`): new keys added, ended windows ended, the sealing key
+    /// and CA certificate replaced; repeatable.
+    #[arg(long = "update-keys")]
+    update_keys: Vec<PathBuf>,
+    /// Revoke a signing key for compromise: <member>/<key id>; repeatable.
+    /// Nothing it signs is accepted from the change's place in the log on.
+    #[arg(long = "revoke-key", requires = "compromised_since")]
+    revoke: Vec<String>,
+    /// When the compromise began (RFC 3339): records it signed claiming a
+    /// later time are flagged by `cairn audit verify`.
+    #[arg(long)]
+    compromised_since: Option<String>,
     /// The quorum rule after the change (default: the one in force).
     #[arg(long)]
     quorum: Option<u32>,
     /// Or propose this whole directory document (bare TOML).
-    #[arg(long, conflicts_with_all = ["add", "remove", "roles"])]
+    #[arg(long, conflicts_with_all = ["add", "remove", "roles", "update_keys", "revoke"])]
     document: Option<PathBuf>,
     /// What changes, for people (default: said from the edits).
     #[arg(long)]
@@ -52,15 +65,7 @@ fn edit(current: &str, a: &ProposeArgs, said: &mut Vec<String>) -> anyhow::Resul
         toml::from_str(current).context("the directory in force does not parse")?;
     for path in &a.add {
         let label = path.display().to_string();
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {label}"))?;
-        let card = MemberCard::parse(&text, &label)?;
-        if card.trust_domain != doc.trust_domain {
-            bail!(
-                "{label} is for network {}, not {}",
-                card.trust_domain,
-                doc.trust_domain
-            );
-        }
+        let card = card_of(path, &doc)?;
         if doc.members.iter().any(|m| m.id == card.member.id) {
             bail!("{label}: {} is already a member", card.member.id);
         }
@@ -94,7 +99,87 @@ fn edit(current: &str, a: &ProposeArgs, said: &mut Vec<String>) -> anyhow::Resul
         m.roles = roles;
         said.push(format!("set the roles of {id} to {list}"));
     }
+    for path in &a.update_keys {
+        update_keys(&mut doc, path, said)?;
+    }
+    for spec in &a.revoke {
+        let since = a.compromised_since.as_deref().unwrap_or_default();
+        revoke(&mut doc, spec, since)?;
+        said.push(format!("revoked key {spec} (compromised since {since})"));
+    }
     Ok(doc.to_toml())
+}
+
+fn card_of(path: &std::path::Path, doc: &DirectoryDocument) -> anyhow::Result<MemberCard> {
+    let label = path.display().to_string();
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {label}"))?;
+    let card = MemberCard::parse(&text, &label)?;
+    if card.trust_domain != doc.trust_domain {
+        bail!(
+            "{label} is for network {}, not {}",
+            card.trust_domain,
+            doc.trust_domain
+        );
+    }
+    Ok(card)
+}
+
+fn update_keys(
+    doc: &mut DirectoryDocument,
+    path: &std::path::Path,
+    said: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let card = card_of(path, doc)?;
+    let id = card.member.id.clone();
+    let m = doc.members.iter_mut().find(|m| m.id == id).ok_or_else(|| {
+        anyhow!(
+            "{}: {id} is not a member (admit it with --add-member)",
+            path.display()
+        )
+    })?;
+    for key in card.member.signing_keys {
+        match m.signing_keys.iter_mut().find(|k| k.id == key.id) {
+            Some(k) if k.valid_until != key.valid_until => {
+                said.push(format!(
+                    "{id}'s key {} valid until {}",
+                    k.id,
+                    key.valid_until.as_deref().unwrap_or("open")
+                ));
+                k.valid_until = key.valid_until;
+            }
+            Some(_) => {}
+            None => {
+                said.push(format!("added {id}'s signing key {}", key.id));
+                m.signing_keys.push(key);
+            }
+        }
+    }
+    if m.sealing_key.id != card.member.sealing_key.id {
+        said.push(format!(
+            "{id}'s sealing key is now {}",
+            card.member.sealing_key.id
+        ));
+    }
+    m.sealing_key = card.member.sealing_key;
+    m.ca_certificate = card.member.ca_certificate;
+    Ok(())
+}
+
+fn revoke(doc: &mut DirectoryDocument, spec: &str, since: &str) -> anyhow::Result<()> {
+    let (member, key_id) = spec
+        .split_once('/')
+        .ok_or_else(|| anyhow!("--revoke-key {spec:?}: give <member>/<key id>"))?;
+    let key = doc
+        .members
+        .iter_mut()
+        .find(|m| m.id == member)
+        .ok_or_else(|| anyhow!("--revoke-key {spec:?}: no member {member}"))?
+        .signing_keys
+        .iter_mut()
+        .find(|k| k.id == key_id)
+        .ok_or_else(|| anyhow!("--revoke-key {spec:?}: {member} has no signing key {key_id:?}"))?;
+    key.compromised_since = Some(since.to_owned());
+    Ok(())
 }
 
 pub async fn propose(a: ProposeArgs, json_out: bool) -> anyhow::Result<u8> {

@@ -26,6 +26,10 @@ pub enum MemberCommand {
     /// Issue a certificate with a fresh key (or renew one before it
     /// expires) from the CA key in the member folder.
     Renew(RenewArgs),
+    /// Make a new signing key and end the current one's window after an
+    /// overlap; send the updated card to the governance members
+    /// (`cairn directory propose --update-keys <card>`).
+    RotateKey(RotateArgs),
     /// Print the member card, or check a card someone sent.
     Card(CardArgs),
 }
@@ -144,7 +148,43 @@ pub fn run(cmd: MemberCommand, json_out: bool) -> anyhow::Result<u8> {
         MemberCommand::Issue(a) => issue(a, json_out),
         MemberCommand::Renew(a) => renew(a, json_out),
         MemberCommand::Card(a) => card(a, json_out),
+        MemberCommand::RotateKey(a) => rotate(a, json_out),
     }
+}
+
+#[derive(Args, Debug)]
+pub struct RotateArgs {
+    /// The member folder.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Hours the old key stays valid, for the change to be approved and
+    /// every tool to move to the new key.
+    #[arg(long, default_value_t = 24 * 7)]
+    overlap_hours: u32,
+}
+
+fn rotate(a: RotateArgs, json_out: bool) -> anyhow::Result<u8> {
+    let dir = MemberDir::new(&a.dir);
+    let overlap = time::Duration::hours(i64::from(a.overlap_hours));
+    let r = cairn_member::rotate_key(&dir, overlap)?;
+    let card = dir.path(layout::CARD_FILE);
+    if json_out {
+        println!(
+            "{}",
+            json!({"old_key": r.old_key_id, "old_valid_until": r.old_valid_until,
+                "new_key": r.new_key_id, "card": card})
+        );
+    } else {
+        println!(
+            "new signing key {}; {} is valid until {}",
+            r.new_key_id, r.old_key_id, r.old_valid_until
+        );
+        println!(
+            "  send the updated card to a governance member: {} (cairn directory propose --update-keys …); sign with the new key once the change is in force",
+            card.display()
+        );
+    }
+    Ok(exit::OK)
 }
 
 fn roles(names: &[String]) -> anyhow::Result<Vec<Role>> {

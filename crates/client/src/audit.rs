@@ -23,7 +23,7 @@ use crate::error::ClientError;
 
 mod records;
 mod tiles;
-pub use records::RecordsChecked;
+pub use records::{Flagged, RecordsChecked};
 pub use tiles::{TileSource, TilesVerified};
 
 /// How a log failed verification.

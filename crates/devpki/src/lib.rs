@@ -379,6 +379,7 @@ fn generate_member(
             public_key: signing_key.verifying_key().to_base64(),
             valid_from: valid_from.to_owned(),
             valid_until: None,
+            compromised_since: None,
         }],
     };
     let member = DevMember {

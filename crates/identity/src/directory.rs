@@ -21,7 +21,8 @@
 //! id = "uk-aisi-sign-1"
 //! public_key = "<base64 of 32 bytes>"
 //! valid_from = "2026-01-01T00:00:00Z"
-//! valid_until = "2027-01-01T00:00:00Z"   # optional
+//! valid_until = "2027-01-01T00:00:00Z"   # optional: a rotated key's window ends
+//! compromised_since = "2026-05-01T00:00:00Z"   # optional: revoked for compromise
 //!
 //! [[services]]
 //! name = "intake"
@@ -82,13 +83,19 @@ pub struct SigningKeyEntry {
     /// Valid from this instant (inclusive).
     pub valid_from: OffsetDateTime,
     /// Valid until this instant (exclusive); open-ended when `None`.
+    /// Rotation ends a window: what the key signed inside it stays valid.
     pub valid_until: Option<OffsetDateTime>,
+    /// Revoked for compromise, which began at this instant: under this
+    /// directory the key signs nothing valid, whatever time is claimed.
+    pub compromised_since: Option<OffsetDateTime>,
 }
 
 impl SigningKeyEntry {
-    /// Whether the key is valid at `at`.
+    /// Whether the key is valid at `at` (never, once revoked).
     pub fn valid_at(&self, at: OffsetDateTime) -> bool {
-        at >= self.valid_from && self.valid_until.is_none_or(|until| at < until)
+        self.compromised_since.is_none()
+            && at >= self.valid_from
+            && self.valid_until.is_none_or(|until| at < until)
     }
 }
 
@@ -142,6 +149,18 @@ pub enum KeyLookupError {
         /// The time asked about (RFC 3339).
         at: String,
     },
+    /// The key is revoked for compromise: nothing it signs is accepted.
+    #[error(
+        "signing key {key_id:?} of member {member} is revoked: compromised since {compromised_since}"
+    )]
+    Revoked {
+        /// Member id.
+        member: String,
+        /// Key id.
+        key_id: String,
+        /// When the compromise began (RFC 3339).
+        compromised_since: String,
+    },
 }
 
 impl Member {
@@ -164,6 +183,13 @@ impl Member {
                 member: self.id.to_string(),
                 key_id: key_id.to_owned(),
             })?;
+        if let Some(since) = entry.compromised_since {
+            return Err(KeyLookupError::Revoked {
+                member: self.id.to_string(),
+                key_id: key_id.to_owned(),
+                compromised_since: since.format(&Rfc3339).unwrap_or_default(),
+            });
+        }
         if entry.valid_at(at) {
             Ok(&entry.key)
         } else {
@@ -516,11 +542,24 @@ fn signing_keys_from(
         if valid_until.is_some_and(|u| u <= valid_from) {
             return Err((at("valid_until"), "must be after valid_from".into()));
         }
+        let compromised_since = k
+            .compromised_since
+            .as_deref()
+            .map(parse_time)
+            .transpose()
+            .map_err(|d| (at("compromised_since"), d))?;
+        if compromised_since.is_some_and(|c| c < valid_from) {
+            return Err((
+                at("compromised_since"),
+                "is before valid_from: a key cannot be compromised before it exists".into(),
+            ));
+        }
         out.push(SigningKeyEntry {
             id: k.id,
             key,
             valid_from,
             valid_until,
+            compromised_since,
         });
     }
     Ok(out)

@@ -74,6 +74,7 @@ pub fn init(dir: &MemberDir, new: &NewMember) -> Result<MemberCard, MemberError>
                 public_key: signing.verifying_key().to_base64(),
                 valid_from: valid_from.clone(),
                 valid_until: None,
+                compromised_since: None,
             }],
         },
     };

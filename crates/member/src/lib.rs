@@ -22,11 +22,13 @@ pub mod ca;
 pub mod card;
 pub mod init;
 pub mod layout;
+pub mod rotate;
 
 pub use ca::{Issued, LeafRequest, MemberCa};
 pub use card::MemberCard;
 pub use init::{NewMember, init, renew};
 pub use layout::{ConnectFiles, MemberDir, MemberFile};
+pub use rotate::{Rotated, rotate_key};
 
 /// Why a member's credentials could not be made or read.
 #[derive(Debug, thiserror::Error)]

@@ -31,6 +31,7 @@ use crate::header::parse_record_id;
 use crate::pb::{self, RecordKind, SharingLabel};
 use crate::record::sha256;
 
+mod keys;
 mod problem;
 pub use problem::{ChangeProblem, MAX_SUMMARY_CHARS};
 
@@ -290,7 +291,7 @@ impl Governed {
                 detail: e.to_string(),
             }
         })?;
-        let step = self.step(&body, &author)?;
+        let step = self.step(&body, &author, h.created_at)?;
         Ok(Checked {
             record_id: h.record_id,
             author,
@@ -311,7 +312,12 @@ impl Governed {
         Ok(())
     }
 
-    fn step(&self, body: &pb::DirectoryChange, author: &str) -> Result<Step, RecordError> {
+    fn step(
+        &self,
+        body: &pb::DirectoryChange,
+        author: &str,
+        created_at: time::OffsetDateTime,
+    ) -> Result<Step, RecordError> {
         let chars = body.summary.chars().count();
         if chars > MAX_SUMMARY_CHARS {
             return Err(change(ChangeProblem::Summary { chars }));
@@ -324,7 +330,7 @@ impl Governed {
             }
             (None, false) if body.approves.is_none() && body.proposed_digest.is_empty() => {
                 self.stale_unless_current(&body.previous_digest)?;
-                let (document, directory) = self.proposed(body)?;
+                let (document, directory) = self.proposed(body, created_at)?;
                 Ok(Step::Propose {
                     document,
                     directory,
@@ -381,6 +387,7 @@ impl Governed {
     fn proposed(
         &self,
         body: &pb::DirectoryChange,
+        created_at: time::OffsetDateTime,
     ) -> Result<(Arc<str>, Arc<Directory>), RecordError> {
         let now = self.current();
         let text = std::str::from_utf8(&body.directory).map_err(|_| {
@@ -411,6 +418,7 @@ impl Governed {
                 version: now.version,
             }));
         }
+        keys::check_continuity(&now.directory, &directory, created_at).map_err(change)?;
         let governance = directory.governance_count();
         if body.quorum == 0 || body.quorum as usize > governance {
             return Err(change(ChangeProblem::Quorum {

@@ -334,3 +334,83 @@ fn a_replay_stops_at_the_first_record_that_does_not_check() {
     assert_eq!(at, 1);
     assert!(e.to_string().contains("body"), "{e}");
 }
+
+/// The genesis's directory with one edit to jp-aisi's first signing key.
+fn with_key(
+    net: &Net,
+    edit: impl Fn(&mut cairn_identity::directory::SigningKeyDocument),
+) -> DirectoryDocument {
+    let mut doc = net.pki.directory.clone();
+    let m = doc.members.iter_mut().find(|m| m.id == "jp-aisi").unwrap();
+    edit(&mut m.signing_keys[0]);
+    doc
+}
+
+fn key_refusal(net: &Net, g: &Governed, doc: &DirectoryDocument) -> String {
+    match problem(g.check(&net.propose(g, "uk-aisi", doc, 2))) {
+        p @ ChangeProblem::Key { .. } => p.to_string(),
+        other => panic!("expected a key problem, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_revocation_is_permanent_and_a_rotation_cannot_reach_into_the_past() {
+    let net = Net::new();
+    let mut g = Governed::from_genesis(&net.genesis, "genesis").unwrap();
+    let valid_from = |net: &Net| {
+        let m = net.pki.directory.members.iter().find(|m| m.id == "jp-aisi");
+        let text = m.unwrap().signing_keys[0].valid_from.clone();
+        time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).unwrap()
+    };
+    let rfc = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let past = rfc(valid_from(&net) + time::Duration::hours(1));
+    // A window cannot end before the proposal: that would be a revocation.
+    let moved = with_key(&net, |k| k.valid_until = Some(past.clone()));
+    let text = key_refusal(&net, &g, &moved);
+    assert!(text.contains("revoke it for compromise"), "{text}");
+    // Nor can a key id be bound to another key.
+    let other = net.pki.members[0].signing_key.verifying_key().to_base64();
+    let rebound = with_key(&net, |k| k.public_key = other.clone());
+    assert!(key_refusal(&net, &g, &rebound).contains("names one key for ever"));
+    // A compromise is in the past.
+    let future = with_key(&net, |k| {
+        k.compromised_since = Some("2999-01-01T00:00:00Z".into())
+    });
+    assert!(key_refusal(&net, &g, &future).contains("a compromise is in the past"));
+
+    // Revoked by quorum: from then on the key signs nothing valid.
+    let since = rfc(valid_from(&net) + time::Duration::hours(2));
+    let revoked = with_key(&net, |k| k.compromised_since = Some(since.clone()));
+    let p = net.propose(&g, "uk-aisi", &revoked, 2);
+    g.apply(g.check(&p).unwrap(), 1);
+    let a = net.approve(&g, "eu-aio", &p);
+    assert_eq!(g.apply(g.check(&a).unwrap(), 2).effective, Some(1));
+    // jp-aisi, a governance member, can no longer sign a change.
+    let by_jp = net.propose(&g, "jp-aisi", &net.pki.directory, 2);
+    match g.check(&by_jp) {
+        Err(RecordError::SigningKey(e)) => {
+            assert!(
+                e.to_string().contains("is revoked: compromised since"),
+                "{e}"
+            )
+        }
+        other => panic!("a revoked key signed a change: {other:?}"),
+    }
+    // The revocation cannot be withdrawn, moved or hidden.
+    let withdrawn = net.pki.directory.clone();
+    assert!(key_refusal(&net, &g, &withdrawn).contains("cannot be withdrawn"));
+    let hidden = {
+        let mut d = revoked.clone();
+        let m = d.members.iter_mut().find(|m| m.id == "jp-aisi").unwrap();
+        let mut fresh = m.signing_keys[0].clone();
+        fresh.id = "jp-aisi-sign-2".into();
+        fresh.compromised_since = None;
+        fresh.public_key = other.clone();
+        m.signing_keys = vec![fresh];
+        d
+    };
+    assert!(key_refusal(&net, &g, &hidden).contains("must stay listed"));
+}

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use cairn_client::ClientError;
-use cairn_client::audit::{Head, LogVerifier, TileSource};
+use cairn_client::audit::{Flagged, Head, LogVerifier, TileSource};
 use cairn_tlog::note::VerifierKey;
 
 use super::{client, fail, read_key};
@@ -95,7 +95,7 @@ async fn full(
     a: &VerifyArgs,
     json: bool,
     say: &mut impl FnMut(String),
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Flagged>> {
     let size = head.checkpoint.size;
     let bar = progress_bar("entries", size, json);
     let leaves = v
@@ -107,7 +107,7 @@ async fn full(
         "all {size} entries are log leaves and recompute to the checkpoint's root"
     ));
     if !a.records {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let client = a.connect.client().await?;
     let history = if client.directory().quorum().is_some() {
@@ -141,7 +141,41 @@ async fn full(
         client.member(),
         seen.salted
     ));
-    Ok(())
+    for f in &seen.flagged {
+        if !json {
+            println!(
+                "  FLAG record {} (leaf {}): signed by {}'s key {} at {}, after its compromise began ({}); logged before the key was revoked",
+                f.record_id,
+                f.leaf_index,
+                f.member,
+                f.key_id,
+                rfc3339(f.claimed),
+                rfc3339(f.compromised_since)
+            );
+        }
+    }
+    Ok(seen.flagged)
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn flagged_json(flagged: &[Flagged]) -> serde_json::Value {
+    flagged
+        .iter()
+        .map(|f| {
+            serde_json::json!({
+                "record": f.record_id,
+                "leaf_index": f.leaf_index,
+                "member": f.member,
+                "key_id": f.key_id,
+                "claimed": rfc3339(f.claimed),
+                "compromised_since": rfc3339(f.compromised_since),
+            })
+        })
+        .collect()
 }
 
 /// `--trusted`: the checkpoint extends the one trusted before (a missing
@@ -330,9 +364,11 @@ pub(super) async fn verify(mut a: VerifyArgs, json: bool) -> anyhow::Result<()> 
             r.leaf_index
         ));
     }
-    if a.full {
-        full(&mut v, &head, &a, json, &mut say).await?;
-    }
+    let flagged = if a.full {
+        full(&mut v, &head, &a, json, &mut say).await?
+    } else {
+        Vec::new()
+    };
     if a.update_trusted
         && let Some(t) = &a.trusted
     {
@@ -342,10 +378,15 @@ pub(super) async fn verify(mut a: VerifyArgs, json: bool) -> anyhow::Result<()> 
     if json {
         println!(
             "{}",
-            serde_json::json!({"ok": true, "size": cp.size, "root": B64.encode(cp.root), "cosigned_by": head.cosigned_by, "steps": steps})
+            serde_json::json!({"ok": true, "size": cp.size, "root": B64.encode(cp.root), "cosigned_by": head.cosigned_by, "steps": steps, "flagged": flagged_json(&flagged)})
         );
-    } else {
+    } else if flagged.is_empty() {
         println!("the log verifies.");
+    } else {
+        println!(
+            "the log verifies; {} records flagged: signed by a key revoked for compromise, claiming a time after the compromise began.",
+            flagged.len()
+        );
     }
     Ok(())
 }

@@ -10,7 +10,12 @@
 //! checked against the directory in force at its leaf's place, rebuilt from
 //! the genesis and the directory change records (the history), never
 //! against today's directory file; and the history must be exactly the
-//! log's directory change leaves, each at its index.
+//! log's directory change leaves, each at its index. A key revoked for
+//! compromise verifies nothing from the revocation's place on; a record
+//! it signed before that place whose created-at (or an order whose
+//! ordered-at) is after the compromise began is flagged ([`Flagged`]).
+
+use std::collections::BTreeMap;
 
 use cairn_identity::Directory;
 use cairn_proto::common::v1 as common;
@@ -20,14 +25,34 @@ use cairn_record::dsse;
 use cairn_record::header::{parse_record_id, timestamp_to_time};
 use cairn_record::record::{decode_envelope, sha256, verify_envelope};
 use prost::Message as _;
+use time::OffsetDateTime;
 use tonic::Code;
 
 use super::{LogFailure, LogVerifier, failed};
 use crate::client::{Client, DirectoryHistory};
 use crate::error::ClientError;
 
+/// A record or erasure order logged before its key's revocation took
+/// effect, but claiming a time after the compromise began: the signature
+/// verifies, and whoever held the key may have made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flagged {
+    /// Its leaf.
+    pub leaf_index: u64,
+    /// The record (or the erased record).
+    pub record_id: String,
+    /// The signer.
+    pub member: String,
+    /// The revoked key.
+    pub key_id: String,
+    /// The created-at (ordered-at) it claims.
+    pub claimed: OffsetDateTime,
+    /// When the key's compromise began.
+    pub compromised_since: OffsetDateTime,
+}
+
 /// What [`LogVerifier::check_records`] found.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecordsChecked {
     /// Records whose envelope matched their leaf and verified.
     pub records: u64,
@@ -41,6 +66,47 @@ pub struct RecordsChecked {
     /// Directory change leaves matched by the history (each record checked
     /// when the history was replayed).
     pub directory_changes: u64,
+    /// Verified, but signed by a key later revoked with a compromise that
+    /// began before the time it claims.
+    pub flagged: Vec<Flagged>,
+}
+
+/// Every key revoked in any version of the history: (member, key id) →
+/// when its compromise began.
+type Revoked = BTreeMap<(String, String), OffsetDateTime>;
+
+fn revocations(history: Option<&DirectoryHistory>) -> Revoked {
+    let mut out = Revoked::new();
+    for version in history.map_or(&[][..], |h| h.governed.versions()) {
+        for m in version.directory.members() {
+            for k in &m.signing_keys {
+                if let Some(since) = k.compromised_since {
+                    out.entry((m.id.to_string(), k.id.clone())).or_insert(since);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Who signed a leaf's envelope or order, with which key, claiming when.
+struct Signed {
+    key_id: String,
+    at: OffsetDateTime,
+}
+
+impl Named<'_> {
+    fn flag(&self, signed: Signed, revoked: &Revoked) -> Option<Flagged> {
+        let since = *revoked.get(&(self.author.to_owned(), signed.key_id.clone()))?;
+        (signed.at >= since).then(|| Flagged {
+            leaf_index: self.index,
+            record_id: self.record.to_owned(),
+            member: self.author.to_owned(),
+            key_id: signed.key_id,
+            claimed: signed.at,
+            compromised_since: since,
+        })
+    }
 }
 
 /// One clear leaf, as the checks need it.
@@ -66,6 +132,7 @@ impl LogVerifier {
         mut progress: impl FnMut(u64),
     ) -> Result<RecordsChecked, ClientError> {
         let mut seen = RecordsChecked::default();
+        let revoked = revocations(history);
         if let Some(h) = history {
             seen.directory_changes = history_matches_log(h, leaves)?;
         }
@@ -97,20 +164,21 @@ impl LogVerifier {
                 Err(e) => return Err(e),
             };
             let envelope = stored.record.as_ref().map_or(&[][..], |r| &r.envelope);
-            if sha256(envelope).as_slice() == named.digest {
-                check_envelope(&named, envelope, directory)?;
+            let signed = if sha256(envelope).as_slice() == named.digest {
                 seen.records += 1;
+                check_envelope(&named, envelope, directory)?
             } else if !stored.erasure_order.is_empty()
                 && sha256(&stored.erasure_order).as_slice() == named.digest
             {
-                check_order(&named, &stored.erasure_order, directory)?;
                 seen.erasures += 1;
+                check_order(&named, &stored.erasure_order, directory)?
             } else {
                 return Err(failed(LogFailure::OtherEnvelope {
                     index,
                     record: named.record.to_owned(),
                 }));
-            }
+            };
+            seen.flagged.extend(named.flag(signed, &revoked));
         }
         Ok(seen)
     }
@@ -202,17 +270,24 @@ fn check_envelope(
     named: &Named<'_>,
     envelope: &[u8],
     directory: &Directory,
-) -> Result<(), ClientError> {
+) -> Result<Signed, ClientError> {
     let (_, h) = verify_envelope(envelope, directory).map_err(|e| bad(named, e))?;
     if h.record_id.hyphenated().to_string() != named.record || h.author.as_str() != named.author {
         return Err(other_subject(named));
     }
-    Ok(())
+    Ok(Signed {
+        key_id: h.signing_key_id,
+        at: h.created_at,
+    })
 }
 
 /// The erasure order verifies with its orderer's key as of its date, and
 /// orders the erasure of the leaf's record by the leaf's orderer.
-fn check_order(named: &Named<'_>, order: &[u8], directory: &Directory) -> Result<(), ClientError> {
+fn check_order(
+    named: &Named<'_>,
+    order: &[u8],
+    directory: &Directory,
+) -> Result<Signed, ClientError> {
     let field = |field: &str, detail: &str| {
         bad(
             named,
@@ -250,5 +325,8 @@ fn check_order(named: &Named<'_>, order: &[u8], directory: &Directory) -> Result
     if signature.keyid != o.signing_key_id || !dsse::verify(&env, signature, key) {
         return Err(bad(named, RecordError::BadSignature));
     }
-    Ok(())
+    Ok(Signed {
+        key_id: o.signing_key_id,
+        at,
+    })
 }

@@ -206,9 +206,15 @@ impl Client {
     /// This client with the directory in force in the log, replayed from
     /// the directory it was given: for a member admitted after the
     /// genesis it holds, and to seal to members added since.
-    pub async fn follow_directory(mut self) -> Result<Self, ClientError> {
+    pub async fn follow_directory(self) -> Result<Self, ClientError> {
         let history = self.directory_history().await?;
+        Ok(self.with_history(&history))
+    }
+
+    /// This client with the directory in force at the end of `history`
+    /// (from [`Client::directory_history`]).
+    pub fn with_history(mut self, history: &DirectoryHistory) -> Self {
         self.directory = (*history.governed.current().directory).clone();
-        Ok(self)
+        self
     }
 }

@@ -64,6 +64,11 @@ pub struct SigningKeyDocument {
     /// RFC 3339; open-ended when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<String>,
+    /// RFC 3339: set when the key is revoked for compromise, the time the
+    /// compromise began. A revoked key signs nothing valid under this
+    /// directory, whatever time a record claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compromised_since: Option<String>,
 }
 
 /// A service in the document.

@@ -98,6 +98,17 @@ pub enum ChangeProblem {
         /// Governance members in the new directory.
         governance: usize,
     },
+    /// A change a signing key may not undergo (rebinding an id, moving a
+    /// window into the past, withdrawing or postdating a revocation).
+    #[error("directory: signing key {key_id:?} of member {member} {detail}")]
+    Key {
+        /// The member.
+        member: String,
+        /// The key id.
+        key_id: String,
+        /// What the change does to it, and what to do instead.
+        detail: String,
+    },
     /// A summary too long.
     #[error("summary: {chars} characters, at most {MAX_SUMMARY_CHARS}")]
     Summary {
