@@ -248,6 +248,17 @@ pub async fn send_bad_change(
             r.envelope = env.encode_to_vec();
             Some(r)
         }
+        "change_created_in_future" => {
+            let mut draft = net.draft(
+                RecordKind::DirectoryChange,
+                SharingLabel::TlpClear,
+                &[],
+                content(&|_| {}).encode_to_vec(),
+                None,
+            );
+            draft.created_at = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+            Some(net.sign("uk-aisi", &draft))
+        }
         "change_supersedes" => {
             let mut draft = net.draft(
                 RecordKind::DirectoryChange,

@@ -148,6 +148,9 @@ fn main() -> ExitCode {
             Command::Member(cmd) => member::run(cmd, cli.json),
             Command::Profile(cmd) => profile::run(cmd, cli.json),
             Command::Network(network::NetworkCommand::Init(a)) => network::init(a, cli.json),
+            Command::Network(network::NetworkCommand::Services(a)) => {
+                network::services(a, cli.json)
+            }
             Command::Directory(cmd) => network::directory(cmd, cli.json).await,
             Command::Audit(cmd) => audit::run(cmd, cli.json).await,
             Command::Incident(cmd) => records::incident(cmd, cli.json).await,

@@ -180,7 +180,7 @@ fn rotate(a: RotateArgs, json_out: bool) -> anyhow::Result<u8> {
             r.new_key_id, r.old_key_id, r.old_valid_until
         );
         println!(
-            "  send the updated card to a governance member: {} (cairn directory propose --update-keys …); sign with the new key once the change is in force",
+            "  send the updated card to a governance member: {} (cairn directory propose --update-keys …); the tools sign with the new key from now on, which the services accept once the change is in force",
             card.display()
         );
     }

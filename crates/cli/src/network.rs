@@ -37,11 +37,92 @@ pub struct NetworkInit {
     out: PathBuf,
 }
 
+#[derive(Args, Debug)]
+pub struct NetworkServices {
+    /// The folder to make (the services CA, one folder per service).
+    #[arg(long)]
+    dir: PathBuf,
+    /// The network's trust domain.
+    #[arg(long)]
+    trust_domain: String,
+    /// Who runs the services (the CA's organisation name).
+    #[arg(long)]
+    operator: String,
+    /// A DNS name or IP address the services are reached by; repeatable.
+    #[arg(long = "host", required = true)]
+    hosts: Vec<String>,
+    /// The certificates' lifetime in days.
+    #[arg(long, default_value_t = 90)]
+    days: i64,
+    /// The audit log's origin (default `<trust domain>/audit`).
+    #[arg(long)]
+    origin: Option<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum NetworkCommand {
     /// Build a network's genesis from member cards and a quorum rule; each
     /// founder then signs it (`cairn directory sign`).
     Init(NetworkInit),
+    /// Make the identities of the network's services (for the member that
+    /// runs them): a services CA, a certificate per service, the log key.
+    Services(NetworkServices),
+}
+
+/// `cairn network services`.
+pub fn services(a: NetworkServices, json_out: bool) -> anyhow::Result<u8> {
+    let (mut dns, mut ips) = (Vec::new(), Vec::new());
+    for host in a.hosts {
+        match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ips.push(ip),
+            Err(_) => dns.push(host),
+        }
+    }
+    let made = cairn_member::init_services(
+        &a.dir,
+        &cairn_member::NewServices {
+            operator: a.operator,
+            trust_domain: a.trust_domain.clone(),
+            dns,
+            ips,
+            days: a.days,
+        },
+    )?;
+    let origin = a
+        .origin
+        .unwrap_or_else(|| format!("{}/audit", a.trust_domain));
+    let der = cairn_identity::keys::load_pkcs8_der(&made.log_key)?;
+    let log_key =
+        cairn_tlog::note::NoteSigner::from_pkcs8(&origin, cairn_tlog::note::ALG_ED25519, &der)
+            .with_context(|| format!("the log key {}", made.log_key.display()))?
+            .verifier()
+            .to_string();
+    let ca = made.ca_cert.display().to_string();
+    let flags = [
+        format!("--service intake={ca}:append"),
+        format!("--service evals={ca}:append"),
+        format!("--service audit={ca}"),
+    ];
+    if json_out {
+        let folders: serde_json::Map<String, serde_json::Value> = made
+            .folders
+            .iter()
+            .map(|(s, f)| (s.clone(), json!(f)))
+            .collect();
+        println!(
+            "{}",
+            json!({"ca": made.ca_cert, "folders": folders, "log_key_file": made.log_key,
+                   "origin": origin, "log_key": log_key, "network_init": flags})
+        );
+    } else {
+        println!("services CA {ca} (its key in ca-offline/: move it offline)");
+        for (s, f) in &made.folders {
+            println!("  {s}: {} (give this host only this folder)", f.display());
+        }
+        println!("the log's key, for members' profiles (--log-key): {log_key}");
+        println!("for the genesis: cairn network init … {}", flags.join(" "));
+    }
+    Ok(exit::OK)
 }
 
 #[derive(Subcommand, Debug)]

@@ -226,7 +226,11 @@ pub fn run(cmd: ProfileCommand, json_out: bool) -> anyhow::Result<u8> {
             }
             all.profiles.insert(name.clone(), checked(profile)?);
             write_all(&path, &all)?;
-            println!("profile {name} saved in {}", path.display());
+            if json_out {
+                println!("{}", serde_json::json!({"profile": name, "file": path}));
+            } else {
+                println!("profile {name} saved in {}", path.display());
+            }
         }
         ProfileCommand::List => {
             if json_out {

@@ -82,6 +82,23 @@ fn retryable(code: tonic::Code) -> bool {
     )
 }
 
+/// Whether `s` is a connection the other side closed under the call
+/// (what a client sees when a TLS 1.3 server refuses its certificate:
+/// the handshake completes on the client's side first, so it reads the
+/// server's alert or, if it wrote first, a closed connection).
+fn closed_by_peer(s: &tonic::Status) -> bool {
+    let Some(root) = root_cause(s) else {
+        return false;
+    };
+    match s.code() {
+        tonic::Code::Unknown => ["broken pipe", "reset", "fatal alert"]
+            .iter()
+            .any(|k| root.contains(k)),
+        tonic::Code::Cancelled => root.contains("connection closed"),
+        _ => false,
+    }
+}
+
 /// The report of a failed command.
 pub fn report(e: &anyhow::Error) -> Report {
     let mut parts: Vec<String> = Vec::new();
@@ -125,6 +142,14 @@ pub fn report(e: &anyhow::Error) -> Report {
                     .into(),
             ),
             code: exit::UNAVAILABLE,
+        },
+        Some(_) if status.is_some_and(closed_by_peer) => Report {
+            error,
+            help: Some(
+                "the connection was closed during or right after the TLS handshake: if the service runs, it does not admit this certificate under the directory in force (a member removed, a CA replaced, a certificate expired); another member's `cairn directory show` says who is in it"
+                    .into(),
+            ),
+            code: exit::USAGE,
         },
         _ if connect => Report {
             error,
@@ -184,5 +209,39 @@ mod tests {
         assert_eq!(report(&e).error, "reading incident.json: no such file");
         let e = anyhow::anyhow!("bad key").context("bad key");
         assert_eq!(report(&e).error, "bad key");
+    }
+
+    #[test]
+    fn a_certificate_the_service_refuses_says_so_whichever_way_it_shows() {
+        let closed = |mut status: tonic::Status, root: &str| {
+            status.set_source(std::sync::Arc::new(std::io::Error::other(root.to_owned())));
+            report(&anyhow::Error::new(ClientError::Status(status)))
+        };
+        for (status, root) in [
+            (
+                tonic::Status::unknown("transport error"),
+                "received fatal alert: CertificateUnknown",
+            ),
+            (
+                tonic::Status::unknown("transport error"),
+                "stream closed because of a broken pipe",
+            ),
+            (
+                tonic::Status::cancelled("operation was canceled"),
+                "connection closed",
+            ),
+        ] {
+            let r = closed(status, root);
+            assert_eq!(r.code, exit::USAGE, "{r:?}");
+            assert!(
+                r.help
+                    .as_deref()
+                    .is_some_and(|h| h.contains("does not admit this certificate")),
+                "{r:?}"
+            );
+        }
+        // A refusal with a message is not one.
+        let r = closed(tonic::Status::unknown("a bug"), "something else");
+        assert_eq!(r.help, None);
     }
 }

@@ -90,34 +90,102 @@ impl LeafRequest {
 
     fn params(&self) -> Result<CertificateParams, MemberError> {
         self.check()?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, format!("{}/{}", self.member, self.name));
-        params.distinguished_name = dn;
-        params.is_ca = IsCa::ExplicitNoCa;
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::minutes(5);
-        params.not_after = now + Duration::days(self.days);
-        params.use_authority_key_identifier_extension = true;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        if self.server {
-            params
-                .extended_key_usages
-                .push(ExtendedKeyUsagePurpose::ServerAuth);
-        }
-        let ia5 = |s: &str| rcgen::string::Ia5String::try_from(s).map_err(rcgen_error);
-        params
-            .subject_alt_names
-            .push(SanType::URI(ia5(&self.uri())?));
-        for d in &self.dns {
-            params.subject_alt_names.push(SanType::DnsName(ia5(d)?));
-        }
-        for ip in &self.ips {
-            params.subject_alt_names.push(SanType::IpAddress(*ip));
-        }
-        Ok(params)
+        leaf_params(&Leaf {
+            common_name: format!("{}/{}", self.member, self.name),
+            uri: self.uri(),
+            days: self.days,
+            server: self.server,
+            dns: &self.dns,
+            ips: &self.ips,
+        })
     }
+}
+
+/// A certificate for one of the network's services
+/// (`spiffe://<trust-domain>/service/<name>`), client and server
+/// authentication, with the DNS and IP names it is reached by.
+#[derive(Clone, Debug)]
+pub struct ServiceRequest {
+    /// The network's trust domain.
+    pub trust_domain: String,
+    /// `audit`, `intake` or `evals` (a path segment).
+    pub service: String,
+    /// Lifetime in days.
+    pub days: i64,
+    /// DNS names.
+    pub dns: Vec<String>,
+    /// IP addresses.
+    pub ips: Vec<IpAddr>,
+}
+
+impl ServiceRequest {
+    fn params(&self) -> Result<CertificateParams, MemberError> {
+        let bad = |detail: String| MemberError::Request { detail };
+        if !cairn_identity::spiffe::is_valid_trust_domain(&self.trust_domain) {
+            return Err(bad(format!(
+                "trust domain {:?} is not a DNS-style name",
+                self.trust_domain
+            )));
+        }
+        if !cairn_identity::spiffe::is_valid_name(&self.service) {
+            return Err(bad(format!(
+                "service {:?}: 2 to 32 characters of a-z, 0-9 and '-'",
+                self.service
+            )));
+        }
+        if !(1..=825).contains(&self.days) {
+            return Err(bad(format!(
+                "{} days: a certificate lives 1 to 825 days",
+                self.days
+            )));
+        }
+        leaf_params(&Leaf {
+            common_name: format!("cairn-{}", self.service),
+            uri: format!("spiffe://{}/service/{}", self.trust_domain, self.service),
+            days: self.days,
+            server: true,
+            dns: &self.dns,
+            ips: &self.ips,
+        })
+    }
+}
+
+/// What an end-entity certificate says, whoever it is for.
+struct Leaf<'a> {
+    common_name: String,
+    uri: String,
+    days: i64,
+    server: bool,
+    dns: &'a [String],
+    ips: &'a [IpAddr],
+}
+
+fn leaf_params(leaf: &Leaf<'_>) -> Result<CertificateParams, MemberError> {
+    let mut params = CertificateParams::default();
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, leaf.common_name.clone());
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::ExplicitNoCa;
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::minutes(5);
+    params.not_after = now + Duration::days(leaf.days);
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    if leaf.server {
+        params
+            .extended_key_usages
+            .push(ExtendedKeyUsagePurpose::ServerAuth);
+    }
+    let ia5 = |s: &str| rcgen::string::Ia5String::try_from(s).map_err(rcgen_error);
+    params.subject_alt_names.push(SanType::URI(ia5(&leaf.uri)?));
+    for d in leaf.dns {
+        params.subject_alt_names.push(SanType::DnsName(ia5(d)?));
+    }
+    for ip in leaf.ips {
+        params.subject_alt_names.push(SanType::IpAddress(*ip));
+    }
+    Ok(params)
 }
 
 /// An issued certificate (and its key, when the CA made it).
@@ -145,13 +213,25 @@ impl MemberCa {
     /// A new CA for the member named `display_name`; returns it and its
     /// key (PKCS#8 PEM) to keep offline.
     pub fn create(display_name: &str) -> Result<(Self, Zeroizing<String>), MemberError> {
+        Self::create_named(display_name, &format!("{display_name} cairn member CA"))
+    }
+
+    /// A new CA for the network's services, held by the member
+    /// `display_name` that runs them (same constraints as a member CA).
+    pub fn create_for_services(
+        display_name: &str,
+    ) -> Result<(Self, Zeroizing<String>), MemberError> {
+        Self::create_named(display_name, &format!("{display_name} cairn services CA"))
+    }
+
+    fn create_named(
+        display_name: &str,
+        common_name: &str,
+    ) -> Result<(Self, Zeroizing<String>), MemberError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(rcgen_error)?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(
-            DnType::CommonName,
-            format!("{display_name} cairn member CA"),
-        );
+        dn.push(DnType::CommonName, common_name);
         dn.push(DnType::OrganizationName, display_name);
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -187,7 +267,15 @@ impl MemberCa {
 
     /// Issues a certificate with a fresh key.
     pub fn issue(&self, request: &LeafRequest) -> Result<Issued, MemberError> {
-        let params = request.params()?;
+        self.issue_with_new_key(request.params()?)
+    }
+
+    /// Issues a service certificate with a fresh key.
+    pub fn issue_service(&self, request: &ServiceRequest) -> Result<Issued, MemberError> {
+        self.issue_with_new_key(request.params()?)
+    }
+
+    fn issue_with_new_key(&self, params: CertificateParams) -> Result<Issued, MemberError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(rcgen_error)?;
         let cert = params.signed_by(&key, &self.issuer).map_err(rcgen_error)?;
         Ok(Issued {

@@ -9,7 +9,10 @@
 //! - [`ca`]: the member CA, issuing from it directly or for a CSR (a CA
 //!   held on an offline machine or in an HSM), and making CSRs;
 //! - [`card`]: the member card, checked as the directory checks a member;
-//! - [`init`]: making a member, renewing a certificate.
+//! - [`init`]: making a member, renewing a certificate;
+//! - [`rotate`]: rotating the signing key;
+//! - [`services`]: the network's service identities, for the member
+//!   that runs the services.
 //!
 //! This crate writes files only under the folder it is given and never
 //! overwrites a key; it knows nothing of services or records.
@@ -23,12 +26,14 @@ pub mod card;
 pub mod init;
 pub mod layout;
 pub mod rotate;
+pub mod services;
 
-pub use ca::{Issued, LeafRequest, MemberCa};
+pub use ca::{Issued, LeafRequest, MemberCa, ServiceRequest};
 pub use card::MemberCard;
 pub use init::{NewMember, init, renew};
 pub use layout::{ConnectFiles, MemberDir, MemberFile};
 pub use rotate::{Rotated, rotate_key};
+pub use services::{NewServices, ServicesMade, init_services};
 
 /// Why a member's credentials could not be made or read.
 #[derive(Debug, thiserror::Error)]

@@ -2,8 +2,9 @@
 //! card that says so. The old key's window ends after an overlap (what it
 //! signed inside its window stays valid for ever); the new key is valid
 //! from now. The card goes to the governance members, who propose it
-//! (`cairn directory propose --update-keys <card>`); the tools sign with
-//! the new key from then on.
+//! (`cairn directory propose --update-keys <card>`). The tools sign with
+//! the new key from now on; the services accept it once that change is in
+//! force.
 
 use cairn_identity::SigningKey;
 use cairn_identity::directory::SigningKeyDocument;

@@ -82,6 +82,11 @@ pub struct Checked {
     pub author: String,
     /// SHA-256 of the envelope.
     pub envelope_digest: [u8; 32],
+    /// The created-at it claims (checked against the signing key's
+    /// window; a service bounds it by its receive time).
+    pub created_at: time::OffsetDateTime,
+    /// The key that signed it.
+    pub signing_key_id: String,
     step: Step,
 }
 
@@ -296,6 +301,8 @@ impl Governed {
             record_id: h.record_id,
             author,
             envelope_digest: verified.envelope_digest,
+            created_at: h.created_at,
+            signing_key_id: h.signing_key_id.clone(),
             step,
         })
     }

@@ -44,14 +44,24 @@ pub struct RecordCoreConfig {
     pub burst_per_member: f64,
 }
 
+impl RecordCoreConfig {
+    /// The bounds on claimed times, as `cairn_record::clock` applies them.
+    pub fn clock(&self) -> cairn_record::clock::ClockBounds {
+        cairn_record::clock::ClockBounds {
+            max_future: self.max_future,
+            max_age: self.max_age,
+        }
+    }
+}
+
 impl Default for RecordCoreConfig {
     fn default() -> Self {
         Self {
             max_body: 1024 * 1024,
             max_envelope: 64 * 1024,
             receipt_wait: Duration::from_secs(5),
-            max_future: time::Duration::minutes(5),
-            max_age: time::Duration::days(7),
+            max_future: cairn_record::clock::ClockBounds::default().max_future,
+            max_age: cairn_record::clock::ClockBounds::default().max_age,
             rate_per_member: 1000.0,
             burst_per_member: 2000.0,
         }

@@ -4,6 +4,7 @@
 //! every service.
 
 use cairn_identity::{Member, PeerIdentity};
+use cairn_record::clock::Skew;
 use cairn_record::header::timestamp_to_time;
 use cairn_record::pb::{self, RecordState};
 use cairn_record::{dsse, record};
@@ -116,14 +117,10 @@ impl RecordCore {
         // be valid at both: a key whose window has ended erases nothing,
         // however the order is dated.
         let now = OffsetDateTime::now_utc();
-        if at > now + self.config.max_future {
-            return Err(ServiceError::OrderedInFuture);
-        }
-        if at < now - self.config.max_age {
-            return Err(ServiceError::OrderedTooOld {
-                max_days: self.config.max_age.whole_days(),
-            });
-        }
+        self.config.clock().check(at, now).map_err(|s| match s {
+            Skew::InFuture => ServiceError::OrderedInFuture,
+            Skew::TooOld { max_days } => ServiceError::OrderedTooOld { max_days },
+        })?;
         let key = member
             .signing_key_at(&order.signing_key_id, at)
             .map_err(ServiceError::OrderKey)?;

@@ -19,6 +19,7 @@
 //!    record id, the durable commit, the receipt.
 
 use cairn_identity::{Directory, Member, PeerIdentity};
+use cairn_record::clock::Skew;
 use cairn_record::header::{CheckedHeader, time_to_timestamp};
 use cairn_record::pb::{self, RecordKind, RecordState, SharingLabel};
 use cairn_record::record;
@@ -174,14 +175,13 @@ impl RecordCore {
         call: SubmitKind,
         now: OffsetDateTime,
     ) -> Result<pb::RecordBody, ServiceError> {
-        if h.created_at > now + self.config.max_future {
-            return Err(ServiceError::CreatedInFuture);
-        }
-        if h.created_at < now - self.config.max_age {
-            return Err(ServiceError::CreatedTooOld {
-                max_days: self.config.max_age.whole_days(),
-            });
-        }
+        self.config
+            .clock()
+            .check(h.created_at, now)
+            .map_err(|s| match s {
+                Skew::InFuture => ServiceError::CreatedInFuture,
+                Skew::TooOld { max_days } => ServiceError::CreatedTooOld { max_days },
+            })?;
         call.check(h.supersedes.is_some(), h.retracts.is_some())
             .map_err(ServiceError::WrongCall)?;
         Ok(record::check_body(raw, h, &signed.body)?)

@@ -110,6 +110,20 @@ pub enum AuditError {
     /// its form, or its place in the history).
     #[error("directory change: {0}")]
     Change(cairn_record::RecordError),
+    /// A directory change dated too far from the time the audit service
+    /// receives it (`cairn_record::clock`).
+    #[error("directory change: header.created_at: {}", match skew {
+        cairn_record::clock::Skew::InFuture => "is in the future".to_owned(),
+        cairn_record::clock::Skew::TooOld { max_days } => format!("is older than {max_days} days"),
+    })]
+    ChangeClock {
+        /// How it is off.
+        skew: cairn_record::clock::Skew,
+    },
+    /// A directory change signed by a key that is not valid now (a key
+    /// whose window has ended signs no change, however it is dated).
+    #[error("directory change: {0} (now: a key whose validity window has ended signs nothing new)")]
+    ChangeKeyNotCurrent(cairn_identity::directory::KeyLookupError),
     /// A stored directory change that no longer replays: the store was
     /// altered.
     #[error("directory history, change {ordinal}: {problem}")]

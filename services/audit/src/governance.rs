@@ -31,7 +31,8 @@ use cairn_proto::audit::v1 as pb;
 use cairn_proto::audit::v1::governance_server::Governance as GovernanceApi;
 use cairn_proto::common::v1 as common;
 use cairn_record::RecordError;
-use cairn_record::governance::{ChangeProblem, Governed, Standing};
+use cairn_record::clock::ClockBounds;
+use cairn_record::governance::{ChangeProblem, Checked, Governed, Standing};
 use cairn_record::leaf::{clear_subject, encode};
 use cairn_store::{Store, WriteBatch};
 use prost::Message as _;
@@ -236,10 +237,12 @@ impl GovernanceService {
                 });
             }
         }
+        let now = time::OffsetDateTime::now_utc();
+        received_in_time(&state.governed, &checked, now)?;
         let leaf = encode(
             common::RecordKind::DirectoryChange,
             clear_subject(&checked.record_id.hyphenated().to_string(), &checked.author),
-            time::OffsetDateTime::now_utc(),
+            now,
             &record.envelope,
             "audit",
         );
@@ -528,4 +531,24 @@ impl GovernanceApi for GovernanceService {
         let r = request.into_inner();
         Ok(Response::new(self.history(r.from, r.page_size).await?))
     }
+}
+
+/// A change's created-at lies within the clock bounds of the time it is
+/// received, and its key is valid then too — what intake and evals require
+/// of records: a key whose window has ended signs no change, however the
+/// change is dated (a revoked key is refused by `Governed::check` already).
+fn received_in_time(
+    governed: &Governed,
+    checked: &Checked,
+    now: time::OffsetDateTime,
+) -> Result<(), AuditError> {
+    ClockBounds::default()
+        .check(checked.created_at, now)
+        .map_err(|skew| AuditError::ChangeClock { skew })?;
+    if let Some(member) = governed.current().directory.member(&checked.author) {
+        member
+            .signing_key_at(&checked.signing_key_id, now)
+            .map_err(AuditError::ChangeKeyNotCurrent)?;
+    }
+    Ok(())
 }

@@ -26,7 +26,8 @@ pub fn code(e: &AuditError) -> Code {
         }
         E::CosignerSpec { .. } => Code::InvalidArgument,
         E::NoRecord => Code::InvalidArgument,
-        E::SignerNotPeer { .. } => Code::PermissionDenied,
+        E::SignerNotPeer { .. } | E::ChangeKeyNotCurrent(_) => Code::PermissionDenied,
+        E::ChangeClock { .. } => Code::InvalidArgument,
         E::Change(r) => change_code(r),
         E::Log(l) => log_code(l),
         E::Witness(w) => witness_code(w),
