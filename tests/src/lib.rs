@@ -272,6 +272,7 @@ impl Net {
             intake: self.intake.addr,
             evals: self.evals.addr,
             audit: self.audit_addr,
+            source: None,
         };
         cairn_client::Client::connect(
             creds,

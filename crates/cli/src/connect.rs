@@ -6,7 +6,7 @@
 //! `--member`), each overridable (`--cert`, `--key`, `--signing-key`,
 //! `--sealing-key`); the directory; the services' addresses; the log key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{Context as _, anyhow, bail};
@@ -119,6 +119,9 @@ pub struct ConnectArgs {
     /// checked against it.
     #[arg(long, env = "CAIRN_LOG_KEY", global = true)]
     pub log_key: Option<String>,
+    /// The local address to connect from (a host with several).
+    #[arg(long, env = "CAIRN_SOURCE", global = true)]
+    pub source: Option<IpAddr>,
 }
 
 /// Every setting, resolved from flags, the profile and the devnet.
@@ -140,6 +143,8 @@ pub struct Resolved {
     pub witnesses: Vec<String>,
     /// Witness quorum.
     pub quorum: Option<usize>,
+    /// The local address to connect from.
+    pub source: Option<IpAddr>,
 }
 
 impl ConnectArgs {
@@ -262,6 +267,7 @@ impl ConnectArgs {
                 .or(devnet.map(|d| d.log_key)),
             witnesses,
             quorum,
+            source: self.source.or(p.source),
         })
     }
 
@@ -283,7 +289,9 @@ impl ConnectArgs {
         service: &str,
     ) -> anyhow::Result<tonic::transport::Channel> {
         let config = tls::client_config(&self.tls_identity()?, self.directory()?, service)?;
-        tls::channel(addr, config).with_context(|| format!("connecting to {service} at {addr}"))
+        let source = self.resolve()?.source;
+        tls::channel_from(&addr.to_string(), source, config)
+            .with_context(|| format!("connecting to {service} at {addr}"))
     }
 
     /// An HTTPS/1.1 target at `url`, presenting the member's certificate:
@@ -303,11 +311,8 @@ impl ConnectArgs {
             }
             None => tls::client_config(&identity, self.directory()?, service)?,
         };
-        Ok(cairn_mtls::https::HttpsTarget::new(
-            url,
-            &config,
-            ca.is_some(),
-        )?)
+        let source = self.resolve()?.source;
+        Ok(cairn_mtls::https::HttpsTarget::new(url, &config, ca.is_some())?.with_source(source))
     }
 
     /// The SDK's settings.
@@ -328,6 +333,7 @@ impl ConnectArgs {
                 intake: need(r.intake, "intake")?,
                 evals: need(r.evals, "evals")?,
                 audit: need(r.audit, "audit")?,
+                source: r.source,
             },
             credentials: r.files,
             directory: r.directory,

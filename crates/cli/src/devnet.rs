@@ -161,6 +161,7 @@ impl Network {
             intake: self.info.intake,
             evals: self.info.evals,
             audit: self.info.audit,
+            source: None,
         };
         Ok(Client::connect(
             creds,

@@ -3,7 +3,8 @@
 //! `$XDG_CONFIG_HOME/cairn`, else `~/.config/cairn`; `profiles.toml`,
 //! mode 0600), chosen with `--profile` or `CAIRN_PROFILE`: whose
 //! credentials (a member folder or explicit files), the directory, the
-//! services' addresses, the log key, the witness keys and quorum.
+//! services' addresses (and the local one to connect from), the log key,
+//! the witness keys and quorum.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,9 @@ pub struct Profile {
     /// How many witnesses must cosign (default: all).
     #[arg(long)]
     pub quorum: Option<usize>,
+    /// The local address to connect from (a host with several).
+    #[arg(long)]
+    pub source: Option<std::net::IpAddr>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -1,8 +1,9 @@
 //! The walkthrough of deploy/README.md ("A network of your own"), run as
-//! written: three organisations, each with its own folder, credentials and
-//! CLI configuration, found a network with their own CAs; the first runs
-//! the services on its host (127.0.0.2) with service identities it made
-//! itself; a fourth member is admitted by quorum and submits an incident;
+//! written: three organisations, each on its own host address (127.0.0.2,
+//! .3, .4; its CLI connects from it, `--source`) with its own folder,
+//! credentials and CLI configuration, found a network with their own CAs;
+//! the first runs the services on its host (127.0.0.2) with service
+//! identities it made itself; a fourth member is admitted by quorum and submits an incident;
 //! a key is rotated; a compromised key is revoked (and the audit flags what
 //! it signed since the compromise); a member is removed. Every member
 //! action is the `cairn` binary; the services are started from the same
@@ -23,17 +24,19 @@ use cairn_store::StoreLocation;
 use common::{example, text};
 use serde_json::Value;
 
-/// One organisation: its member folder and its own CLI configuration.
+/// One organisation: its host's address (its CLI connects from it), its
+/// member folder and its own CLI configuration.
 struct Org {
     id: &'static str,
+    host: &'static str,
     home: PathBuf,
 }
 
 impl Org {
-    fn new(root: &Path, id: &'static str) -> Self {
+    fn new(root: &Path, id: &'static str, host: &'static str) -> Self {
         let home = root.join(id);
         std::fs::create_dir_all(home.join("config")).unwrap();
-        Self { id, home }
+        Self { id, host, home }
     }
 
     fn member_dir(&self) -> String {
@@ -127,6 +130,8 @@ impl Org {
             &audit,
             "--log-key",
             log_key,
+            "--source",
+            self.host,
         ]);
     }
 
@@ -234,7 +239,7 @@ fn found(root: &Path, fr: &Org, de: &Org, nl: &Org) -> (PathBuf, String) {
         "--operator",
         "INESIA",
         "--host",
-        "127.0.0.2",
+        fr.host,
     ]);
     let genesis = root.join("genesis.toml");
     let g = genesis.display().to_string();
@@ -272,14 +277,14 @@ async fn three_organisations_found_admit_rotate_revoke_and_remove() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let (fr, de, nl, it) = (
-        Org::new(root, "fr-inesia"),
-        Org::new(root, "de-bsi"),
-        Org::new(root, "nl-rdi"),
-        Org::new(root, "it-acn"),
+        Org::new(root, "fr-inesia", "127.0.0.2"),
+        Org::new(root, "de-bsi", "127.0.0.3"),
+        Org::new(root, "nl-rdi", "127.0.0.4"),
+        Org::new(root, "it-acn", "127.0.0.5"),
     );
     let (genesis, log_key) = tokio::task::block_in_place(|| found(root, &fr, &de, &nl));
     let net = run_services(
-        "127.0.0.2",
+        fr.host,
         &fr.home.join("services"),
         &fr.home.join("data"),
         &genesis,
@@ -299,6 +304,15 @@ async fn three_organisations_found_admit_rotate_revoke_and_remove() {
 }
 
 fn walk(fr: &Org, de: &Org, nl: &Org, it: &Org) {
+    // Each organisation's CLI connects from its own host's address: one it
+    // does not have (TEST-NET-1) cannot be used.
+    let elsewhere = de.run(&["directory", "history", "--source", "192.0.2.1"]);
+    assert!(!elsewhere.status.success());
+    assert!(
+        text(&elsewhere).contains("binding the source address 192.0.2.1"),
+        "{}",
+        text(&elsewhere)
+    );
     // The fourth member is refused until the quorum admits it.
     let unknown = it.refused(&["incident", "list"]);
     assert!(

@@ -75,6 +75,9 @@ pub struct Endpoints {
     pub evals: SocketAddr,
     /// cairn-audit.
     pub audit: SocketAddr,
+    /// The local address to connect from (on a host with several); the
+    /// system chooses when `None`.
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// What a submission returned, with the receipt verified when the log key
@@ -124,9 +127,10 @@ impl Client {
         log_key: Option<VerifierKey>,
     ) -> Result<Self, ClientError> {
         let handle = DirectoryHandle::new(directory.clone());
-        let chan = |addr, service: &str| -> Result<Channel, ClientError> {
-            Ok(tls::channel(
-                addr,
+        let chan = |addr: SocketAddr, service: &str| -> Result<Channel, ClientError> {
+            Ok(tls::channel_from(
+                &addr.to_string(),
+                endpoints.source,
                 tls::client_config(&creds.tls, handle.clone(), service)?,
             )?)
         };

@@ -10,7 +10,6 @@ use hyper::body::Bytes;
 use hyper::{Request, StatusCode, Uri, header};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 
 /// An HTTPS server: where to connect and how to name it.
 #[derive(Clone)]
@@ -22,6 +21,7 @@ pub struct HttpsTarget {
     prefix: String,
     name: Option<ServerName<'static>>,
     connector: tokio_rustls::TlsConnector,
+    source: Option<std::net::IpAddr>,
 }
 
 impl std::fmt::Debug for HttpsTarget {
@@ -79,7 +79,15 @@ impl HttpsTarget {
             prefix: uri.path().trim_end_matches('/').to_owned(),
             name,
             connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            source: None,
         })
+    }
+
+    /// Connects from the local address `source` (see
+    /// [`crate::channel_from`]).
+    pub fn with_source(mut self, source: Option<std::net::IpAddr>) -> Self {
+        self.source = source;
+        self
     }
 
     fn error(&self, detail: impl std::fmt::Display) -> HttpsError {
@@ -110,7 +118,9 @@ impl HttpsTarget {
         max: usize,
     ) -> Result<(StatusCode, Bytes), HttpsError> {
         let connect = |e: std::io::Error| self.error(format!("connect: {e}"));
-        let tcp = TcpStream::connect(&self.authority).await.map_err(connect)?;
+        let tcp = crate::connect_tcp(&self.authority, self.source)
+            .await
+            .map_err(connect)?;
         tcp.set_nodelay(true).map_err(connect)?;
         let name = match &self.name {
             Some(n) => n.clone(),

@@ -22,7 +22,7 @@
 #![warn(missing_docs)]
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -183,7 +183,7 @@ pub fn channel(
     addr: SocketAddr,
     config: Arc<ClientConfig>,
 ) -> Result<tonic::transport::Channel, Error> {
-    channel_to(&addr.to_string(), config)
+    channel_from(&addr.to_string(), None, config)
 }
 
 /// Like [`channel`], to `host:port`, with the name resolved again at every
@@ -193,6 +193,17 @@ pub fn channel(
 /// name is only for finding it.
 pub fn channel_to(
     target: &str,
+    config: Arc<ClientConfig>,
+) -> Result<tonic::transport::Channel, Error> {
+    channel_from(target, None, config)
+}
+
+/// Like [`channel_to`], connecting from the local address `source` when
+/// given (a host with several addresses, where the peer's firewall or the
+/// service's logs expect one of them); the system chooses otherwise.
+pub fn channel_from(
+    target: &str,
+    source: Option<IpAddr>,
     config: Arc<ClientConfig>,
 ) -> Result<tonic::transport::Channel, Error> {
     let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{target}"))
@@ -208,7 +219,7 @@ pub fn channel_to(
         move |_uri: tonic::transport::Uri| {
             let (connector, target) = (connector.clone(), target.clone());
             async move {
-                let tcp = TcpStream::connect(target.as_str()).await?;
+                let tcp = connect_tcp(&target, source).await?;
                 tcp.set_nodelay(true)?;
                 let name = ServerName::IpAddress(tcp.peer_addr()?.ip().into());
                 let tls = connector.connect(name, tcp).await?;
@@ -216,4 +227,33 @@ pub fn channel_to(
             }
         },
     )))
+}
+
+/// A TCP connection to `target` (`host:port`), from `source` when given:
+/// the first of the target's addresses in the source's family.
+pub async fn connect_tcp(target: &str, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(source) = source else {
+        return TcpStream::connect(target).await;
+    };
+    let addr = tokio::net::lookup_host(target)
+        .await?
+        .find(|a| a.is_ipv4() == source.is_ipv4())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrNotAvailable,
+                format!("{target} has no address of the family of the source address {source}"),
+            )
+        })?;
+    let socket = if source.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.bind(SocketAddr::new(source, 0)).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("binding the source address {source}: {e}"),
+        )
+    })?;
+    socket.connect(addr).await
 }

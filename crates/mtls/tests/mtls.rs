@@ -479,3 +479,21 @@ async fn no_connection_is_resumed_and_a_removed_member_is_refused_on_reconnectin
     );
     assert!(!seen[1].2);
 }
+
+#[tokio::test]
+async fn a_client_connects_from_the_source_address_it_is_given() {
+    let listener = TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let source = "127.0.0.3".parse().unwrap();
+    let (_client, accepted) = tokio::join!(tls::connect_tcp(&target, Some(source)), async {
+        listener.accept().await.unwrap().1
+    });
+    assert_eq!(accepted.ip(), source);
+
+    let v6 = "::1".parse().unwrap();
+    let err = tls::connect_tcp(&target, Some(v6)).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no address of the family"),
+        "{err}"
+    );
+}
