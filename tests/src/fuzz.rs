@@ -191,6 +191,144 @@ pub fn keys(data: &[u8]) {
     let _ = cairn_mtls::parse_certificates(data);
 }
 
+/// A network founded by a genesis, for the directory-change target: the
+/// example dev PKI, made once per process (its keys are fresh, so seeds
+/// carry documents and change contents, and the target signs them).
+struct Founded {
+    pki: cairn_devpki::DevPki,
+    governed: cairn_record::governance::Governed,
+}
+
+fn founded() -> &'static Founded {
+    static F: OnceLock<Founded> = OnceLock::new();
+    F.get_or_init(|| {
+        let pki =
+            cairn_devpki::DevPki::generate(&cairn_devpki::DevPkiSpec::example()).expect("dev pki");
+        let genesis = pki.founding_document().expect("genesis");
+        let governed =
+            cairn_record::governance::Governed::from_genesis(&genesis, "genesis").expect("founded");
+        Founded { pki, governed }
+    })
+}
+
+/// `content` as a TLP:CLEAR directory change signed by `author`.
+fn change_by(f: &Founded, author: &str, content: Vec<u8>) -> pb::SignedRecord {
+    let draft = cairn_testkit::draft(
+        f.governed.current().directory.as_ref(),
+        pb::RecordKind::DirectoryChange,
+        pb::SharingLabel::TlpClear,
+        &[],
+        content,
+        None,
+    );
+    let key = &f.pki.member(author).expect("example member").signing_key;
+    cairn_record::build(&draft, author, key).expect("signs")
+}
+
+/// Directory changes, as the audit checks them before applying one. The
+/// first byte picks what the rest is: 0, a whole signed record (from
+/// anyone); 1, a change's content (`DirectoryChange`, any bytes) signed by
+/// a governance member; 2, a patch of the document in force (two bytes
+/// of offset, then the bytes written there); otherwise a directory
+/// document (TOML) with that byte's quorum. A document is proposed against
+/// the directory in force and approved by a second governance member. Whatever takes effect must keep at least
+/// the quorum of governance members in the directory it makes.
+pub fn directory_change(data: &[u8]) {
+    let _ = directory_changed(data);
+}
+
+/// [`directory_change`]'s history afterwards (`None` for empty input), so
+/// a test can see how deep an input goes.
+pub fn directory_changed(data: &[u8]) -> Option<cairn_record::governance::Governed> {
+    let f = founded();
+    let (&mode, rest) = data.split_first()?;
+    let mut g = f.governed.clone();
+    match mode {
+        0 => {
+            if let Ok(record) = pb::SignedRecord::decode(rest) {
+                let _ = g.check(&record);
+            }
+        }
+        1 => {
+            let record = change_by(f, "uk-aisi", rest.to_vec());
+            if let Ok(checked) = g.check(&record) {
+                g.apply(checked, 1);
+            }
+        }
+        2 => {
+            // A patch of the document in force: two bytes of offset, then
+            // the bytes written over it there.
+            let (Some(&hi), Some(&lo)) = (rest.first(), rest.get(1)) else {
+                return Some(g);
+            };
+            let mut doc = g.current().document.as_bytes().to_vec();
+            let at = usize::from(u16::from_be_bytes([hi, lo])).min(doc.len());
+            let patch = &rest[2..];
+            let end = (at + patch.len()).min(doc.len());
+            doc.splice(at..end, patch.iter().copied());
+            let quorum = g.current().directory.quorum().unwrap_or(1);
+            propose_and_approve(f, &mut g, doc, quorum);
+        }
+        quorum => propose_and_approve(f, &mut g, rest.to_vec(), u32::from(quorum % 8)),
+    }
+    let now = &g.current().directory;
+    let quorum = now.quorum().unwrap_or(0) as usize;
+    let governors = now
+        .members()
+        .filter(|m| m.has_role(cairn_identity::Role::Governance))
+        .count();
+    assert!(
+        governors >= quorum,
+        "a change took effect with {governors} governance members under its quorum of {quorum}"
+    );
+    Some(g)
+}
+
+/// Proposes `document` with `quorum` against the directory in force as
+/// uk-aisi, and approves it as eu-aio.
+fn propose_and_approve(
+    f: &Founded,
+    g: &mut cairn_record::governance::Governed,
+    document: Vec<u8>,
+    quorum: u32,
+) {
+    let previous = g.current().directory.digest().to_vec();
+    let proposed_digest = cairn_record::record::sha256(&document).to_vec();
+    let proposal = change_by(
+        f,
+        "uk-aisi",
+        pb::DirectoryChange {
+            directory: document,
+            previous_digest: previous.clone(),
+            summary: "fuzz".into(),
+            quorum,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    );
+    let Ok(checked) = g.check(&proposal) else {
+        return;
+    };
+    let id = checked.record_id;
+    g.apply(checked, 1);
+    let approval = change_by(
+        f,
+        "eu-aio",
+        pb::DirectoryChange {
+            previous_digest: previous,
+            approves: Some(pb::RecordId {
+                uuid: id.to_string(),
+            }),
+            proposed_digest,
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    );
+    if let Ok(checked) = g.check(&approval) {
+        g.apply(checked, 2);
+    }
+}
+
 /// A fuzz entry point.
 pub type Target = fn(&[u8]);
 
@@ -208,4 +346,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("witness_request", witness_request),
     ("cose_receipt", cose_receipt),
     ("stix_import", stix_import),
+    ("directory_change", directory_change),
 ];
