@@ -1,10 +1,12 @@
 //! Directory changes for tests: proposals and approvals signed as the dev
 //! network's members, the Governance client, and the history replayed.
 
+use cairn_devpki::{DevPki, DevPkiSpec, MemberSpec};
 use cairn_identity::directory::DirectoryDocument;
 use cairn_identity::genesis::Genesis;
 use cairn_proto::audit::v1 as audit;
 use cairn_proto::audit::v1::governance_client::GovernanceClient;
+use cairn_proto::intake::v1::incident_intake_client::IncidentIntakeClient;
 use cairn_record::RecordDraft;
 use cairn_record::governance::Governed;
 use cairn_record::pb::{self, RecordKind, SharingLabel};
@@ -162,6 +164,28 @@ impl Net {
             .await
             .map(|r| r.into_inner())
     }
+
+    /// A new organisation with its own CA and keys, not yet in the
+    /// directory (its entry is `.directory.members[0]`).
+    pub fn new_organisation(&self, id: &str, name: &str, jurisdiction: &str) -> DevPki {
+        let spec = DevPkiSpec {
+            trust_domain: self.directory.trust_domain().into(),
+            members: vec![MemberSpec {
+                id: id.into(),
+                name: name.into(),
+                jurisdiction: jurisdiction.into(),
+                roles: vec![cairn_identity::Role::Submitter],
+            }],
+            services: vec![],
+        };
+        DevPki::generate(&spec).unwrap()
+    }
+
+    /// An intake client connecting with `identity`.
+    pub fn intake_as(&self, identity: &cairn_mtls::TlsIdentity) -> IncidentIntakeClient<Channel> {
+        let config = cairn_mtls::client_config(identity, self.handle.clone(), "intake").unwrap();
+        IncidentIntakeClient::new(cairn_mtls::channel(self.intake.addr, config).unwrap())
+    }
 }
 
 /// The record id of a signed record.
@@ -240,6 +264,11 @@ pub async fn send_bad_change(
         | "change_window_in_past"
         | "change_compromise_in_future"
         | "change_new_key_compromised" => Some(proposal(&key_edit(&doc, input), 2)),
+        "change_bad_certificate_serial" => {
+            let mut bad = doc.clone();
+            bad.members[0].revoked_certificates = vec!["not-a-serial".into()];
+            Some(proposal(&bad, 2))
+        }
         "change_summary_too_long" => Some(clear(content(&|c| c.summary = "s".repeat(1001)))),
         "change_bad_signature" => {
             let mut r = clear(content(&|_| {}));

@@ -259,28 +259,9 @@ async fn record_services_follow_the_log_admitting_and_closing_at_once() {
     let mut net = Net::start(Duration::from_secs(5)).await;
 
     // A fourth organisation, with its own CA and keys.
-    let spec = cairn_devpki::DevPkiSpec {
-        trust_domain: "cairn.example".into(),
-        members: vec![cairn_devpki::MemberSpec {
-            id: "fr-inesia".into(),
-            name: "INESIA".into(),
-            jurisdiction: "FR".into(),
-            roles: vec![cairn_identity::Role::Submitter],
-        }],
-        services: vec![],
-    };
-    let fr = cairn_devpki::DevPki::generate(&spec).unwrap();
-    let fr_dir = net.tmp.path().join("fr-pki");
-    fr.write_to(&fr_dir).unwrap();
-    let fr_tls = cairn_devpki::MemberFiles::new(&fr_dir, "fr-inesia")
-        .tls_identity()
-        .unwrap();
-    let fr_intake = || {
-        let config = cairn_mtls::client_config(&fr_tls, net.handle.clone(), "intake").unwrap();
-        intake::incident_intake_client::IncidentIntakeClient::new(
-            cairn_mtls::channel(net.intake.addr, config).unwrap(),
-        )
-    };
+    let fr = net.new_organisation("fr-inesia", "INESIA", "FR");
+    let fr_tls = fr.members[0].tls.tls_identity().unwrap();
+    let fr_intake = || net.intake_as(&fr_tls);
     let before = fr_intake()
         .list_incidents(intake::ListIncidentsRequest::default())
         .await

@@ -13,6 +13,8 @@ use cairn_member::MemberCard;
 use cairn_record::governance::Version;
 use clap::Args;
 use serde_json::json;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::connect::ConnectArgs;
 use crate::exit;
@@ -42,11 +44,26 @@ pub struct ProposeArgs {
     /// later time are flagged by `cairn audit verify`.
     #[arg(long)]
     compromised_since: Option<String>,
+    /// Revoke a member's TLS certificate: <member>=<certificate PEM file or
+    /// serial in hex>; repeatable. Its handshakes are refused and its open
+    /// connections closed as soon as the change is in force.
+    #[arg(long = "revoke-certificate")]
+    revoke_certificate: Vec<String>,
+    /// Add or replace a service identity: <name>=<CA PEM file>[:append]
+    /// (`:append` lets it append to the audit log); repeatable.
+    #[arg(long = "set-service")]
+    set_service: Vec<String>,
+    /// Remove a service identity; repeatable.
+    #[arg(long = "remove-service")]
+    remove_service: Vec<String>,
     /// The quorum rule after the change (default: the one in force).
     #[arg(long)]
     quorum: Option<u32>,
     /// Or propose this whole directory document (bare TOML).
-    #[arg(long, conflicts_with_all = ["add", "remove", "roles", "update_keys", "revoke"])]
+    #[arg(long, conflicts_with_all = [
+        "add", "remove", "roles", "update_keys", "revoke", "revoke_certificate", "set_service",
+        "remove_service"
+    ])]
     document: Option<PathBuf>,
     /// What changes, for people (default: said from the edits).
     #[arg(long)]
@@ -107,7 +124,66 @@ fn edit(current: &str, a: &ProposeArgs, said: &mut Vec<String>) -> anyhow::Resul
         revoke(&mut doc, spec, since)?;
         said.push(format!("revoked key {spec} (compromised since {since})"));
     }
+    for spec in &a.revoke_certificate {
+        let serial = revoke_certificate(&mut doc, spec)?;
+        said.push(format!("revoked certificate {serial}"));
+    }
+    edit_services(&mut doc, a, said)?;
     Ok(doc.to_toml())
+}
+
+/// `<member>=<certificate PEM file or serial>`: adds the serial to the
+/// member's revoked certificates; the serial, as `member/serial`.
+fn revoke_certificate(doc: &mut DirectoryDocument, spec: &str) -> anyhow::Result<String> {
+    let (member, what) = spec.split_once('=').ok_or_else(|| {
+        anyhow!("--revoke-certificate {spec:?}: give <member>=<certificate PEM file or serial>")
+    })?;
+    let serial = match std::fs::read_to_string(what) {
+        Ok(pem) => cairn_member::ca::serial(&pem)
+            .with_context(|| format!("--revoke-certificate {spec:?}: {what}"))?,
+        Err(_) if what.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') && !what.is_empty() => {
+            what.to_owned()
+        }
+        Err(e) => bail!(
+            "--revoke-certificate {spec:?}: {what} is neither a readable file ({e}) nor a serial in hex"
+        ),
+    };
+    let m = doc
+        .members
+        .iter_mut()
+        .find(|m| m.id == member)
+        .ok_or_else(|| anyhow!("--revoke-certificate {spec:?}: no member {member}"))?;
+    m.revoked_certificates.push(serial.clone());
+    Ok(format!("{member}/{serial}"))
+}
+
+fn edit_services(
+    doc: &mut DirectoryDocument,
+    a: &ProposeArgs,
+    said: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    for spec in &a.set_service {
+        let service = crate::network::service(spec)?;
+        match doc.services.iter_mut().find(|s| s.name == service.name) {
+            Some(s) => {
+                said.push(format!("replaced service {}", service.name));
+                *s = service;
+            }
+            None => {
+                said.push(format!("added service {}", service.name));
+                doc.services.push(service);
+            }
+        }
+    }
+    for name in &a.remove_service {
+        let before = doc.services.len();
+        doc.services.retain(|s| &s.name != name);
+        if doc.services.len() == before {
+            bail!("--remove-service {name}: no such service in the directory in force");
+        }
+        said.push(format!("removed service {name}"));
+    }
+    Ok(())
 }
 
 fn card_of(path: &std::path::Path, doc: &DirectoryDocument) -> anyhow::Result<MemberCard> {
@@ -262,11 +338,34 @@ fn version_json(v: &Version) -> serde_json::Value {
     })
 }
 
-pub async fn show(at: Option<u64>, connect: ConnectArgs, json_out: bool) -> anyhow::Result<u8> {
+/// Where in the history `cairn directory show --at` looks.
+#[derive(Clone, Copy, Debug)]
+pub enum At {
+    /// The directory in force in a tree of this many leaves.
+    TreeSize(u64),
+    /// The directory in force at this time.
+    Time(OffsetDateTime),
+}
+
+/// Parses `--at`: a tree size (digits) or an RFC 3339 time.
+pub fn parse_at(text: &str) -> Result<At, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map(At::TreeSize)
+            .map_err(|e| format!("tree size {text:?}: {e}"));
+    }
+    OffsetDateTime::parse(text, &Rfc3339).map(At::Time).map_err(|e| {
+        format!("{text:?} is neither a tree size nor an RFC 3339 time (e.g. 2026-12-01T00:00:00Z): {e}")
+    })
+}
+
+pub async fn show(at: Option<At>, connect: ConnectArgs, json_out: bool) -> anyhow::Result<u8> {
     let history = connect.client().await?.directory_history().await?;
     let g = &history.governed;
     let v = match at {
-        Some(size) => g.at_tree_size(size),
+        Some(At::TreeSize(size)) => g.at_tree_size(size),
+        Some(At::Time(when)) => history.at_time(when)?,
         None => g.current(),
     };
     if json_out {

@@ -151,7 +151,7 @@ pub enum DirectoryCommand {
     },
     /// Propose a change of the directory in force (as a governance member);
     /// it takes effect once the quorum has signed it.
-    Propose(crate::governance::ProposeArgs),
+    Propose(Box<crate::governance::ProposeArgs>),
     /// Approve a pending proposal (as another governance member).
     Approve {
         /// The proposal's record id.
@@ -162,9 +162,10 @@ pub enum DirectoryCommand {
     /// Print the directory in force (or as of a tree size), replayed from
     /// the genesis through the log.
     Show {
-        /// The directory in force in the log's tree of this size.
-        #[arg(long)]
-        at: Option<u64>,
+        /// The directory in force in the log's tree of this size, or at
+        /// this time (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+        #[arg(long, value_parser = crate::governance::parse_at)]
+        at: Option<crate::governance::At>,
         #[command(flatten)]
         connect: ConnectArgs,
     },
@@ -175,7 +176,7 @@ pub enum DirectoryCommand {
     },
 }
 
-fn service(spec: &str) -> anyhow::Result<ServiceDocument> {
+pub(crate) fn service(spec: &str) -> anyhow::Result<ServiceDocument> {
     let (name, rest) = spec
         .split_once('=')
         .ok_or_else(|| anyhow!("--service {spec:?}: give name=<CA PEM file>[:append]"))?;
@@ -261,7 +262,7 @@ fn signer(
 pub async fn directory(cmd: DirectoryCommand, json_out: bool) -> anyhow::Result<u8> {
     use crate::governance as gov;
     match cmd {
-        DirectoryCommand::Propose(a) => gov::propose(a, json_out).await,
+        DirectoryCommand::Propose(a) => gov::propose(*a, json_out).await,
         DirectoryCommand::Approve { proposal, connect } => {
             gov::approve(proposal, connect, json_out).await
         }

@@ -146,7 +146,7 @@ pub fn report(e: &anyhow::Error) -> Report {
         Some(_) if status.is_some_and(closed_by_peer) => Report {
             error,
             help: Some(
-                "the connection was closed during or right after the TLS handshake: if the service runs, it does not admit this certificate under the directory in force (a member removed, a CA replaced, a certificate expired); another member's `cairn directory show` says who is in it"
+                "the connection was closed during or right after the TLS handshake: if the service runs, it does not admit this certificate under the directory in force (a member removed, a CA replaced, a certificate revoked or expired); another member's `cairn directory show` says who is in it"
                     .into(),
             ),
             code: exit::USAGE,

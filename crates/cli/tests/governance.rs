@@ -54,6 +54,9 @@ fn a_member_is_admitted_by_quorum_and_the_history_says_so() {
     let twice = net.refused("uk-aisi", &["directory", "approve", &id]);
     assert!(twice.contains("uk-aisi has already signed"), "{twice}");
 
+    let before_approval = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
     let approved = net.ok("eu-aio", &["directory", "approve", &id]);
     assert_eq!(
         (
@@ -77,6 +80,20 @@ fn a_member_is_admitted_by_quorum_and_the_history_says_so() {
     let leaf = shown["effective_at_leaf"].as_u64().unwrap();
     let before = net.ok("jp-aisi", &["directory", "show", "--at", &leaf.to_string()]);
     assert_eq!(before["version"], 0);
+    // As of a time: before the approval reached the log, the genesis; now,
+    // the new version.
+    let then = net.ok("jp-aisi", &["directory", "show", "--at", &before_approval]);
+    assert_eq!(then["version"], 0, "{then}");
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let now = net.ok("jp-aisi", &["directory", "show", "--at", &now]);
+    assert_eq!(now["version"], 1, "{now}");
+    let bad = net.refused("jp-aisi", &["directory", "show", "--at", "yesterday"]);
+    assert!(
+        bad.contains("neither a tree size nor an RFC 3339 time"),
+        "{bad}"
+    );
 
     let history = net.ok("jp-aisi", &["directory", "history"]);
     assert_eq!(
@@ -106,6 +123,62 @@ fn a_member_is_admitted_by_quorum_and_the_history_says_so() {
     // Approving it now is refused: it is in force already.
     let again = net.refused("jp-aisi", &["directory", "approve", &id]);
     assert!(again.contains("already took effect"), "{again}");
+}
+
+/// A service identity is added and a member's certificate revoked through
+/// the log: the revoked certificate is refused from then on; a proposal
+/// naming a service the directory lacks is refused before it is sent.
+#[test]
+fn a_service_is_added_and_a_certificate_revoked_by_quorum() {
+    let net = Devnet::start();
+    let ca = net.dir.join("pki/services/ca.pem").display().to_string();
+    let spec = format!("gateway={ca}");
+    let cert = net.dir.join("pki/members/eu-aio/tls.pem");
+    let revoke = format!("eu-aio={}", cert.display());
+    let proposed = net.ok(
+        "uk-aisi",
+        &[
+            "directory",
+            "propose",
+            "--set-service",
+            &spec,
+            "--revoke-certificate",
+            &revoke,
+        ],
+    );
+    assert_eq!(proposed["effective"], false, "{proposed}");
+    let id = proposed["proposal"].as_str().unwrap().to_owned();
+    let approved = net.ok("eu-aio", &["directory", "approve", &id]);
+    assert_eq!(approved["effective"], true, "{approved}");
+    let shown = net.ok("jp-aisi", &["directory", "show"]);
+    let services: Vec<&str> = shown["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert!(services.contains(&"gateway"), "{shown}");
+    let history = net.ok("jp-aisi", &["directory", "history"]);
+    let summary = history["proposals"][0]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("revoked certificate eu-aio/"),
+        "{summary}"
+    );
+    assert!(summary.ends_with("; added service gateway"), "{summary}");
+    // eu-aio's certificate (the one it approved with) is refused now.
+    let out = net.run("eu-aio", &["incident", "list"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("does not admit this certificate"),
+        "{}",
+        text(&out)
+    );
+
+    let missing = net.refused(
+        "uk-aisi",
+        &["directory", "propose", "--remove-service", "nonesuch"],
+    );
+    assert!(missing.contains("no such service"), "{missing}");
 }
 
 /// `cairn devnet --dir <relative>` prints hints that work as printed, from

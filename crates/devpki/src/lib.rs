@@ -381,6 +381,7 @@ fn generate_member(
             valid_until: None,
             compromised_since: None,
         }],
+        revoked_certificates: Vec::new(),
     };
     let member = DevMember {
         spec: m.clone(),

@@ -24,6 +24,9 @@
 //! valid_until = "2027-01-01T00:00:00Z"   # optional: a rotated key's window ends
 //! compromised_since = "2026-05-01T00:00:00Z"   # optional: revoked for compromise
 //!
+//! # optional, in the member's table: serials (hex) of its revoked TLS certificates
+//! # revoked_certificates = ["5f3a…"]
+//!
 //! [[services]]
 //! name = "intake"
 //! ca_certificate = "..."
@@ -44,7 +47,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::error::Error;
 use crate::keys::{SealingPublicKey, VerifyingKey};
-use crate::spiffe::{MemberId, PeerIdentity, is_valid_name, is_valid_trust_domain};
+use crate::spiffe::{MemberId, PeerIdentity, is_valid_trust_domain};
 
 /// The directory format version this code reads.
 pub const DIRECTORY_VERSION: u32 = 1;
@@ -125,6 +128,10 @@ pub struct Member {
     pub signing_keys: Vec<SigningKeyEntry>,
     /// The sealing key records are sealed to.
     pub sealing_key: SealingKeyEntry,
+    /// Serial numbers ([`serial_hex`]) of TLS certificates issued by the
+    /// member's CA and revoked: refused in every handshake, and an open
+    /// connection presenting one is closed.
+    pub revoked_certificates: BTreeSet<String>,
 }
 
 /// Why a signing key could not be used at a given time.
@@ -224,9 +231,12 @@ pub struct Directory {
 }
 
 mod document;
+mod entries;
 pub use document::{
     DirectoryDocument, KeyDocument, MemberDocument, ServiceDocument, SigningKeyDocument,
 };
+pub use entries::serial_hex;
+use entries::{Problem, member_from, service_from};
 
 /// ISO 3166-1 alpha-2 codes (officially assigned), plus `EU`.
 const JURISDICTIONS: &str = "AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW EU";
@@ -465,121 +475,6 @@ impl DirectoryHandle {
         *guard = Arc::new(directory);
         Ok(())
     }
-}
-
-/// A field of the directory document and what is wrong with it.
-type Problem = (String, String);
-
-/// Member `i` of the document, checked.
-fn member_from(i: usize, m: MemberDocument) -> Result<Member, Problem> {
-    let at = |f: &str| format!("members[{i}].{f}");
-    let id = MemberId::parse(&m.id).map_err(|e| (at("id"), format!("{:?}: {e}", m.id)))?;
-    if m.name.trim().is_empty() {
-        return Err((at("name"), "must not be empty".into()));
-    }
-    if !is_valid_jurisdiction(&m.jurisdiction) {
-        return Err((
-            at("jurisdiction"),
-            format!(
-                "{:?} is not an ISO 3166-1 alpha-2 code or EU",
-                m.jurisdiction
-            ),
-        ));
-    }
-    if m.roles.is_empty() {
-        return Err((at("roles"), "a member needs at least one role".into()));
-    }
-    let ca_certificate = parse_ca(&m.ca_certificate).map_err(|d| (at("ca_certificate"), d))?;
-    let sealing = SealingPublicKey::from_base64(&m.sealing_key.public_key)
-        .map_err(|p| (at("sealing_key.public_key"), p.to_string()))?;
-    if m.sealing_key.id.is_empty() {
-        return Err((at("sealing_key.id"), "must not be empty".into()));
-    }
-    if m.signing_keys.is_empty() {
-        return Err((
-            at("signing_keys"),
-            "a member needs at least one signing key".into(),
-        ));
-    }
-    Ok(Member {
-        id,
-        name: m.name,
-        jurisdiction: m.jurisdiction,
-        roles: m.roles.into_iter().collect(),
-        ca_certificate,
-        signing_keys: signing_keys_from(i, m.signing_keys)?,
-        sealing_key: SealingKeyEntry {
-            id: m.sealing_key.id,
-            key: sealing,
-        },
-    })
-}
-
-/// Member `i`'s signing keys, checked: ids present and unique, windows
-/// that end after they start.
-fn signing_keys_from(
-    i: usize,
-    keys: Vec<SigningKeyDocument>,
-) -> Result<Vec<SigningKeyEntry>, Problem> {
-    let mut out: Vec<SigningKeyEntry> = Vec::with_capacity(keys.len());
-    for (j, k) in keys.into_iter().enumerate() {
-        let at = |f: &str| format!("members[{i}].signing_keys[{j}].{f}");
-        if k.id.is_empty() {
-            return Err((at("id"), "must not be empty".into()));
-        }
-        if out.iter().any(|e| e.id == k.id) {
-            return Err((at("id"), format!("duplicate key id {:?}", k.id)));
-        }
-        let key = VerifyingKey::from_base64(&k.public_key)
-            .map_err(|p| (at("public_key"), p.to_string()))?;
-        let valid_from = parse_time(&k.valid_from).map_err(|d| (at("valid_from"), d))?;
-        let valid_until = k
-            .valid_until
-            .as_deref()
-            .map(parse_time)
-            .transpose()
-            .map_err(|d| (at("valid_until"), d))?;
-        if valid_until.is_some_and(|u| u <= valid_from) {
-            return Err((at("valid_until"), "must be after valid_from".into()));
-        }
-        let compromised_since = k
-            .compromised_since
-            .as_deref()
-            .map(parse_time)
-            .transpose()
-            .map_err(|d| (at("compromised_since"), d))?;
-        if compromised_since.is_some_and(|c| c < valid_from) {
-            return Err((
-                at("compromised_since"),
-                "is before valid_from: a key cannot be compromised before it exists".into(),
-            ));
-        }
-        out.push(SigningKeyEntry {
-            id: k.id,
-            key,
-            valid_from,
-            valid_until,
-            compromised_since,
-        });
-    }
-    Ok(out)
-}
-
-/// Service `i` of the document, checked.
-fn service_from(i: usize, s: ServiceDocument) -> Result<ServiceEntry, Problem> {
-    let at = |f: &str| format!("services[{i}].{f}");
-    if !is_valid_name(&s.name) {
-        return Err((
-            at("name"),
-            format!("{:?} is not a valid service name", s.name),
-        ));
-    }
-    let ca_certificate = parse_ca(&s.ca_certificate).map_err(|d| (at("ca_certificate"), d))?;
-    Ok(ServiceEntry {
-        name: s.name,
-        ca_certificate,
-        rights: s.rights.into_iter().collect(),
-    })
 }
 
 #[cfg(test)]

@@ -324,8 +324,11 @@ pub fn csr(request: &LeafRequest) -> Result<(Zeroizing<String>, String), MemberE
     ))
 }
 
-/// When a certificate (PEM) stops being valid.
-pub fn not_after(cert_pem: &str) -> Result<OffsetDateTime, MemberError> {
+/// Runs `f` on the first certificate of `cert_pem`.
+fn with_certificate<T>(
+    cert_pem: &str,
+    f: impl FnOnce(&x509_parser::certificate::X509Certificate<'_>) -> Result<T, MemberError>,
+) -> Result<T, MemberError> {
     let certs = cairn_identity::parse_certificates(cert_pem.as_bytes())?;
     let first = certs.first().ok_or_else(|| MemberError::Request {
         detail: "no certificate in the file".into(),
@@ -334,9 +337,24 @@ pub fn not_after(cert_pem: &str) -> Result<OffsetDateTime, MemberError> {
         x509_parser::parse_x509_certificate(first).map_err(|e| MemberError::Certificate {
             detail: e.to_string(),
         })?;
-    OffsetDateTime::from_unix_timestamp(x509.validity().not_after.timestamp()).map_err(|e| {
-        MemberError::Certificate {
-            detail: e.to_string(),
-        }
+    f(&x509)
+}
+
+/// When a certificate (PEM) stops being valid.
+pub fn not_after(cert_pem: &str) -> Result<OffsetDateTime, MemberError> {
+    with_certificate(cert_pem, |x509| {
+        OffsetDateTime::from_unix_timestamp(x509.validity().not_after.timestamp()).map_err(|e| {
+            MemberError::Certificate {
+                detail: e.to_string(),
+            }
+        })
+    })
+}
+
+/// A certificate's (PEM) serial number as the directory lists revoked
+/// ones ([`cairn_identity::directory::serial_hex`]).
+pub fn serial(cert_pem: &str) -> Result<String, MemberError> {
+    with_certificate(cert_pem, |x509| {
+        Ok(cairn_identity::directory::serial_hex(x509.raw_serial()))
     })
 }

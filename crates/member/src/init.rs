@@ -76,6 +76,7 @@ pub fn init(dir: &MemberDir, new: &NewMember) -> Result<MemberCard, MemberError>
                 valid_until: None,
                 compromised_since: None,
             }],
+            revoked_certificates: Vec::new(),
         },
     };
     // Refuse a bad id, name or jurisdiction before writing anything.

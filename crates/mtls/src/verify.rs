@@ -16,7 +16,8 @@ use rustls::{
 };
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use cairn_identity::{DirectoryHandle, Error, PeerIdentity};
+use cairn_identity::directory::serial_hex;
+use cairn_identity::{Directory, DirectoryHandle, Error, PeerIdentity};
 
 use crate::crypto_provider;
 
@@ -104,6 +105,34 @@ fn within_path_length(
     }
 }
 
+/// A member's certificate whose serial its directory entry lists as
+/// revoked is refused (in the handshake, and by the sweeper that checks
+/// open connections again when the directory changes).
+fn not_revoked(
+    directory: &Directory,
+    identity: &PeerIdentity,
+    end_entity: &CertificateDer<'_>,
+) -> Result<(), rustls::Error> {
+    let PeerIdentity::Member { id, .. } = identity else {
+        return Ok(());
+    };
+    let Some(member) = directory.member(id.as_str()) else {
+        return Ok(()); // refused as unknown before this is reached
+    };
+    if member.revoked_certificates.is_empty() {
+        return Ok(());
+    }
+    let (_, parsed) = x509_parser::parse_x509_certificate(end_entity)
+        .map_err(|e| refuse(format!("certificate for {identity} unreadable ({e})")))?;
+    let serial = serial_hex(parsed.raw_serial());
+    if member.revoked_certificates.contains(&serial) {
+        return Err(refuse(format!(
+            "certificate {serial} of {identity} is revoked in the directory in force"
+        )));
+    }
+    Ok(())
+}
+
 /// Server-side verifier of client certificates against the directory.
 #[derive(Debug)]
 pub struct DirectoryClientVerifier {
@@ -180,6 +209,7 @@ impl ClientCertVerifier for DirectoryClientVerifier {
                 ))
             })?;
         within_path_length(ca, intermediates, &identity)?;
+        not_revoked(&directory, &identity, end_entity)?;
         Ok(verified)
     }
 

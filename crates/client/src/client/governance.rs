@@ -5,7 +5,7 @@
 
 use cairn_proto::audit::v1 as audit;
 use cairn_record::RecordDraft;
-use cairn_record::governance::Governed;
+use cairn_record::governance::{Governed, Version};
 use cairn_record::pb::{self, RecordKind, SharingLabel};
 use cairn_record::record::sha256;
 use prost::Message as _;
@@ -20,6 +20,37 @@ pub struct DirectoryHistory {
     pub governed: Governed,
     /// The change records with their leaves, in log order.
     pub entries: Vec<audit::DirectoryChangeEntry>,
+}
+
+impl DirectoryHistory {
+    /// The version in force at `when`: the newest whose change's leaf the
+    /// audit service received at or before it (the genesis before any).
+    /// Leaves carry the audit service's receive time, checked against
+    /// their records when the history was replayed.
+    pub fn at_time(&self, when: time::OffsetDateTime) -> Result<&Version, ClientError> {
+        let mut tree_size = 0;
+        for (i, entry) in self.entries.iter().enumerate() {
+            let leaf =
+                pb::LogLeaf::decode(entry.leaf.as_slice()).map_err(|e| ClientError::History {
+                    at: i,
+                    problem: format!("leaf: {e}"),
+                })?;
+            let received = leaf
+                .received_at
+                .as_ref()
+                .ok_or("no receive time")
+                .and_then(cairn_record::header::timestamp_to_time)
+                .map_err(|problem| ClientError::History {
+                    at: i,
+                    problem: format!("leaf received_at: {problem}"),
+                })?;
+            if received > when {
+                break;
+            }
+            tree_size = entry.leaf_index + 1;
+        }
+        Ok(self.governed.at_tree_size(tree_size))
+    }
 }
 
 /// What a directory change submission answered.

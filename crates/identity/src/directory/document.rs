@@ -39,6 +39,10 @@ pub struct MemberDocument {
     pub sealing_key: KeyDocument,
     /// Signing keys.
     pub signing_keys: Vec<SigningKeyDocument>,
+    /// Serial numbers (hex) of TLS certificates the member's CA issued and
+    /// that are revoked: no connection presenting one is admitted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revoked_certificates: Vec<String>,
 }
 
 /// A key id and base64 public key.

@@ -1,5 +1,6 @@
 //! Key continuity across directory versions: what a change may and may not
-//! do to a signing key that the directory in force already lists. Rotation
+//! do to a signing key that the directory in force already lists, and to a
+//! revoked TLS certificate (the revocation stays while its CA does). Rotation
 //! ends a window (what the key signed inside it stays valid); revocation
 //! for compromise is permanent. A key id names one key for ever, so that a
 //! signature checked once checks the same way against any later version.
@@ -29,6 +30,17 @@ pub(super) fn check_continuity(
         for old in &old_member.signing_keys {
             let new = new_member.signing_keys.iter().find(|k| k.id == old.id);
             check_key(old_member.id.as_str(), old, new, at)?;
+        }
+        if new_member.ca_certificate == old_member.ca_certificate
+            && let Some(serial) = old_member
+                .revoked_certificates
+                .difference(&new_member.revoked_certificates)
+                .next()
+        {
+            return Err(ChangeProblem::Certificate {
+                member: old_member.id.to_string(),
+                serial: serial.clone(),
+            });
         }
     }
     for member in proposed.members() {

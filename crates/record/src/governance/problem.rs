@@ -109,6 +109,17 @@ pub enum ChangeProblem {
         /// What the change does to it, and what to do instead.
         detail: String,
     },
+    /// A revoked TLS certificate taken off the list while the member's CA
+    /// that issued it stays in force.
+    #[error(
+        "directory: certificate {serial} of member {member} is revoked; a revocation cannot be withdrawn while the CA that issued it is in force (replace the CA instead)"
+    )]
+    Certificate {
+        /// The member.
+        member: String,
+        /// The serial ([`cairn_identity::directory::serial_hex`]).
+        serial: String,
+    },
     /// A summary too long.
     #[error("summary: {chars} characters, at most {MAX_SUMMARY_CHARS}")]
     Summary {
