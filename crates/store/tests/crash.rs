@@ -1,7 +1,8 @@
 //! An acknowledged commit survives `kill -9`: a child process commits
 //! batches and reports each acknowledgement on stdout; the parent kills it
 //! with SIGKILL mid-stream, reopens the store and finds every acknowledged
-//! batch complete (and no batch half-written).
+//! batch complete (and no batch half-written), whether it was durable in
+//! the write-ahead log only or checkpointed.
 #![allow(clippy::unwrap_used)]
 
 use std::io::{BufRead as _, BufReader};
@@ -20,7 +21,11 @@ async fn crash_child_writer() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return; // only meaningful when started by `acknowledged_commits_survive_sigkill`
     };
-    let store = EmbeddedStore::open(EmbeddedStoreConfig::new(dir)).unwrap();
+    // Checkpoints every few batches, so kills land before, in and after
+    // them, and reopening applies the write-ahead log after one.
+    let mut config = EmbeddedStoreConfig::new(dir);
+    config.checkpoint_bytes = 150_000;
+    let store = EmbeddedStore::open(config).unwrap();
     for n in 0..MAX_BATCHES {
         let mut b = WriteBatch::new();
         b.put(
