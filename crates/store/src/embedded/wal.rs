@@ -22,7 +22,7 @@ use std::io::Read as _;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::{Op, StoreError};
 
@@ -57,6 +57,10 @@ pub(super) struct Wal {
     waiting: Mutex<Waiting>,
     /// Bytes of records since the last checkpoint (where the next goes).
     len: AtomicU64,
+    /// A write or sync failed: the records it carried are lost, so no later
+    /// one may be written after them (the log would skip numbers). The
+    /// store closes and reopens on a new log.
+    failed: AtomicBool,
 }
 
 fn io(path: &Path, source: std::io::Error) -> StoreError {
@@ -202,6 +206,7 @@ impl Wal {
             path,
             waiting: Mutex::new(Waiting::default()),
             len: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
         };
         Ok((wal, records))
     }
@@ -219,6 +224,12 @@ impl Wal {
     /// read back.
     pub(super) fn write_and_sync(&self) -> Result<Option<u64>, StoreError> {
         let file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if self.failed.load(Ordering::Acquire) {
+            return Err(io(
+                &self.path,
+                std::io::Error::other("an earlier write of this log failed"),
+            ));
+        }
         let Waiting { bytes, through } =
             std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|p| p.into_inner()));
         if bytes.is_empty() {
@@ -229,6 +240,7 @@ impl Wal {
             .write_all_at(&bytes, at)
             .and_then(|()| file.sync_data());
         if let Err(e) = written {
+            self.failed.store(true, Ordering::Release);
             // Best effort: the store closes after this error either way.
             let _ = file.set_len(at);
             return Err(io(&self.path, e));
@@ -307,6 +319,30 @@ mod tests {
         let mut bad = bytes.clone();
         bad[last_start + 20] ^= 1;
         assert_eq!(decode_all(&bad).0.len(), 2);
+    }
+
+    /// After a failed write, nothing more is written: the records it
+    /// carried are lost, and a later one after them would leave a gap.
+    #[test]
+    fn a_failed_write_fails_every_later_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path()).unwrap();
+        wal.append(1, batch(1).ops());
+        assert_eq!(wal.write_and_sync().unwrap(), Some(1));
+        let writable = std::mem::replace(
+            &mut *wal.file.lock().unwrap(),
+            File::open(dir.path().join(FILE_NAME)).unwrap(), // read-only
+        );
+        wal.append(2, batch(2).ops());
+        assert!(wal.write_and_sync().is_err());
+        *wal.file.lock().unwrap() = writable;
+        wal.append(3, batch(3).ops());
+        let later = wal.write_and_sync().unwrap_err();
+        assert!(later.to_string().contains("an earlier write"), "{later}");
+        drop(wal);
+        let (_, records) = Wal::open(dir.path()).unwrap();
+        let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, [1]);
     }
 
     proptest::proptest! {
