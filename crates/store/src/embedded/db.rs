@@ -259,6 +259,13 @@ impl Db {
         Ok(seq)
     }
 
+    /// Whether so much was applied without a sync that the next unsynced
+    /// commit should sync after all (what waits for the log, and what redb
+    /// holds until a checkpoint, stays bounded).
+    pub(super) fn sync_due(&self) -> bool {
+        self.wal.waiting_len() as u64 >= self.checkpoint_bytes
+    }
+
     /// Waits until everything committed up to `seq` is on stable storage:
     /// one sync of the write-ahead log shared among concurrent committers,
     /// while batches go on being applied; a checkpoint when the log has

@@ -249,6 +249,15 @@ impl Wal {
         Ok(Some(through))
     }
 
+    /// Bytes of records encoded and not yet written.
+    pub(super) fn waiting_len(&self) -> usize {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .bytes
+            .len()
+    }
+
     /// Bytes of records since the last checkpoint.
     pub(super) fn len(&self) -> u64 {
         self.len.load(Ordering::Acquire)
