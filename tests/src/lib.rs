@@ -408,6 +408,22 @@ fn store_for(tmp: &std::path::Path, backing: &Backing, name: &str) -> StoreLocat
     }
 }
 
+/// Reads `stream` until it ends; panics unless it ends with an error (its
+/// connection closed) within 5 s: `what` says whose connection.
+pub async fn closed_within_5s<T>(stream: &mut tonic::Streaming<T>, what: &str) {
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => return other.map(drop),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}'s open connection was not closed within 5 s"));
+    assert!(ended.is_err(), "{what}'s stream ended without an error");
+}
+
 /// Whether a call failed in the transport, no handler answering it: what a
 /// client sees when the TLS handshake refuses its certificate (an alert or
 /// a closed connection, depending on timing; the reason is checked in

@@ -8,13 +8,11 @@
 use std::time::Duration;
 
 use cairn_proto::intake::v1 as intake;
-use cairn_tests::{Net, refused_in_transport};
+use cairn_tests::{Net, closed_within_5s, refused_in_transport};
 use tonic::Code;
 
 fn serial_of(cert_pem: &str) -> String {
-    let der = cairn_identity::parse_certificates(cert_pem.as_bytes()).unwrap();
-    let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
-    cairn_identity::directory::serial_hex(cert.raw_serial())
+    cairn_member::ca::serial(cert_pem).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,17 +66,7 @@ async fn a_revoked_certificate_is_refused_and_its_connection_closed() {
         .await
         .unwrap_err();
     assert!(refused_in_transport(&refused), "{refused:?}");
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match watch.message().await {
-                Ok(Some(_)) => continue,
-                other => return other.map(drop),
-            }
-        }
-    })
-    .await
-    .expect("the revoked certificate's open connection was not closed within 5 s");
-    assert!(closed.is_err(), "the stream ended without an error");
+    closed_within_5s(&mut watch, "the revoked certificate").await;
     net.intake_as(&main)
         .list_incidents(intake::ListIncidentsRequest::default())
         .await

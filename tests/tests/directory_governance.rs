@@ -16,7 +16,9 @@ use cairn_proto::audit::v1 as audit;
 use cairn_record::pb;
 use cairn_record::record::sha256;
 use cairn_tests::governance::record_id;
-use cairn_tests::{Net, example_without, refused_in_transport, verify_receipt_of};
+use cairn_tests::{
+    Net, closed_within_5s, example_without, refused_in_transport, verify_receipt_of,
+};
 use prost::Message as _;
 use tonic::Code;
 
@@ -294,17 +296,7 @@ async fn record_services_follow_the_log_admitting_and_closing_at_once() {
         .await
         .unwrap_err();
     assert!(refused_in_transport(&refused), "{refused:?}");
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match watch.message().await {
-                Ok(Some(_)) => continue,
-                other => return other.map(drop),
-            }
-        }
-    })
-    .await
-    .expect("the removed member's open connection was not closed within 5 s");
-    assert!(closed.is_err(), "the stream ended without an error");
+    closed_within_5s(&mut watch, "the removed member").await;
     let metrics = net.intake.metrics.render();
     assert!(
         metrics.contains("cairn_directory_version{service=\"intake\"} 2"),
