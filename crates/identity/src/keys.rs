@@ -465,4 +465,40 @@ MC4CAQAwBQYDK2VuBCIEIHcHbQpzGKV9PBbBclGyZkXfTC+H68CZKrF3+6UduSwq\n\
             let _ = SealingKey::from_pem("k", &bytes);
         }
     }
+
+    /// RFC 8032 allows the cofactored check `[8][S]B = [8]R + [8][k]A`
+    /// as well as `[S]B = R + [k]A`; they part on a signature whose `R`
+    /// carries a point of small order, which only the key's holder can
+    /// make. Every reader's verifier (ring, OpenSSL) makes the second, so
+    /// the services must too, or a record could be accepted that every
+    /// reader calls forged (why batch verification is not used:
+    /// BENCHMARKS.md, "The last round on [M]").
+    #[test]
+    fn a_signature_with_a_torsioned_r_is_refused() {
+        use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+        use curve25519_dalek::scalar::Scalar;
+
+        let secret = Scalar::from_bytes_mod_order([7; 32]);
+        let a = (ED25519_BASEPOINT_POINT * secret).compress();
+        let key = VerifyingKey::from_bytes(a.as_bytes()).unwrap();
+        let nonce = Scalar::from_bytes_mod_order([9; 32]);
+        let sign = |torsion: curve25519_dalek::EdwardsPoint| {
+            let r = (ED25519_BASEPOINT_POINT * nonce + torsion).compress();
+            let mut h = ring::digest::Context::new(&ring::digest::SHA512);
+            for part in [r.as_bytes().as_slice(), a.as_bytes(), b"header"] {
+                h.update(part);
+            }
+            let wide: [u8; 64] = h.finish().as_ref().try_into().unwrap();
+            let s = nonce + Scalar::from_bytes_mod_order_wide(&wide) * secret;
+            [r.to_bytes(), s.to_bytes()].concat()
+        };
+        // The same construction without torsion is a valid signature.
+        assert!(key.verify(b"header", &sign(EIGHT_TORSION[0])).is_ok());
+        for torsion in &EIGHT_TORSION[1..] {
+            assert!(matches!(
+                key.verify(b"header", &sign(*torsion)),
+                Err(KeyProblem::BadSignature)
+            ));
+        }
+    }
 }
