@@ -11,9 +11,12 @@
 //! the services use), of ed25519-dalek's single `verify`, and of its
 //! `verify_batch` at 16, 64 and 256 signatures; then it builds a
 //! signature whose `R` carries a small-order (torsion) component and shows
-//! that `verify_batch`, which checks RFC 8032's cofactored equation
-//! `[8][S]B = [8]R + [8][k]A`, accepts it while ring (and OpenSSL, and
-//! dalek's single `verify`), which check `[S]B = R + [k]A`, refuse it.
+//! that `verify_batch` accepts it, for one message in eight, while ring
+//! (and OpenSSL, and dalek's single `verify`), which check
+//! `[S]B = R + [k]A`, refuse it: `verify_batch` checks a random
+//! combination of the signatures' equations, without the cofactor, with
+//! weights drawn from a transcript of its inputs alone, and a torsion
+//! point times a weight that is a multiple of 8 vanishes.
 //! Only the holder of the private key can make such a signature, but a
 //! service that verified in batches would accept, on its bulk path, a
 //! record that its unary path and every recipient's verifier refuse.
